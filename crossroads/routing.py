@@ -183,7 +183,8 @@ def _declaration(request: Request, sender: Agency, knowledge: Knowledge, files: 
         return Unroutable("no_collector", f"nobody collects {request.dataset} for these persons")
     targets: dict[AgencyId, None] = {collector: None}
     refs: list[DeliberationRef] = []
-    open_files = _open_files(files, request.as_of)
+    subjects = set(request.subjects)
+    open_files = [e for e in _open_files(files, request.as_of) if e.niss in subjects]
     for d in knowledge.by_dataset.get(request.dataset, ()):
         named = _recipients(d, knowledge, open_files)
         if named:
@@ -236,9 +237,11 @@ def _mutation(request: Request, sender: Agency, knowledge: Knowledge, files: Seq
     if source.source != sender.id:
         return Denied("not_authentic_source", f"{sender.id} is not the authentic source of {request.dataset}")
     grants = knowledge.by_dataset.get(request.dataset, ())
+    subjects = set(request.subjects)
     by_sector: dict[SectorCode, list[DirectoryEntry]] = {}
     for e in files:
-        by_sector.setdefault(e.sector, []).append(e)
+        if e.niss in subjects:
+            by_sector.setdefault(e.sector, []).append(e)
     targets: dict[AgencyId, None] = {}
     refs: dict[DeliberationRef, None] = {}
     for sector in sorted(by_sector):
