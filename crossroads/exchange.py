@@ -1,0 +1,354 @@
+"""The pipeline for one exchange: authenticate, validate, route, forward, audit, answer.
+
+`Exchange.handle(raw, peer)` takes the envelope bytes exactly as the sender sent them and the
+identity from the sender's verified client certificate, and returns either the
+`ExchangeReply` to send or a `Refusal` (gRPC status, message, audit index). It owns no
+sockets: the directory, the audit log, the forwarder, the outbox and the clock are given to
+it, so the whole pipeline runs in-process in tests.
+
+Steps, for every message:
+1. parse the envelope (bytes that are no Envelope are INVALID);
+2. `validation.check_envelope` (INVALID: status INVALID_ARGUMENT naming the field);
+3. the directory rows of the persons concerned, then `routing.route`
+   (Denied: PERMISSION_DENIED naming the rule; Unroutable: FAILED_PRECONDITION, since the
+   request is well-formed and allowed but the directory's present state gives it nowhere to
+   go, and the same request may succeed once a file is opened);
+4. a directory change (integration / deintegration) is applied before forwarding;
+5. the exact envelope bytes go to every destination concurrently, each in a `Forward`;
+   a consultation's single reply comes back in the ExchangeReply. A declaration or mutation
+   whose destination is down (UNAVAILABLE, or no answer before the deadline: agencies dedupe
+   on message_id) is QUEUED for that destination; a consultation that gets no answer FAILED;
+   a destination that answers with an error FAILED (retrying would not change it);
+6. one audit record with the outcome is appended and awaited (durable) before anything is
+   acknowledged; queued parcels are then committed to the outbox with that audit index.
+   A consultation whose sender cancels while it is forwarded is still audited (FAILED); a
+   declaration or mutation runs to the end (shielded) even if its sender stops waiting;
+7. the answer: an ExchangeReply (gRPC OK) for every routed message, whatever its outcome;
+   a refusal carries the audit index in trailing metadata "audit-index".
+
+Outcome of a routed message: FAILED if any destination failed, else QUEUED if any is held in
+the outbox, else DELIVERED (also when the rules name no destination, e.g. an integration in
+a primary-network sector). `forwarded` is true when at least one destination got the message
+or has it waiting in the outbox. Forward.audit_index is 0 on the first attempt (the record,
+which holds the outcome, is written after it) and set on redeliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from crossroads.audit_record import AuditRecord, audit_time
+from crossroads.directory import DirectoryError
+from crossroads.domain import AgencyId, DirectoryEntry, Kind, Knowledge
+from crossroads.forwarder import AgencyTimeout, AgencyUnavailable, ForwardError
+from crossroads.outbox import Parcel
+from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, route
+from crossroads.validation import MAX_MESSAGE_ID, Invalid, check_envelope
+from protos import messages_pb2
+
+__all__ = [
+    "AUDIT_INDEX_KEY",
+    "Exchange",
+    "Refusal",
+    "redelivery_target",
+]
+
+AUDIT_INDEX_KEY = "audit-index"  # trailing metadata of a refusal
+_OK_STATUSES = frozenset({"", "ok", "duplicate"})  # "duplicate": a redelivery it already had
+_FAILED, _QUEUED, _DELIVERED = messages_pb2.FAILED, messages_pb2.QUEUED, messages_pb2.DELIVERED
+_KIND_VALUES = frozenset(k.value for k in Kind)
+_OUTCOME_NAMES = {_FAILED: "FAILED", _QUEUED: "QUEUED", _DELIVERED: "DELIVERED"}
+
+
+class DirectoryPort(Protocol):
+    def files_of_many(self, nisses: Sequence[str]) -> list[DirectoryEntry]: ...
+    def integrate(self, entry: DirectoryEntry) -> bool: ...
+    def deintegrate(self, entry: DirectoryEntry) -> None: ...
+
+
+class AuditPort(Protocol):
+    async def append(self, record: AuditRecord) -> int: ...
+
+
+class ForwarderPort(Protocol):
+    async def deliver_raw(self, destination: AgencyId, data: bytes, timeout: float) -> messages_pb2.AgencyReply: ...
+
+
+class OutboxPort(Protocol):
+    async def put(self, parcels: Sequence[Parcel]) -> list[int]: ...
+    def has_backlog(self, agency: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The message is not acknowledged as routed: answer with this gRPC status."""
+
+    code: grpc.StatusCode
+    message: str
+    audit_index: int | None  # None only when the audit log itself failed
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What happened to one destination."""
+
+    destination: Destination
+    outcome: messages_pb2.Outcome
+    reply: bytes = b""
+    detail: str = ""
+    forward: messages_pb2.Forward | None = None  # kept when the parcel must go to the outbox
+
+
+class Exchange:
+    """One message at a time, many at once: `handle` is safe to run concurrently."""
+
+    def __init__(
+        self,
+        *,
+        knowledge: Knowledge,
+        directory: DirectoryPort,
+        audit: AuditPort,
+        forwarder: ForwarderPort,
+        outbox: OutboxPort,
+        clock: Callable[[], dt.datetime],
+        forward_deadline: float,
+    ) -> None:
+        self.knowledge = knowledge
+        self._directory = directory
+        self._audit = audit
+        self._forwarder = forwarder
+        self._outbox = outbox
+        self._clock = clock
+        self._deadline = forward_deadline
+
+    async def handle(self, raw: bytes, peer: str | None) -> messages_pb2.ExchangeReply | Refusal:
+        """Answer one exchange: `raw` are the envelope bytes, `peer` the certificate identity."""
+        now = self._clock()
+        try:
+            env = messages_pb2.Envelope.FromString(raw)
+        except DecodeError as exc:
+            return await self._invalid(now, messages_pb2.Envelope(), peer or "", Invalid("envelope", str(exc)))
+        if peer is None:
+            record = _refused_record(now, env, "", "UNAUTHENTICATED", "no verified client certificate")
+            return await self._refuse(record, grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
+        checked = check_envelope(env, AgencyId(peer), now.date())
+        if isinstance(checked, Invalid):
+            return await self._invalid(now, env, peer, checked)
+        files = self._directory.files_of_many(checked.subjects) if checked.subjects else []
+        decision = route(checked, self.knowledge, files)
+        if isinstance(decision, Denied):
+            detail = _claimed(env, peer, f"{decision.rule}: {decision.reason}")
+            record = _record(now, env, checked, (), None, "", "DENIED", detail)
+            message = f"denied by rule {decision.rule}: {decision.reason}"
+            return await self._refuse(record, grpc.StatusCode.PERMISSION_DENIED, message)
+        if isinstance(decision, Unroutable):
+            return await self._unroutable(now, env, checked, decision)
+        return await self._routed(now, raw, env, checked, decision)
+
+    async def _routed(
+        self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
+    ) -> messages_pb2.ExchangeReply | Refusal:
+        if decision.directory_change is not None:
+            try:
+                self._apply(request.kind, decision.directory_change)
+            except DirectoryError as exc:
+                return await self._unroutable(now, env, request, Unroutable("directory", str(exc)))
+        if request.kind is not Kind.CONSULTATION:
+            # a fan-out half done when the sender stops waiting would be lost for the rest:
+            # declarations and mutations run to the end (audited, queued) whatever the sender does
+            return await asyncio.shield(self._complete(now, raw, env, request, decision))
+        return await self._complete(now, raw, env, request, decision)
+
+    async def _complete(
+        self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
+    ) -> messages_pb2.ExchangeReply | Refusal:
+        deliberation = ",".join(decision.deliberations)
+        try:
+            attempts = await self._forward_all(raw, request, decision.destinations)
+        except asyncio.CancelledError:  # the sender gave up: still log that the data was asked for
+            agencies = tuple(d.agency for d in decision.destinations)
+            detail = _claimed(env, request.sender, "the sender cancelled before the destination answered")
+            await self._audit.append(
+                _record(now, env, request, agencies, decision.quality, deliberation, "FAILED", detail)
+            )
+            raise
+        outcome = _overall([a.outcome for a in attempts])
+        detail = _claimed(
+            env, request.sender, "; ".join(f"{a.destination.agency}: {a.detail}" for a in attempts if a.detail)
+        )
+        destinations = tuple(a.destination.agency for a in attempts)
+        record = _record(
+            now, env, request, destinations, decision.quality, deliberation, _OUTCOME_NAMES[outcome], detail
+        )
+        try:
+            index = await self._audit.append(record)
+        except Exception as exc:  # nothing is acknowledged without its audit record
+            return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable, message not accepted: {exc}", None)
+        queued = [a for a in attempts if a.outcome == _QUEUED]
+        if queued:
+            try:
+                await self._outbox.put([_parcel(a, env.message_id, index) for a in queued])
+            except Exception as exc:  # not held, so not acknowledged: the sender must resend
+                return Refusal(grpc.StatusCode.UNAVAILABLE, f"outbox unavailable, message not accepted: {exc}", index)
+        return messages_pb2.ExchangeReply(
+            message_id=env.message_id,
+            outcome=outcome,
+            forwarded=any(a.outcome != _FAILED for a in attempts),
+            deliveries=[_delivery(a) for a in attempts],
+            audit_index=index,
+            deliberation=deliberation,
+            detail=detail,
+        )
+
+    def _apply(self, kind: Kind, entry: DirectoryEntry) -> None:
+        if kind is Kind.DEINTEGRATION:
+            self._directory.deintegrate(entry)
+        else:
+            self._directory.integrate(entry)
+
+    async def _forward_all(self, raw: bytes, request: Request, destinations: Sequence[Destination]) -> list[_Attempt]:
+        queueable = request.kind is not Kind.CONSULTATION
+        if len(destinations) == 1:  # the common case: no gather, no extra tasks
+            return [await self._forward_one(raw, request.sender, destinations[0], queueable)]
+        return list(await asyncio.gather(*(self._forward_one(raw, request.sender, d, queueable) for d in destinations)))
+
+    async def _forward_one(self, raw: bytes, sender: str, destination: Destination, queueable: bool) -> _Attempt:
+        forward = messages_pb2.Forward(
+            agency=destination.agency, sender=sender, envelope=raw, via=destination.via or ""
+        )
+        if queueable and self._outbox.has_backlog(destination.agency):  # keep per-agency order
+            return _Attempt(destination, _QUEUED, detail="queued behind earlier messages", forward=forward)
+        try:
+            reply = await self._forwarder.deliver_raw(destination.agency, forward.SerializeToString(), self._deadline)
+        except (AgencyUnavailable, AgencyTimeout) as exc:
+            if queueable:
+                return _Attempt(destination, _QUEUED, detail=f"queued: {exc.detail}", forward=forward)
+            return _Attempt(destination, _FAILED, detail=exc.detail)
+        except ForwardError as exc:
+            return _Attempt(destination, _FAILED, detail=exc.detail)
+        if reply.status not in _OK_STATUSES:
+            return _Attempt(destination, _FAILED, reply.payload, f"agency answered status {reply.status!r}")
+        return _Attempt(destination, _DELIVERED, reply.payload)
+
+    async def _unroutable(
+        self, now: dt.datetime, env: messages_pb2.Envelope, request: Request, decision: Unroutable
+    ) -> Refusal:
+        detail = _claimed(env, request.sender, f"unroutable ({decision.rule}): {decision.reason}")
+        record = _record(now, env, request, (), None, "", "FAILED", detail)
+        message = f"not routable, rule {decision.rule}: {decision.reason}"
+        return await self._refuse(record, grpc.StatusCode.FAILED_PRECONDITION, message)
+
+    async def _invalid(self, now: dt.datetime, env: messages_pb2.Envelope, peer: str, invalid: Invalid) -> Refusal:
+        record = _refused_record(now, env, peer, "INVALID", _claimed(env, peer, str(invalid)))
+        return await self._refuse(
+            record, grpc.StatusCode.INVALID_ARGUMENT, f"invalid {invalid.field}: {invalid.reason}"
+        )
+
+    async def _refuse(self, record: AuditRecord, code: grpc.StatusCode, message: str) -> Refusal:
+        try:
+            index: int | None = await self._audit.append(record)
+        except Exception as exc:
+            return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable: {exc}; {message}", None)
+        return Refusal(code, message, index)
+
+
+class RefusedByAgency(Exception):
+    """An agency answered a redelivery with a status other than ok."""
+
+
+def redelivery_target(forwarder: ForwarderPort, deadline: float) -> Callable[[AgencyId, bytes], Awaitable[None]]:
+    """The `deliver` callable the outbox's `Redelivery` needs: raises unless the agency took it."""
+
+    async def deliver(agency: AgencyId, forward: bytes) -> None:
+        reply = await forwarder.deliver_raw(agency, forward, deadline)
+        if reply.status not in _OK_STATUSES:
+            raise RefusedByAgency(f"{agency} answered status {reply.status!r}")
+
+    return deliver
+
+
+def _overall(outcomes: Sequence[messages_pb2.Outcome]) -> messages_pb2.Outcome:
+    if _FAILED in outcomes:
+        return _FAILED
+    return _QUEUED if _QUEUED in outcomes else _DELIVERED
+
+
+def _claimed(env: messages_pb2.Envelope, peer: str, detail: str) -> str:
+    """`detail`, plus what the envelope claimed as sender when that is not the certificate's."""
+    if env.sender and env.sender != peer:
+        claim = f"envelope claimed sender {env.sender[:MAX_MESSAGE_ID]!r}"
+        return f"{detail}; {claim}" if detail else claim
+    return detail
+
+
+def _record(
+    now: dt.datetime,
+    env: messages_pb2.Envelope,
+    request: Request,
+    destinations: tuple[str, ...],
+    quality: int | None,
+    deliberation: str,
+    outcome: str,
+    detail: str,
+) -> AuditRecord:
+    persons = request.subjects
+    if request.kind is Kind.DMFA and not env.subject_niss:  # a DmfA is about an employer and its workers
+        subject, related = "", persons
+    else:
+        subject, related = (persons[0], persons[1:]) if persons else ("", ())
+    return AuditRecord(
+        time=audit_time(now),
+        message_id=env.message_id,
+        kind=request.kind.name,
+        sender=request.sender,
+        destinations=destinations,
+        subject_niss=subject,
+        subject_kbo=request.kbo or "",
+        related_niss=tuple(related),
+        quality=quality,
+        deliberation=deliberation,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _refused_record(now: dt.datetime, env: messages_pb2.Envelope, peer: str, outcome: str, detail: str) -> AuditRecord:
+    """The record of a message refused before it was understood: only bounded, raw keys."""
+    kind = Kind(env.kind).name if env.kind in _KIND_VALUES else str(env.kind)
+    return AuditRecord(
+        time=audit_time(now),
+        message_id=env.message_id[:MAX_MESSAGE_ID],
+        kind=kind,
+        sender=peer,
+        destinations=(),
+        subject_niss=env.subject_niss[:32],
+        subject_kbo=env.subject_kbo[:32],
+        related_niss=(),
+        quality=None,
+        deliberation=env.deliberation[:MAX_MESSAGE_ID],
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _parcel(attempt: _Attempt, message_id: str, audit_index: int) -> Parcel:
+    assert attempt.forward is not None
+    attempt.forward.audit_index = audit_index
+    return Parcel(attempt.destination.agency, message_id, attempt.forward.SerializeToString())  # type: ignore[arg-type]
+
+
+def _delivery(attempt: _Attempt) -> messages_pb2.Delivery:
+    return messages_pb2.Delivery(
+        agency=attempt.destination.agency,
+        via=attempt.destination.via or "",
+        outcome=attempt.outcome,
+        reply=attempt.reply,
+        detail=attempt.detail,
+    )

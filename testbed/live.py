@@ -1,0 +1,542 @@
+"""Bringing the live network up and down: world files, certificates, agency hosts, the core.
+
+`bring_up(scenario, state)` makes the state folder ready and starts the processes:
+1. the world files: DIR/knowledge.json and DIR/directory.sqlite are built from the scenario
+   only when absent or when the scenario (its bytes, hence its seed) changed; DIR/world.json
+   records the fingerprint and the agency ids, so a warm start builds nothing;
+2. certificates from the network CA (DIR/pki) for the core, the hosts, the admin tools and
+   every agency (those already issued are kept);
+3. a few agency host processes (`python -m agencies.host`), each answering for a share of
+   the agencies (dealt round-robin in catalogue order, so the busy primary-network agencies
+   are spread over the hosts); then DIR/hosts.json with their addresses;
+4. the core (`python -m crossroads.server`), which reads the files above;
+5. a wait until the core and every host answer grpc.health.v1 Check with SERVING (over
+   mutual TLS, as "admin"); then DIR/endpoints.json.
+
+Processes run with this Python (`sys.executable`), log to DIR/logs/NAME.log, and start in
+sessions of their own, so a Ctrl-C in the terminal reaches only this process, which stops the
+core first (no forwards left in flight) and then the hosts. The core and the hosts also stop
+by themselves if this process dies. If a process dies during start-up, the others are stopped and
+`LiveNetworkError` quotes the tail of its log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from agencies.spec import WorldSpec, load_world_spec
+from crossroads.directory import DirectoryStore
+from crossroads.domain import AgencyId
+from crossroads.knowledge_io import dump_knowledge
+from crossroads.pki import ADMIN, CORE, NetworkPki, channel_credentials, host_identity
+
+__all__ = [
+    "DEFAULT_HOSTS",
+    "DEFAULT_SERVICE_TIME_MS",
+    "LiveNetwork",
+    "LiveNetworkError",
+    "WorldFiles",
+    "bring_up",
+    "check_health",
+    "prepare_world",
+    "start_network",
+    "status",
+]
+
+DEFAULT_HOSTS = 4  # ~750 agencies each for the ~3,000 of the demo world; 2 cores carry 4 well
+DEFAULT_SERVICE_TIME_MS = 0.0
+START_TIMEOUT_S = 120.0  # a generous ceiling for a loaded machine, not a target
+STOP_TIMEOUT_S = 15.0
+HEALTH_TIMEOUT_S = 2.0
+POLL_S = 0.05
+LOG_TAIL_LINES = 20
+WORLD_FORMAT = 1  # bump when the world files' meaning changes, so old state folders are rebuilt
+
+_HEALTH = "/grpc.health.v1.Health/Check"
+_STATUS_NAMES = {
+    health_pb2.HealthCheckResponse.SERVING: "SERVING",
+    health_pb2.HealthCheckResponse.NOT_SERVING: "NOT_SERVING",
+}
+UNREACHABLE = "UNREACHABLE"
+
+
+class LiveNetworkError(RuntimeError):
+    """The live network could not be brought up (the message says which process and why)."""
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"crossroads up: {message}", file=sys.stderr, flush=True)
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)  # readers see the old file or the new one, never half
+
+
+# ------------------------------------------------------------------ world files
+
+
+@dataclass(frozen=True, slots=True)
+class WorldFiles:
+    """What the processes need to know of the world: its seed and its agency ids."""
+
+    seed: int
+    agencies: tuple[AgencyId, ...]
+    built: bool  # False when the files of an earlier run were reused
+
+
+def _fingerprint(scenario: Path, seed: int) -> str:
+    digest = hashlib.sha256(f"world-format {WORLD_FORMAT}\nseed {seed}\n".encode())
+    digest.update(scenario.read_bytes())
+    return digest.hexdigest()
+
+
+def _reusable(state: Path, fingerprint: str) -> WorldFiles | None:
+    marker = state / "world.json"
+    if not (marker.exists() and (state / "knowledge.json").exists() and (state / "directory.sqlite").exists()):
+        return None
+    recorded = json.loads(marker.read_text())
+    if recorded.get("fingerprint") != fingerprint:
+        return None
+    return WorldFiles(int(recorded["seed"]), tuple(AgencyId(a) for a in recorded["agencies"]), built=False)
+
+
+def prepare_world(scenario: Path, state: Path, *, progress: bool = False) -> WorldFiles:
+    """Make DIR/knowledge.json and DIR/directory.sqlite hold the world of `scenario`.
+
+    Rebuilds only if they are absent or were built from another scenario or seed. DIR/world.json
+    is written last, so an interrupted build is redone next time.
+    """
+    spec = load_world_spec(scenario)
+    fingerprint = _fingerprint(scenario, spec.seed)
+    reused = _reusable(state, fingerprint)
+    if reused is not None:
+        _say(progress, f"world of {scenario.name} reused from {state}")
+        return reused
+    (state / "world.json").unlink(missing_ok=True)
+    return _build_world(spec, state, fingerprint, progress)
+
+
+def _build_world(spec: WorldSpec, state: Path, fingerprint: str, progress: bool) -> WorldFiles:
+    from agencies.world import World  # only a cold start pays for the world builder
+
+    started = time.perf_counter()
+    world = World.build(spec, progress=progress)
+    dump_knowledge(world.knowledge, state / "knowledge.json")
+    store = DirectoryStore.create(state / "directory.sqlite")
+    try:
+        rows = store.bulk_load(itertools.chain.from_iterable(world.iter_directory_rows()))
+    finally:
+        store.close()
+    agencies = tuple(world.knowledge.agencies)
+    _write_json(state / "world.json", {"fingerprint": fingerprint, "seed": spec.seed, "agencies": list(agencies)})
+    _say(
+        progress,
+        f"world built: {len(agencies)} agencies, {rows} directory rows in {time.perf_counter() - started:.1f} s",
+    )
+    return WorldFiles(spec.seed, agencies, built=True)
+
+
+# ------------------------------------------------------------------ processes
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    port_file: Path
+    address: str | None = None
+
+    def exited(self) -> int | None:
+        return self.popen.poll()
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def _child_env() -> dict[str, str]:
+    # children import the very code this process runs, wherever they are started from
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _spawn(name: str, module: str, args: Sequence[str], state: Path, port_file: Path) -> _Process:
+    log = state / "logs" / f"{name}.log"
+    port_file.unlink(missing_ok=True)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            start_new_session=True,  # a terminal Ctrl-C reaches us only; we stop children in order
+        )
+    return _Process(name, popen, log, port_file)
+
+
+def _spawn_host(index: int, agencies: Sequence[AgencyId], state: Path, seed: int, service_time_ms: float) -> _Process:
+    name = host_identity(index)
+    agencies_file = state / "hosts" / f"{name}.agencies.json"
+    _write_json(agencies_file, list(agencies))
+    args = ["--state", str(state), "--name", name, "--agencies-file", str(agencies_file), "--seed", str(seed)]
+    port_file = state / "hosts" / f"{name}.port"
+    args += ["--service-time-ms", str(service_time_ms), "--port-file", str(port_file), "--exit-with-parent"]
+    return _spawn(name, "agencies.host", args, state, port_file)
+
+
+def _spawn_core(state: Path) -> _Process:
+    if importlib.util.find_spec("crossroads.server") is None:
+        raise LiveNetworkError("the core module crossroads.server is not installed")
+    port_file = state / "core.port"
+    args = ["--state", str(state), "--port-file", str(port_file), "--exit-with-parent"]
+    return _spawn(CORE, "crossroads.server", args, state, port_file)
+
+
+def _check_alive(processes: Iterable[_Process]) -> None:
+    for p in processes:
+        code = p.exited()
+        if code is not None:
+            raise LiveNetworkError(
+                f"{p.name} exited with code {code} during start-up; last lines of {p.log}:\n{p.log_tail()}"
+            )
+
+
+def _read_port(port_file: Path) -> str | None:
+    """The address in `port_file`, or None while it is absent or still being written."""
+    try:
+        return f"127.0.0.1:{int(port_file.read_text())}"
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _wait_for_ports(processes: Sequence[_Process], deadline: float) -> None:
+    """Wait until every process wrote its port file (it writes it once serving)."""
+    waiting = [p for p in processes if p.address is None]
+    while waiting:
+        _check_alive(processes)
+        for p in waiting:
+            p.address = _read_port(p.port_file)
+        waiting = [p for p in waiting if p.address is None]
+        if waiting and time.monotonic() > deadline:
+            raise LiveNetworkError(f"{', '.join(p.name for p in waiting)} did not start serving in time")
+        if waiting:
+            time.sleep(POLL_S)
+
+
+# ------------------------------------------------------------------ health
+
+
+def check_health(address: str, credentials: grpc.ChannelCredentials, timeout_s: float = HEALTH_TIMEOUT_S) -> str:
+    """grpc.health.v1 Check of the whole server: "SERVING", "NOT_SERVING" or "UNREACHABLE"."""
+    try:
+        with grpc.secure_channel(address, credentials) as channel:
+            check = channel.unary_unary(
+                _HEALTH,
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+            reply = check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+    except grpc.RpcError:
+        return UNREACHABLE
+    return _STATUS_NAMES.get(reply.status, "NOT_SERVING")
+
+
+def _wait_serving(processes: Sequence[_Process], credentials: grpc.ChannelCredentials, deadline: float) -> None:
+    pending = list(processes)
+    while pending:
+        _check_alive(processes)
+        pending = [p for p in pending if check_health(str(p.address), credentials) != "SERVING"]
+        if pending and time.monotonic() > deadline:
+            raise LiveNetworkError(f"{', '.join(p.name for p in pending)} never answered SERVING")
+        if pending:
+            time.sleep(POLL_S)
+
+
+# ------------------------------------------------------------------ the network
+
+
+@dataclass
+class LiveNetwork:
+    """The running processes of a live network. `stop()` ends them; also a context manager."""
+
+    state: Path
+    hosts: list[_Process]
+    core: _Process | None
+    endpoints: dict[str, Any] = field(default_factory=dict)
+    _stopped: bool = False
+
+    @property
+    def endpoints_path(self) -> Path:
+        return self.state / "endpoints.json"
+
+    def processes(self) -> list[_Process]:
+        """The core first, then the hosts: the order they are stopped in."""
+        return ([self.core] if self.core else []) + self.hosts
+
+    def dead(self) -> list[str]:
+        """Names of processes that have exited (a running network has none)."""
+        return [p.name for p in self.processes() if p.exited() is not None]
+
+    def rss_bytes(self) -> dict[str, int]:
+        """Resident memory of each live process (Linux /proc), by name."""
+        return {p.name: rss for p in self.processes() if (rss := _rss_bytes(p.popen.pid)) is not None}
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the core, then the hosts (SIGTERM, then SIGKILL after `timeout_s`). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        if self.core is not None:
+            _terminate([self.core], timeout_s)
+        _terminate(self.hosts, timeout_s)
+        if self.endpoints:
+            self.endpoints["up"] = False
+            _write_json(self.endpoints_path, self.endpoints)
+
+    def __enter__(self) -> LiveNetwork:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _terminate(processes: Sequence[_Process], timeout_s: float) -> None:
+    for p in processes:
+        if p.exited() is None:
+            p.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for p in processes:
+        try:
+            p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.popen.kill()  # it ignored a graceful stop: do not leave it behind
+            p.popen.wait()
+
+
+def _rss_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _share(agencies: Sequence[AgencyId], hosts: int) -> list[list[AgencyId]]:
+    return [list(agencies[k::hosts]) for k in range(hosts)]
+
+
+def _hosts_json(hosts: Sequence[_Process], shares: Sequence[Sequence[AgencyId]]) -> dict[str, Any]:
+    return {
+        "hosts": [
+            {"name": p.name, "address": p.address, "agencies": list(share)}
+            for p, share in zip(hosts, shares, strict=True)
+        ]
+    }
+
+
+def _endpoints(network: LiveNetwork, world: WorldFiles, shares: Sequence[Sequence[AgencyId]]) -> dict[str, Any]:
+    return {
+        "up": True,
+        "core": network.core.address if network.core else None,
+        "agencies": len(world.agencies),
+        "hosts": [
+            {"name": p.name, "address": p.address, "agencies": len(share), "pid": p.popen.pid}
+            for p, share in zip(network.hosts, shares, strict=True)
+        ],
+        "pids": {p.name: p.popen.pid for p in network.processes()},
+        "pki": str(network.state / "pki"),
+        "admin_identity": ADMIN,
+        "seed": world.seed,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _prepare_folder(state: Path) -> None:
+    for sub in ("logs", "hosts"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    (state / "endpoints.json").unlink(missing_ok=True)  # nobody may mistake an old network for this one
+
+
+def start_network(
+    state: Path,
+    world: WorldFiles,
+    *,
+    hosts: int = DEFAULT_HOSTS,
+    service_time_ms: float = DEFAULT_SERVICE_TIME_MS,
+    start_core: bool = True,
+    progress: bool = False,
+    timeout_s: float = START_TIMEOUT_S,
+) -> LiveNetwork:
+    """Issue certificates, start the hosts and the core, wait until all serve; write endpoints.json.
+
+    `start_core=False` brings up the hosts alone (for tests of the hosts and of this module).
+    On any failure or interrupt the processes started so far are stopped before raising.
+    """
+    if not 1 <= hosts <= max(1, len(world.agencies)):
+        raise ValueError(f"hosts must be 1..{len(world.agencies)} (one agency at least each), got {hosts}")
+    state = Path(state).resolve()
+    _prepare_folder(state)
+    pki = NetworkPki.open(state / "pki")
+    pki.issue_many([CORE, ADMIN, *(host_identity(k) for k in range(hosts))])
+    network = LiveNetwork(state, [], None)
+    atexit.register(network.stop)  # a forgotten network does not outlive its Python
+    try:
+        _start_all(network, pki, world, hosts, service_time_ms, start_core, time.monotonic() + timeout_s, progress)
+    except BaseException:
+        network.stop()
+        raise
+    return network
+
+
+def _start_all(
+    network: LiveNetwork,
+    pki: NetworkPki,
+    world: WorldFiles,
+    hosts: int,
+    service_time_ms: float,
+    start_core: bool,
+    deadline: float,
+    progress: bool,
+) -> None:
+    state = network.state
+    shares = _share(world.agencies, hosts)
+    for k, share in enumerate(shares):
+        network.hosts.append(_spawn_host(k, share, state, world.seed, service_time_ms))
+    # the agencies' own certificates are for clients: issue them while the hosts boot
+    issued = pki.issue_many(world.agencies, progress=progress)
+    _say(progress, f"agency certificates: {issued} issued, {len(set(world.agencies)) - issued} kept")
+    _wait_for_ports(network.hosts, deadline)
+    _write_json(state / "hosts.json", _hosts_json(network.hosts, shares))
+    _say(progress, f"{hosts} agency hosts listening; starting the core" if start_core else f"{hosts} hosts listening")
+    if start_core:
+        network.core = _spawn_core(state)
+        _wait_for_ports(network.processes(), deadline)
+    _wait_serving(network.processes(), channel_credentials(state / "pki", ADMIN), deadline)
+    network.endpoints = _endpoints(network, world, shares)
+    _write_json(network.endpoints_path, network.endpoints)
+
+
+def bring_up(
+    scenario: Path,
+    state: Path,
+    *,
+    hosts: int = DEFAULT_HOSTS,
+    service_time_ms: float = DEFAULT_SERVICE_TIME_MS,
+    progress: bool = True,
+    start_core: bool = True,
+) -> LiveNetwork:
+    """Bring the live network of `scenario` up with its state in `state`; see the module doc.
+
+    Returns once the core and every host answer SERVING and DIR/endpoints.json is written.
+    Raises LiveNetworkError (quoting the failing process's log) if a process dies or does not
+    serve in time; nothing is left running then.
+    """
+    state = Path(state).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    world = prepare_world(Path(scenario), state, progress=progress)
+    network = start_network(
+        state, world, hosts=hosts, service_time_ms=service_time_ms, start_core=start_core, progress=progress
+    )
+    network.endpoints["startup_s"] = round(time.perf_counter() - started, 3)
+    _write_json(network.endpoints_path, network.endpoints)
+    _say(progress, f"{len(world.agencies)} agencies serving in {network.endpoints['startup_s']:.1f} s")
+    return network
+
+
+# ------------------------------------------------------------------ status
+
+
+def _pid_alive(pid: int | None, state: Path) -> bool:
+    """Whether `pid` still runs a process of this network (its command line names `state`).
+
+    Checking the command line keeps a recycled pid from passing for one of ours.
+    """
+    if pid is None:
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return fields[0] != "Z" and str(state).encode() in cmdline  # a zombie has exited already
+
+
+def _process_status(
+    name: str, address: str | None, pid: int | None, state: Path, credentials: grpc.ChannelCredentials
+) -> dict[str, Any]:
+    alive = _pid_alive(pid, state)
+    rss = _rss_bytes(pid) if alive and pid is not None else None
+    return {
+        "name": name,
+        "address": address,
+        "pid": pid,
+        "pid_alive": alive,
+        "health": check_health(address, credentials) if address else UNREACHABLE,
+        "rss_mb": round(rss / 2**20, 1) if rss is not None else None,
+    }
+
+
+def status(state: Path) -> dict[str, Any]:
+    """Health of the core and of every host of the network in `state`, as JSON-ready data.
+
+    Asks each for grpc.health.v1 Check over mutual TLS as "admin". Each process reports
+    health SERVING / NOT_SERVING / UNREACHABLE and whether its pid is alive; "serving" is
+    true only when all of them are SERVING. Without DIR/endpoints.json nothing was brought up.
+    """
+    state = Path(state).resolve()
+    path = state / "endpoints.json"
+    if not path.exists():
+        return {"state": str(state), "serving": False, "error": f"no {path}: the network was not brought up here"}
+    endpoints = json.loads(path.read_text())
+    credentials = channel_credentials(state / "pki", ADMIN)
+    pids = endpoints.get("pids", {})
+    core = (
+        _process_status(CORE, endpoints.get("core"), pids.get(CORE), state, credentials)
+        if endpoints.get("core")
+        else None
+    )
+    hosts = [
+        _process_status(h["name"], h["address"], h.get("pid"), state, credentials) for h in endpoints.get("hosts", [])
+    ]
+    everyone = ([core] if core else []) + hosts
+    return {
+        "state": str(state),
+        "endpoints": str(path),
+        "up": bool(endpoints.get("up")),
+        "serving": bool(everyone) and all(p["health"] == "SERVING" for p in everyone),
+        "agencies": endpoints.get("agencies"),
+        "core": core,
+        "hosts": hosts,
+    }
