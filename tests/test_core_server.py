@@ -38,7 +38,8 @@ from crossroads.pki import (
 from crossroads.server import CoreConfig, RunningCore, start_core
 from protos import messages_pb2 as pb
 from protos import services_pb2, services_pb2_grpc
-from tests.test_exchange import ALICE, BOB, FILES, KNOWLEDGE, answer_for, as_sent, consultation, dmfa
+from tests.small_network import ALICE, BOB, FILES, KNOWLEDGE
+from tests.test_exchange import answer_for, as_sent, consultation, dmfa
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "host-0"

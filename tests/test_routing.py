@@ -1,4 +1,4 @@
-"""The routing decision, on a small hand-made network: who may send what, and where it goes."""
+"""The routing decision, on the small hand-made network of tests/small_network.py."""
 
 from __future__ import annotations
 
@@ -6,98 +6,11 @@ import datetime as dt
 
 import pytest
 
-from crossroads.domain import (
-    HEAD_OF_HOUSEHOLD,
-    Agency,
-    AgencyId,
-    Category,
-    Condition,
-    Dataset,
-    DatasetSource,
-    Deliberation,
-    DeliberationRef,
-    DirectoryEntry,
-    Kind,
-    Knowledge,
-    MutationRule,
-    Purpose,
-    QualityCode,
-    Reach,
-    SectorCode,
-)
-from crossroads.identifiers import Niss, make_niss
+from crossroads.domain import AgencyId, Dataset, DeliberationRef, Kind, Purpose, QualityCode
 from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, route
+from tests.small_network import ALICE, BOB, CPAS, FAMILY, FILES, KNOWLEDGE, file
 
 TODAY = dt.date(2026, 11, 28)
-ALICE = make_niss(dt.date(1985, 3, 14), 123)
-BOB = make_niss(dt.date(2003, 6, 2), 44)
-CPAS, FUND, FAMILY, SOCIAL = SectorCode(17), SectorCode(3), SectorCode(5), SectorCode(1)
-
-
-def _agency(id_: str, category: str, sector: SectorCode, hub: str | None = None) -> Agency:
-    return Agency(AgencyId(id_), id_, Category(category), sector, AgencyId(hub) if hub else None)
-
-
-def _delib(ref: str, requesters: set[str], dataset: str, purposes: set[str], condition: Condition) -> Deliberation:
-    return Deliberation(
-        DeliberationRef(ref),
-        frozenset(Category(r) for r in requesters),
-        Dataset(dataset),
-        frozenset(Purpose(p) for p in purposes),
-        condition,
-    )
-
-
-KNOWLEDGE = Knowledge.build(
-    agencies=[
-        _agency("ONSS", "primary", SOCIAL),
-        _agency("ONEM", "primary", SectorCode(2)),
-        _agency("RN", "register", SectorCode(0)),
-        _agency("PORTAL", "access_point", SectorCode(0)),
-        _agency("SPPIS", "hub", CPAS),
-        _agency("CPAS-1", "cpas", CPAS, "SPPIS"),
-        _agency("CPAS-2", "cpas", CPAS, "SPPIS"),
-        _agency("CIN", "hub", FUND),
-        _agency("MUT-1", "health_fund", FUND, "CIN"),
-        _agency("MUT-2", "health_fund", FUND, "CIN"),
-        _agency("FA-1", "family_fund", FAMILY),
-        _agency("FA-2", "family_fund", FAMILY),
-    ],
-    sources=[
-        DatasetSource(Dataset("wages"), SOCIAL, AgencyId("ONSS")),
-        DatasetSource(Dataset("identity"), SectorCode(0), AgencyId("RN")),
-        DatasetSource(Dataset("health_insurance"), FUND),
-        DatasetSource(Dataset("dmfa"), SOCIAL, AgencyId("ONSS"), frozenset({Category("access_point")})),
-    ],
-    deliberations=[
-        _delib("08/020", {"cpas"}, "wages", {"social_integration"}, Condition.OWN_FILES),
-        _delib("09/001", {"cpas"}, "health_insurance", {"social_integration"}, Condition.OWN_FILES),
-        _delib("03/050", {"primary"}, "dmfa", {"unemployment"}, Condition.NONE),
-        _delib("03/051", {"health_fund"}, "dmfa", {"sickness"}, Condition.OWN_FILES),
-        _delib("95/001", {"family_fund", "health_fund", "cpas"}, "identity", {"mutation"}, Condition.NONE),
-    ],
-    mutation_rules=[
-        MutationRule(FAMILY, "identity", Reach.ALL_KNOWN),
-        MutationRule(FAMILY, "household", Reach.LAST_COMPETENT, head_of_household_only=True),
-        MutationRule(FAMILY, "*", Reach.LAST_COMPETENT),
-    ],
-)
-
-
-def _file(
-    niss: Niss, sector: SectorCode, agency: str, start: dt.date, end: dt.date | None = None, q: int = 0
-) -> DirectoryEntry:
-    return DirectoryEntry(niss, sector, AgencyId(agency), QualityCode(q), 1, start, end)
-
-
-FILES = [
-    _file(ALICE, CPAS, "CPAS-1", dt.date(2020, 1, 1)),
-    _file(ALICE, FUND, "MUT-1", dt.date(2010, 1, 1), dt.date(2019, 12, 31)),
-    _file(ALICE, FUND, "MUT-2", dt.date(2020, 1, 1)),
-    _file(ALICE, FAMILY, "FA-1", dt.date(2012, 1, 1), dt.date(2015, 12, 31), q=HEAD_OF_HOUSEHOLD),
-    _file(ALICE, FAMILY, "FA-2", dt.date(2016, 1, 1), q=HEAD_OF_HOUSEHOLD),
-    _file(BOB, FUND, "MUT-1", dt.date(2021, 1, 1)),
-]
 
 
 def _request(kind: Kind, sender: str, dataset: str, purpose: str = "", **kw: object) -> Request:
@@ -116,7 +29,7 @@ def test_consultation_goes_to_the_authentic_source_via_no_hub() -> None:
     assert decision == Routed((Destination(AgencyId("ONSS")),), (DeliberationRef("08/020"),), QualityCode(0))
 
 
-def test_consultation_of_a_sector_dataset_goes_to_the_fund_holding_the_open_file() -> None:
+def test_consultation_of_a_sector_dataset_goes_to_the_fund_holding_the_openfile() -> None:
     decision = route(
         _request(Kind.CONSULTATION, "CPAS-1", "health_insurance", "social_integration", subjects=(ALICE,)),
         KNOWLEDGE,
@@ -160,7 +73,7 @@ def test_unknown_sender_is_denied() -> None:
 
 
 def test_no_holder_is_unroutable() -> None:
-    files = [_file(ALICE, CPAS, "CPAS-1", dt.date(2020, 1, 1))]
+    files = [file(ALICE, CPAS, "CPAS-1", dt.date(2020, 1, 1))]
     request = _request(Kind.CONSULTATION, "CPAS-1", "health_insurance", "social_integration", subjects=(ALICE,))
     assert isinstance(route(request, KNOWLEDGE, files), Unroutable)
 
@@ -190,7 +103,7 @@ def test_other_mutations_reach_only_the_last_competent_family_fund() -> None:
 
 
 def test_household_mutation_only_for_the_head_of_household() -> None:
-    not_head = [_file(BOB, FAMILY, "FA-1", dt.date(2021, 1, 1), q=2)]
+    not_head = [file(BOB, FAMILY, "FA-1", dt.date(2021, 1, 1), q=2)]
     request = _request(Kind.MUTATION, "RN", "identity", change="household", subjects=(BOB,))
     assert _targets(route(request, KNOWLEDGE, not_head)) == []
 
@@ -203,7 +116,7 @@ def test_only_the_authentic_source_sends_mutations() -> None:
 
 @pytest.mark.parametrize(("sender", "allowed"), [("CPAS-1", True), ("MUT-1", False)])
 def test_integration_only_in_the_senders_own_sector(sender: str, allowed: bool) -> None:
-    entry = _file(BOB, CPAS, sender, dt.date(2026, 11, 1))
+    entry = file(BOB, CPAS, sender, dt.date(2026, 11, 1))
     decision = route(_request(Kind.INTEGRATION, sender, "", integration=entry), KNOWLEDGE, FILES)
     if allowed:
         assert decision == Routed((Destination(AgencyId("SPPIS")),), (), QualityCode(0), directory_change=entry)
