@@ -1,6 +1,6 @@
-"""The gRPC face of the audit log: crossroads.v1.Audit (Head, InclusionProof, ConsistencyProof, WhoAccessed).
+"""The gRPC face of the audit log: crossroads.v1.Audit (Head, InclusionProof, ConsistencyProof, WhoAccessed, Entry).
 
-Thin on purpose: each method maps its request onto one `AuditLog` method and the answer onto
+Thin on purpose: each method maps its request onto `AuditLog` methods and the answer onto
 the wire messages. Bad indexes or sizes are INVALID_ARGUMENT. Proofs and who-accessed read
 SQLite, so they run on a worker thread to keep the event loop serving exchanges.
 
@@ -73,3 +73,26 @@ class AuditServicer:
                 for e in entries
             ],
         )
+
+    async def Entry(self, request: services_pb2.EntryRequest, context: Any) -> services_pb2.AuditEntry:
+        """Record `index` (its exact leaf bytes) and its inclusion proof in the tree of `tree_size`.
+
+        `tree_size` 0 = the current size. A client pairs it with a checkpoint signed for that
+        size (Head, or any later stored checkpoint with a consistency proof) to check that its
+        exchange's record is in the log. INVALID_ARGUMENT unless 0 <= index < tree_size <= size.
+        """
+        size = request.tree_size or self._log.size
+        try:
+            leaf, hashes = await asyncio.to_thread(self._entry, request.index, size)
+        except AuditIndexError as exc:
+            await _invalid(context, str(exc))
+        return services_pb2.AuditEntry(
+            index=request.index,
+            leaf=leaf,
+            inclusion=services_pb2.Proof(index=request.index, tree_size=size, hashes=hashes),
+        )
+
+    def _entry(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        # the proof first: it checks index < size <= current size, so the leaf read is in range
+        hashes = self._log.inclusion_proof(index, size)
+        return self._log.leaf(index), hashes

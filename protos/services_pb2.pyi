@@ -53,6 +53,14 @@ class WhoAccessedRequest(_message.Message):
     niss: str
     def __init__(self, niss: _Optional[str] = ...) -> None: ...
 
+class EntryRequest(_message.Message):
+    __slots__ = ("index", "tree_size")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    tree_size: int
+    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
 class AuditEntry(_message.Message):
     __slots__ = ("index", "leaf", "inclusion")
     INDEX_FIELD_NUMBER: _ClassVar[int]

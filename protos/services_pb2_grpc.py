@@ -130,6 +130,11 @@ class AuditStub(object):
                 request_serializer=protos_dot_services__pb2.WhoAccessedRequest.SerializeToString,
                 response_deserializer=protos_dot_services__pb2.WhoAccessedReply.FromString,
                 _registered_method=True)
+        self.Entry = channel.unary_unary(
+                '/crossroads.v1.Audit/Entry',
+                request_serializer=protos_dot_services__pb2.EntryRequest.SerializeToString,
+                response_deserializer=protos_dot_services__pb2.AuditEntry.FromString,
+                _registered_method=True)
 
 
 class AuditServicer(object):
@@ -159,6 +164,14 @@ class AuditServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Entry(self, request, context):
+        """The leaf bytes of record `index` and their inclusion proof in the tree of `tree_size`:
+        a sender checks its exchange's record against a signed checkpoint of that size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +194,11 @@ def add_AuditServicer_to_server(servicer, server):
                     servicer.WhoAccessed,
                     request_deserializer=protos_dot_services__pb2.WhoAccessedRequest.FromString,
                     response_serializer=protos_dot_services__pb2.WhoAccessedReply.SerializeToString,
+            ),
+            'Entry': grpc.unary_unary_rpc_method_handler(
+                    servicer.Entry,
+                    request_deserializer=protos_dot_services__pb2.EntryRequest.FromString,
+                    response_serializer=protos_dot_services__pb2.AuditEntry.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -291,6 +309,33 @@ class Audit(object):
             '/crossroads.v1.Audit/WhoAccessed',
             protos_dot_services__pb2.WhoAccessedRequest.SerializeToString,
             protos_dot_services__pb2.WhoAccessedReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Entry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossroads.v1.Audit/Entry',
+            protos_dot_services__pb2.EntryRequest.SerializeToString,
+            protos_dot_services__pb2.AuditEntry.FromString,
             options,
             channel_credentials,
             insecure,

@@ -105,7 +105,8 @@ class WorldFiles:
     built: bool  # False when the files of an earlier run were reused
 
 
-def _fingerprint(scenario: Path, seed: int) -> str:
+def fingerprint(scenario: Path, seed: int) -> str:
+    """What identifies the world files built from `scenario`: its bytes, its seed, the file format."""
     digest = hashlib.sha256(f"world-format {WORLD_FORMAT}\nseed {seed}\n".encode())
     digest.update(scenario.read_bytes())
     return digest.hexdigest()
@@ -128,16 +129,16 @@ def prepare_world(scenario: Path, state: Path, *, progress: bool = False) -> Wor
     is written last, so an interrupted build is redone next time.
     """
     spec = load_world_spec(scenario)
-    fingerprint = _fingerprint(scenario, spec.seed)
-    reused = _reusable(state, fingerprint)
+    wanted = fingerprint(scenario, spec.seed)
+    reused = _reusable(state, wanted)
     if reused is not None:
         _say(progress, f"world of {scenario.name} reused from {state}")
         return reused
     (state / "world.json").unlink(missing_ok=True)
-    return _build_world(spec, state, fingerprint, progress)
+    return _build_world(spec, scenario, state, wanted, progress)
 
 
-def _build_world(spec: WorldSpec, state: Path, fingerprint: str, progress: bool) -> WorldFiles:
+def _build_world(spec: WorldSpec, scenario: Path, state: Path, fingerprint: str, progress: bool) -> WorldFiles:
     from agencies.world import World  # only a cold start pays for the world builder
 
     started = time.perf_counter()
@@ -149,7 +150,8 @@ def _build_world(spec: WorldSpec, state: Path, fingerprint: str, progress: bool)
     finally:
         store.close()
     agencies = tuple(world.knowledge.agencies)
-    _write_json(state / "world.json", {"fingerprint": fingerprint, "seed": spec.seed, "agencies": list(agencies)})
+    recorded = {"fingerprint": fingerprint, "scenario": str(scenario.resolve()), "seed": spec.seed}
+    _write_json(state / "world.json", {**recorded, "agencies": list(agencies)})
     _say(
         progress,
         f"world built: {len(agencies)} agencies, {rows} directory rows in {time.perf_counter() - started:.1f} s",
