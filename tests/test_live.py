@@ -72,7 +72,7 @@ def test_world_files_are_reused_while_the_scenario_is_unchanged(
     state.mkdir()
     builds: list[int] = []
 
-    def fake_build(spec: WorldSpec, state_dir: Path, fingerprint: str, progress: bool) -> WorldFiles:
+    def fake_build(spec: WorldSpec, scenario: Path, state_dir: Path, fingerprint: str, progress: bool) -> WorldFiles:
         builds.append(spec.seed)
         for name in ("knowledge.json", "directory.sqlite"):
             (state_dir / name).write_text("")

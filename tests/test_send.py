@@ -415,7 +415,7 @@ def test_a_receipt_verifies_and_any_tampering_is_caught(filled_log: AuditLog, tm
 def test_the_world_is_found_by_its_fingerprint(tmp_path: Path) -> None:
     scenario = default_scenario()
     seed = load_world_spec(scenario).seed
-    (tmp_path / "world.json").write_text(json.dumps({"fingerprint": live._fingerprint(scenario, seed), "seed": seed}))
+    (tmp_path / "world.json").write_text(json.dumps({"fingerprint": live.fingerprint(scenario, seed), "seed": seed}))
     assert scenario_of(tmp_path) == scenario
     assert scenario_of(tmp_path, scenario) == scenario
     other = tmp_path / "other.yaml"
