@@ -31,7 +31,8 @@ from testbed import cli
 from testbed.client import CoreClient, ExchangeRefused, audit_public_key, expected_decision, load_world, verify_receipt
 from testbed.commands.demo import run_demo
 from testbed.commands.live import default_scenario
-from testbed.commands.send import Ask, prepare, with_fresh_id
+from testbed.commands.send import with_fresh_id
+from testbed.examples import Ask, prepare
 from testbed.live import LiveNetwork, bring_up
 
 pytestmark = pytest.mark.slow

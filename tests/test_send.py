@@ -40,17 +40,13 @@ from testbed.client import (
 from testbed.commands.demo import DEFAULT_STEPS
 from testbed.commands.live import default_scenario
 from testbed.commands.send import (
-    Ask,
-    NoExample,
-    Prepared,
-    WorkerLine,
     ask_from_args,
     count_outcomes,
-    prepare,
     refusal_report,
     reply_report,
     with_fresh_id,
 )
+from testbed.examples import Ask, NoExample, Prepared, WorkerLine, prepare
 
 SEED = 12345
 NOON = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
