@@ -17,6 +17,7 @@ from agencies.columns import Days, Ints, assign_with_cover, day_number, sizes
 from crossroads.identifiers import Kbo, make_kbo
 
 __all__ = [
+    "FULL_TIME_HOURS_CENTI",
     "JOINT_COMMITTEES",
     "Employers",
     "Employment",
@@ -31,6 +32,14 @@ class JointCommittee:
     code: str  # paritair comité / commission paritaire
     weight: float  # relative share of employers (assumption: rough, not sourced)
     manual: bool  # blue-collar workers (DmfA worker code 015) rather than white-collar (495)
+
+    @property
+    def worker_code(self) -> str:
+        """The DmfA worker code of its workers: 015 manual worker, 495 white-collar employee."""
+        return "015" if self.manual else "495"
+
+
+FULL_TIME_HOURS_CENTI = 3800  # a full-time week, 38 h, in hundredths of an hour
 
 
 JOINT_COMMITTEES: tuple[JointCommittee, ...] = (

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from agencies import authorizations as a
 from agencies import catalogue as c
 from agencies.columns import day_number, day_of, last_full_quarter
-from agencies.employers import JOINT_COMMITTEES
+from agencies.employers import FULL_TIME_HOURS_CENTI, JOINT_COMMITTEES
 from agencies.world import World
 from crossroads.domain import AgencyId, Condition, Deliberation, DeliberationRef, Kind, SectorCode
 from protos import messages_pb2
@@ -36,6 +36,9 @@ __all__ = [
     "deintegration",
     "dimona",
     "dmfa",
+    "draw_employer",
+    "draw_newcomer",
+    "draw_worker",
     "drs",
     "integration",
     "mutation",
@@ -170,25 +173,27 @@ def _asker_and_subject(world: World, rng: np.random.Generator, d: Deliberation) 
 
 
 # ---------------------------------------------------------------- declarations
-def _employer(world: World, rng: np.random.Generator) -> int:
+def draw_employer(world: World, rng: np.random.Generator) -> int:
+    """An employer with at least one worker (NoSample if the world has none)."""
     staffed = _index(world).staffed
     if not staffed.size:
         raise NoSample("no employer of this world has a worker")
     return int(staffed[int(rng.integers(staffed.size))])
 
 
-def _worker(world: World, rng: np.random.Generator, employer: int) -> int:
+def draw_worker(world: World, rng: np.random.Generator, employer: int) -> int:
+    """One of `employer`'s workers."""
     workers = world.workers_of(employer)
     return int(workers[int(rng.integers(workers.size))])
 
 
-def _newcomer(world: World, rng: np.random.Generator, employer: int) -> int:
+def draw_newcomer(world: World, rng: np.random.Generator, employer: int) -> int:
     """A person of working age (16-66) not working for `employer`; a worker of it if there is none."""
     for _ in range(_TRIES):
         person = int(rng.integers(world.person_count))
         if 16 <= world.ages[person] <= 66 and world.employment.employer[person] != employer:
             return person
-    return _worker(world, rng, employer)
+    return draw_worker(world, rng, employer)
 
 
 def _declarant(world: World, employer: int) -> AgencyId:
@@ -209,10 +214,10 @@ def _days_after(world: World, rng: np.random.Generator, low: int, high: int) -> 
 
 def dimona(world: World, rng: np.random.Generator) -> Sample:
     """A DIMONA: IN for a person starting soon, OUT/UPDATE/CANCEL for a current worker."""
-    j = _employer(world, rng)
+    j = draw_employer(world, rng)
     kind = int(rng.choice([messages_pb2.IN, messages_pb2.OUT, messages_pb2.UPDATE, messages_pb2.CANCEL],
                           p=[0.45, 0.35, 0.15, 0.05]))  # fmt: skip
-    worker = _newcomer(world, rng, j) if kind == messages_pb2.IN else _worker(world, rng, j)
+    worker = draw_newcomer(world, rng, j) if kind == messages_pb2.IN else draw_worker(world, rng, j)
     body = messages_pb2.DimonaDeclaration(
         type=kind,  # type: ignore[arg-type]
         employer_kbo=world.kbo(j),
@@ -235,7 +240,7 @@ def dimona(world: World, rng: np.random.Generator) -> Sample:
 
 def dmfa(world: World, rng: np.random.Generator, *, max_lines: int = DEFAULT_DMFA_LINES) -> Sample:
     """A quarterly DmfA of one employer: a line per worker (at most `max_lines`, drawn at random)."""
-    j = _employer(world, rng)
+    j = draw_employer(world, rng)
     workers = world.workers_of(j)
     if workers.size > max_lines:
         workers = np.sort(rng.choice(workers, size=max_lines, replace=False))
@@ -245,10 +250,10 @@ def dmfa(world: World, rng: np.random.Generator, *, max_lines: int = DEFAULT_DMF
         part_time = rng.random() < 0.25
         body.lines.add(
             worker_niss=world.niss(worker),
-            worker_code="015" if committee.manual else "495",
+            worker_code=committee.worker_code,
             gross_wage_cents=int(rng.lognormal(np.log(1_100_000), 0.35) * (0.6 if part_time else 1.0)),
             days_worked=int(rng.integers(40, 66)),
-            hours_per_week_centi=int(rng.integers(1900, 3040)) if part_time else 3800,
+            hours_per_week_centi=int(rng.integers(1900, 3040)) if part_time else FULL_TIME_HOURS_CENTI,
             joint_committee=committee.code,
         )
     return _envelope(
@@ -262,8 +267,8 @@ def drs(world: World, rng: np.random.Generator) -> Sample:
     """A declaration of social risk (sickness, work accident or unemployment) for a current worker."""
     family = int(rng.integers(1, 4))
     dataset, scenarios = a.DRS_DATASETS[family]
-    j = _employer(world, rng)
-    worker = _worker(world, rng, j)
+    j = draw_employer(world, rng)
+    worker = draw_worker(world, rng, j)
     event = _days_after(world, rng, -30, 1)
     body = messages_pb2.DrsDeclaration(
         family=family,  # type: ignore[arg-type]
@@ -271,7 +276,7 @@ def drs(world: World, rng: np.random.Generator) -> Sample:
         employer_kbo=world.kbo(j),
         worker_niss=world.niss(worker),
         event_date=event,
-        fields={"first_day": event, "hours_per_week_centi": "3800"},
+        fields={"first_day": event, "hours_per_week_centi": str(FULL_TIME_HOURS_CENTI)},
     )
     return _envelope(
         world, rng, _declarant(world, j), Kind.DRS, subject_niss=body.worker_niss, subject_kbo=body.employer_kbo,
@@ -325,8 +330,8 @@ def mutation(world: World, rng: np.random.Generator) -> Sample:
         person = int(rng.integers(world.person_count))
         sender, dataset, fields = c.NR, a.REGISTER_CHANGES, _register_fields(change, rng)
     else:
-        change, j = "dmfa_attestation", _employer(world, rng)
-        person = _worker(world, rng, j)
+        change, j = "dmfa_attestation", draw_employer(world, rng)
+        person = draw_worker(world, rng, j)
         sender, dataset = c.ONSS, a.DMFA_ATTESTATIONS
         fields = {"employer_kbo": world.kbo(j), "quarter": last_full_quarter(today)}
     body = messages_pb2.MutationNotice(

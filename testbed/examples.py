@@ -27,7 +27,7 @@ from agencies import catalogue as c
 from agencies import samples
 from agencies.answers import answer
 from agencies.columns import day_number, day_of, last_full_quarter
-from agencies.employers import JOINT_COMMITTEES, JointCommittee
+from agencies.employers import FULL_TIME_HOURS_CENTI, JOINT_COMMITTEES, JointCommittee
 from agencies.world import World
 from crossroads.domain import AgencyId, Condition, Dataset, Deliberation, Kind
 from crossroads.routing import Routed
@@ -58,7 +58,6 @@ DIMONA_TYPES = {
     "CANCEL": messages_pb2.CANCEL,
 }
 _REGISTER_CHANGES = a.MUTATION_CHANGES[a.REGISTER_CHANGES]
-_HOURS_FULL_TIME = 3800  # 38 h a week, in hundredths of an hour
 
 
 class NoExample(ValueError):
@@ -131,8 +130,8 @@ class Prepared:
 class _Draw:
     """Seeded choices from the world for the fields left out; `picked` records each one made.
 
-    `employer`, `worker` and `newcomer` draw as `agencies.samples` does, but raise NoExample
-    (which `prepare` catches to draw again): the samples' own helpers are private there.
+    `employer`, `worker` and `newcomer` are `agencies.samples`' draws, their NoSample turned
+    into NoExample (which `prepare` catches to draw again).
     """
 
     def __init__(self, world: World, rng: np.random.Generator, as_of: dt.date) -> None:
@@ -144,7 +143,6 @@ class _Draw:
         today = day_number(as_of)
         self._open = (rows.start <= today) & (rows.end >= today)
         self._sector = np.array([ag.sector for ag in world.agencies], dtype=np.int64)[rows.agency]
-        self._staffed = np.flatnonzero(np.diff(world.employment.offsets) > 0)
 
     def pick(self, name: str, value: Any) -> Any:
         self.picked[name] = str(value)
@@ -167,21 +165,17 @@ class _Draw:
         return int(found[int(self.rng.integers(found.size))]) if found.size else None
 
     def employer(self) -> int:
-        if not self._staffed.size:
-            raise NoExample("no employer of this world has a worker")
-        return int(self._staffed[int(self.rng.integers(self._staffed.size))])
+        try:
+            return samples.draw_employer(self.world, self.rng)
+        except samples.NoSample as exc:
+            raise NoExample(str(exc)) from exc
 
     def worker(self, employer: int) -> int:
-        return int(self.one(self.world.workers_of(employer)))
+        return samples.draw_worker(self.world, self.rng, employer)
 
     def newcomer(self, employer: int) -> int:
         """A person of working age (16-66) who does not work for `employer`."""
-        w = self.world
-        for _ in range(DEFAULT_ATTEMPTS):
-            person = int(self.rng.integers(w.person_count))
-            if 16 <= w.ages[person] <= 66 and w.employer_of(person) != employer:
-                return person
-        return self.worker(employer)
+        return samples.draw_newcomer(self.world, self.rng, employer)
 
     def person(self) -> int:
         return int(self.rng.integers(self.world.person_count))
@@ -330,14 +324,14 @@ def _dmfa_lines(draw: _Draw, j: int | None, kbo: str, ask: Ask) -> list[messages
         draw.pick("workers", f"{len(workers)} of the employer's {w.workers_of(j).size} workers in the world")
         declared = [_known_wages(w, w.niss(person)) for person in workers]
     committee = _committee(w, j)
-    code = "015" if committee is not None and committee.manual else "495"  # manual worker or employee
+    code = committee.worker_code if committee is not None else "495"  # white-collar when unknown
     return [
         messages_pb2.DmfaLine(
             worker_niss=niss,
             worker_code=code,
             gross_wage_cents=wage,
             days_worked=days,
-            hours_per_week_centi=_HOURS_FULL_TIME,
+            hours_per_week_centi=FULL_TIME_HOURS_CENTI,
             joint_committee=committee.code if committee is not None else "",
         )
         for niss, wage, days in declared
