@@ -134,6 +134,10 @@ _CONSULTATIONS: tuple[tuple[tuple[Category, ...], tuple[str, ...], Condition, tu
     ((c.CAT_FAMILY_ALLOWANCE_BODY,), ("family_allowances",), Condition.NONE,
      (IDENTITY, WAGES, UNEMPLOYMENT, FAMILY, SOCIAL_INTEGRATION)),
     ((c.CAT_ONVA,), ("holiday_pay",), Condition.NONE, (IDENTITY, WAGES)),
+    # citizens consult their own file through the portal, which authenticates them (eID, FAS);
+    # the routing rules cannot say "only the citizen's own NISS": the core must (see issue 5)
+    ((c.CAT_PORTAL,), ("citizen_access",), Condition.NONE,
+     (IDENTITY, WAGES, UNEMPLOYMENT, HEALTH, FAMILY, PENSION, SELF_EMPLOYED)),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- declaration recipients

@@ -1,0 +1,19 @@
+"""The modelled network and the what-if simulation (SimPy).
+
+One concept per module, in the order a run goes through them:
+
+  run.py          load -> plan -> replications -> summary, and the run folder's files
+  explicit.py     a scenario's explicit network (queueing exercises) compiled into a Plan
+  world_plan.py   the network of the synthetic world compiled into a Plan: graph.py (networkx
+                  graph, cached paths through the core), requests.py (what each traffic source
+                  sends, decided by the core's own crossroads.routing.route), layout.py (drawing)
+  compile.py      what both compilers share: message classes, service times, arrival segments
+                  (profiles.py), timed actions and random failures
+  plan.py         the Plan: plain, picklable data a replication runs from
+  model.py        one replication: stations (station.py), links (link.py), arrivals
+                  (arrivals.py), messages (message.py), the hot path's event (due.py), random
+                  draws (sampling.py), statistics (recorder.py, series.py)
+  replications.py replications here, in local worker processes, or on a Dask cluster
+  summary.py      estimates with 95% confidence intervals (confidence.py), per-interval series
+  compare.py      two runs' summaries compared (Welch)
+"""

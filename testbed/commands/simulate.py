@@ -1,0 +1,103 @@
+"""`crossroads simulate` and `crossroads compare`: what-if runs and their side-by-side report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from network.compare import compare_summaries
+from network.run import Overrides, load, simulate, write_json, write_run
+from reports.compare import build_comparison
+from reports.html import build_report
+from scenarios.schema import parse_duration
+
+_SIMULATE_HELP = """\
+Validate SCENARIO (a YAML file; see scenarios/*.yaml), build its network (from the synthetic
+world, for the world model), run its replications with SimPy and write into OUT:
+  summary.json      per kind and per node: throughput, latency percentiles, utilisation, queue
+                    lengths, availability, losses, each with its 95% confidence interval;
+                    "functional_messages_per_year" and "employer_declarations_per_year"
+  series.json/.csv  per-interval series;  performance.json  wall-clock figures
+  report.html       the report, self-contained (open it in any browser)
+The same scenario and seed give the same summary.json, byte for byte.
+"""
+
+_COMPARE_HELP = """\
+Compare two simulation runs (folders written by `crossroads simulate`): every figure they share,
+the difference B - A with its 95% interval (Welch's test over the replications), and whether it is
+significant. Writes comparison.json and comparison.html into OUT (default: RUN_B/compare).
+"""
+
+
+def _duration(text: str) -> float:
+    try:
+        return float(parse_duration(text, "command line"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def register(sub: Any) -> None:
+    """Add `simulate` and `compare` to the `crossroads` sub-commands."""
+    raw = argparse.RawDescriptionHelpFormatter
+    sim = sub.add_parser("simulate", help="run a what-if scenario", description=_SIMULATE_HELP, formatter_class=raw)
+    sim.add_argument("scenario", type=Path, help="scenario YAML file")
+    sim.add_argument("--out", type=Path, required=True, help="run folder to write")
+    sim.add_argument("--replications", type=int, help="replications (default: the scenario's)")
+    sim.add_argument("--workers", type=int, default=1, help="local worker processes for the replications (default 1)")
+    sim.add_argument("--dask", metavar="tcp://HOST:PORT", help="run the replications on this Dask scheduler")
+    sim.add_argument("--seed", type=int, help="seed (default: the scenario's)")
+    sim.add_argument("--duration", type=_duration, help='measured window, e.g. "2h" (default: the scenario\'s)')
+    sim.add_argument("--warmup", type=_duration, help="warm-up (default: the scenario's)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bars")
+    sim.set_defaults(func=run_simulate)
+    cmp = sub.add_parser("compare", help="compare two simulation runs", description=_COMPARE_HELP, formatter_class=raw)
+    cmp.add_argument("run_a", type=Path, help="run folder A (the reference)")
+    cmp.add_argument("run_b", type=Path, help="run folder B (the what-if)")
+    cmp.add_argument("--out", type=Path, help="folder to write (default: RUN_B/compare)")
+    cmp.set_defaults(func=run_compare)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    overrides = Overrides(replications=args.replications, seed=args.seed, duration=args.duration, warmup=args.warmup)
+    try:
+        scenario = overrides.apply(load(args.scenario))
+    except (OSError, ValueError) as e:
+        print(f"crossroads simulate: {e}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    run = simulate(scenario, workers=args.workers, dask=args.dask, progress=not args.quiet)
+    write_run(args.out, run, args.scenario)
+    report = args.out / "report.html"
+    report.write_text(build_report(run.summary, run.series), encoding="utf-8")
+    per_year = run.summary["functional_messages_per_year"]
+    print(f"{scenario.name}: {len(run.results)} replications in {time.perf_counter() - started:.1f} s")
+    print(f"functional messages a year: {per_year['mean']:,.0f} (± {per_year['ci95'] or 0:,.0f})")
+    print(f"report: {report.resolve()}")
+    return 0
+
+
+def _read(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    series = json.loads((run / "series.json").read_text(encoding="utf-8"))
+    return summary, series
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    try:
+        (a, series_a), (b, series_b) = _read(args.run_a), _read(args.run_b)
+    except (OSError, ValueError) as e:
+        print(f"crossroads compare: cannot read a run folder: {e}", file=sys.stderr)
+        return 2
+    comparison = compare_summaries(a, b)
+    out: Path = args.out or args.run_b / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", comparison)
+    page = out / "comparison.html"
+    page.write_text(build_comparison(comparison, a, b, series_a, series_b), encoding="utf-8")
+    print(f"{comparison['significant']} of {len(comparison['rows'])} figures differ significantly")
+    print(f"report: {page.resolve()}")
+    return 0
