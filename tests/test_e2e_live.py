@@ -29,7 +29,7 @@ from crossroads.routing import Routed
 from protos import messages_pb2, services_pb2_grpc
 from testbed import cli
 from testbed.client import CoreClient, ExchangeRefused, audit_public_key, expected_decision, load_world, verify_receipt
-from testbed.commands.demo import run_demo
+from testbed.commands.demo import DEFAULT_STEPS, run_demo, what_if
 from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
 from testbed.examples import Ask, prepare
@@ -362,8 +362,9 @@ def test_audit_verify_passes_after_the_traffic_and_fails_after_one_byte_changes(
 
 def test_the_demo_runs_verifies_and_stops_and_runs_again(tmp_path: Path) -> None:
     said: list[str] = []
-    assert run_demo(tmp_path / "demo", hosts=2, progress=False, say=said.append) == 0
-    assert run_demo(tmp_path / "demo", hosts=2, progress=False, say=said.append) == 0  # on its own state folder
+    steps = tuple(s for s in DEFAULT_STEPS if s.run is not what_if)  # the simulation has tests of its own
+    assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0
+    assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0  # its own state
     text = "\n".join(said)
     for shown in ("PERMISSION_DENIED", "INVALID_ARGUMENT", "DmfA", "audit verification PASSED", "who-accessed"):
         assert shown in text, shown

@@ -1,4 +1,4 @@
-"""`crossroads demo`: the live network in well under a minute, told as it happens.
+"""`crossroads demo`: the live network and a what-if simulation in about a minute, told as it happens.
 
 `run_demo(out)` brings the network of scenarios/demo.yaml up in OUT/state, runs its steps and
 stops the network, also on Ctrl-C or SIGTERM. Each run starts from a fresh state folder (the
@@ -9,11 +9,10 @@ the steps marked `live` run while the network is up, the others after it stopped
     live:  routed exchanges of each kind, exchanges the core refuses, what happened (a table,
            a consultation's answer, where a DmfA fanned out to, where a mutation was pushed),
            the audit head and one exchange's verified receipt;
-    after: the verification of the whole audit log (crossroads.audit.verify_store), and where
-           to look next.
+    after: the verification of the whole audit log (crossroads.audit.verify_store), a what-if
+           simulation of the whole network with its report, and where to look next.
 
-Later parts add their steps to `DEFAULT_STEPS` (a short load test: live; a simulation report:
-after). A step records what it found in `Demo.results`, written to OUT/demo.json at the end.
+Later parts add their steps to `DEFAULT_STEPS` (a short load test). A step records what it found in `Demo.results`, written to OUT/demo.json at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -39,10 +39,12 @@ from agencies.world import World
 from crossroads.audit import verify_store
 from crossroads.domain import AgencyId, Kind
 from crossroads.routing import Routed
+from network.run import Overrides, load
 from protos import messages_pb2, services_pb2
 from testbed.client import CoreClient, ExchangeRefused, Receipt, expected_decision
 from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
+from testbed.commands.simulate import simulate_to
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, LiveNetworkError, bring_up, status
 
 __all__ = ["DEFAULT_OUT", "DEFAULT_STEPS", "DEMO_SEED", "PER_KIND", "Demo", "Sent", "Step", "register", "run_demo"]
@@ -50,6 +52,8 @@ __all__ = ["DEFAULT_OUT", "DEFAULT_STEPS", "DEMO_SEED", "PER_KIND", "Demo", "Sen
 DEFAULT_OUT = Path("runs/demo")
 DEMO_SEED = 20261128  # the same exchanges every run: a demo people can follow along
 PER_KIND = 2  # routed exchanges of each kind
+DEMO_SIMULATION = "sector_hub_outage.yaml"  # the what-if the demo simulates
+DEMO_REPLICATIONS = 2  # enough for confidence intervals, few enough for a demo
 _ROUTE_SHOWN = 3  # destinations named in a table cell before "+N more"
 _DRAWS = 50  # samples drawn to find one that reaches somebody
 
@@ -289,12 +293,22 @@ def where_to_look(demo: Demo) -> None:
     demo.say(f"and bring it up again: crossroads up --state {state}, then crossroads send --state {state} consultation")
 
 
+def what_if(demo: Demo) -> None:
+    """A what-if simulation of the whole network: a sector hub down during the DmfA peak."""
+    scenario_file = Path(str(files("scenarios").joinpath(DEMO_SIMULATION)))
+    scenario = Overrides(replications=DEMO_REPLICATIONS).apply(load(scenario_file))
+    demo.say(f"simulating {scenario_file.name}: {scenario.description}")
+    report = simulate_to(demo.out / "simulation", scenario_file, scenario, workers=2, say=demo.say)
+    demo.results["simulation_report"] = str(report.resolve())
+
+
 DEFAULT_STEPS: tuple[Step, ...] = (
     Step("routed exchanges of each kind", send_routed),
     Step("exchanges the core refuses", send_refused),
     Step("what happened", account),
     Step("the audit head", audit_head),
     Step("the audit log, verified", verify_audit, live=False),
+    Step("a what-if simulation of the whole network", what_if, live=False),
     Step("where to look", where_to_look, live=False),
 )
 
