@@ -8,7 +8,9 @@ from a message field.
 For a Forward:
 - a caller other than the core: PERMISSION_DENIED;
 - an agency this host does not serve: NOT_FOUND;
-- envelope bytes that do not parse, or a kind it cannot take: INVALID_ARGUMENT;
+- a request that is no Forward, envelope bytes that do not parse, a kind it cannot take, a
+  consultation whose subject is not ASCII digits, or an audit index beyond 2**63 - 1 (what its
+  inbox can store): INVALID_ARGUMENT naming what is wrong;
 - CONSULTATION: an AgencyReply whose payload is a ConsultationAnswer computed by
   `agencies.answers.answer(seed, agency, dataset, niss)` (deterministic per seed);
 - declarations, (de-)integrations and mutation notices: stored in the host's durable inbox
@@ -66,6 +68,8 @@ DEFAULT_GRACE_S = 2.0
 PARENT_POLL_S = 0.5
 SERVICE_NAME = "crossroads.v1.Agency"
 SERVER_OPTIONS = (("grpc.so_reuseport", 0),)  # this process must own its port
+MAX_AUDIT_INDEX = 2**63 - 1  # the largest audit index the inbox stores (SQLite INTEGER)
+MAX_NAME_SHOWN = 64  # characters of an unknown agency id quoted back: a status message must stay small
 
 _NOTICE_KINDS = frozenset(
     {
@@ -110,7 +114,11 @@ def _default_answer() -> AnswerFn:
 
 
 class AgencyHost(services_pb2_grpc.AgencyServicer):
-    """The Deliver servicer: maps a Forward onto an answer or an inbox row."""
+    """The Deliver servicer: maps a Forward onto an answer or an inbox row.
+
+    Register it with `add_to(server)`: gRPC's generated registration parses the request
+    before the servicer sees it, and answers bytes that are no Forward with UNKNOWN.
+    """
 
     def __init__(
         self,
@@ -127,18 +135,40 @@ class AgencyHost(services_pb2_grpc.AgencyServicer):
         self._answer = answer or _default_answer()
         self._service_time = service_time or ServiceTime(0)
 
+    def add_to(self, server: Any) -> None:
+        """Serve crossroads.v1.Agency/Deliver on `server`, parsing requests here (INVALID_ARGUMENT if not a Forward)."""
+        handlers = {
+            "Deliver": grpc.unary_unary_rpc_method_handler(
+                self._deliver_raw, response_serializer=messages_pb2.AgencyReply.SerializeToString
+            )
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    async def _deliver_raw(self, raw: bytes, context: Any) -> messages_pb2.AgencyReply:
+        await _only_core(context)  # before parsing: nobody else learns anything, not even what parses
+        return await self._deliver(await _parse(messages_pb2.Forward(), raw, context), context)
+
     async def Deliver(self, request: messages_pb2.Forward, context: Any) -> messages_pb2.AgencyReply:
-        caller = peer_identity(context)
-        if caller != CORE:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"only {CORE!r} may deliver; caller is {caller!r}")
+        await _only_core(context)
+        return await self._deliver(request, context)
+
+    async def _deliver(self, request: messages_pb2.Forward, context: Any) -> messages_pb2.AgencyReply:
         agency = AgencyId(request.agency)
         if agency not in self.agencies:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"agency {agency!r} is not served by this host")
+            shown = agency[:MAX_NAME_SHOWN]
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"agency {shown!r} is not served by this host")
+        if request.audit_index > MAX_AUDIT_INDEX:  # SQLite integers are signed 64-bit
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"audit_index {request.audit_index} is beyond {MAX_AUDIT_INDEX}"
+            )
         envelope = await _parse(messages_pb2.Envelope(), request.envelope, context)
         delay = self._service_time.draw_s()
         if delay:
             await asyncio.sleep(delay)
         if envelope.kind == messages_pb2.CONSULTATION:
+            if not envelope.subject_niss.isascii():  # the answers read digits with int(): "²" raised there
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "subject_niss must be ASCII digits")
             ask = await _parse(messages_pb2.ConsultationRequest(), envelope.payload, context)
             return self._consult(agency, envelope, ask)
         if envelope.kind in _NOTICE_KINDS:
@@ -163,6 +193,12 @@ class AgencyHost(services_pb2_grpc.AgencyServicer):
         kind = messages_pb2.MessageKind.Name(envelope.kind)
         new = self.inbox.record(agency, envelope.message_id, kind, request.sender, request.audit_index)
         return messages_pb2.AgencyReply(agency=agency, status="ok" if new else "duplicate")
+
+
+async def _only_core(context: Any) -> None:
+    caller = peer_identity(context)
+    if caller != CORE:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"only {CORE!r} may deliver; caller is {caller!r}")
 
 
 async def _parse(message: _M, data: bytes, context: Any) -> _M:
@@ -211,7 +247,7 @@ async def start_host(
     inbox = Inbox(inbox_path(state_dir, name))
     servicer = AgencyHost(agencies, seed, inbox, answer=answer, service_time=service_time)
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    services_pb2_grpc.add_AgencyServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    servicer.add_to(server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     port = server.add_secure_port("127.0.0.1:0", credentials)

@@ -48,7 +48,7 @@ def make_niss(birth: dt.date, sequence: int, *, bis: bool = False, sex_known: bo
 
 def niss_problem(value: str) -> str | None:
     """None when `value` is a well-formed NISS (ordinary or bis), else what is wrong with it."""
-    if len(value) != 11 or not value.isdigit():
+    if len(value) != 11 or not (value.isascii() and value.isdigit()):
         return f"NISS must be 11 digits, got {value!r}"
     nine, check = int(value[:9]), int(value[9:])
     if check not in (_niss_check(nine, False), _niss_check(nine, True)):
@@ -75,7 +75,7 @@ def make_kbo(serial: int) -> Kbo:
 
 def kbo_problem(value: str) -> str | None:
     """None when `value` is a well-formed KBO/BCE number, else what is wrong with it."""
-    if len(value) != 10 or not value.isdigit():
+    if len(value) != 10 or not (value.isascii() and value.isdigit()):
         return f"KBO number must be 10 digits, got {value!r}"
     if value[0] not in "01":
         return f"KBO number {value} must start with 0 or 1"

@@ -50,6 +50,7 @@ __all__ = [
     "KIND_DATASETS",
     "MAX_MESSAGE_ID",
     "MAX_PAYLOAD_BYTES",
+    "MAX_REASON",
     "MAX_RELATED",
     "MAX_TEXT",
     "Invalid",
@@ -60,6 +61,7 @@ MAX_MESSAGE_ID = 128
 MAX_TEXT = 128  # dataset, purpose, deliberation, sender, change
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_RELATED = 1_000
+MAX_REASON = 256  # characters of an Invalid.reason: it quotes the bad value, cut to fit a gRPC status
 
 KIND_DATASETS = {Kind.DIMONA: Dataset("dimona"), Kind.DMFA: Dataset("dmfa")}
 DRS_DATASETS = {
@@ -67,7 +69,8 @@ DRS_DATASETS = {
     messages_pb2.WORK_ACCIDENT: Dataset("drs_accident"),
     messages_pb2.UNEMPLOYMENT: Dataset("drs_unemployment"),
 }
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII: in Python patterns \d also matches other scripts' digits ("٢٠٢٦"), which no date or quarter uses
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _M = TypeVar("_M", bound=ProtoMessage)
 _KINDS = frozenset(k.value for k in Kind)
 
@@ -88,7 +91,13 @@ class _Refused(Exception):
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(field, reason)
-        self.invalid = Invalid(field, reason)
+        self.invalid = Invalid(field, _bounded(reason))
+
+
+def _bounded(reason: str) -> str:
+    # reasons quote the bad value: a 20 KB NISS quoted whole made a gRPC status message over the
+    # client's 16 KiB metadata limit, and the sender got RESOURCE_EXHAUSTED instead of the reason
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
 def check_envelope(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date) -> Request | Invalid:
@@ -147,17 +156,23 @@ def _text(value: str, field: str) -> None:
 
 
 def _niss(value: str, field: str) -> Niss:
-    problem = niss_problem(value)
+    problem = niss_problem(value) if value.isascii() else _not_ascii(value, "NISS", 11)
     if problem is not None:
         raise _Refused(field, problem)
     return Niss(value)
 
 
 def _kbo(value: str, field: str) -> Kbo:
-    problem = kbo_problem(value)
+    problem = kbo_problem(value) if value.isascii() else _not_ascii(value, "KBO number", 10)
     if problem is not None:
         raise _Refused(field, problem)
     return Kbo(value)
+
+
+def _not_ascii(value: str, what: str, digits: int) -> str:
+    # niss_problem / kbo_problem accept any Unicode digit ("٨٥٠٣١٤١٢٣٠٢" passes) and raise on
+    # superscripts ("²"): identifiers are ASCII digits, so they never see anything else
+    return f"{what} must be {digits} ASCII digits, got {value[:32]!r}"
 
 
 def _date(value: str, field: str) -> dt.date:
@@ -312,7 +327,7 @@ def _employer(in_envelope: str, in_payload: str, payload_field: str, kind: Kind,
 
 
 _DIMONA_TYPES = frozenset({messages_pb2.IN, messages_pb2.OUT, messages_pb2.UPDATE, messages_pb2.CANCEL})
-_QUARTER = re.compile(r"\d{4}Q[1-4]")
+_QUARTER = re.compile(r"\d{4}Q[1-4]", re.ASCII)
 _BY_KIND: dict[Kind, Callable[[messages_pb2.Envelope, Request], Request]] = {
     Kind.CONSULTATION: _consultation,
     Kind.DIMONA: _dimona,

@@ -1,4 +1,4 @@
-"""`crossroads demo`: the live network and a what-if simulation in about a minute, told as it happens.
+"""`crossroads demo`: the live network and a what-if simulation, told as it happens.
 
 `run_demo(out)` brings the network of scenarios/demo.yaml up in OUT/state, runs its steps and
 stops the network, also on Ctrl-C or SIGTERM. Each run starts from a fresh state folder (the

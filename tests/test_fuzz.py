@@ -1,0 +1,344 @@
+"""Hostile input against the core (testbed/fuzz.py): properties over a few thousand seeded cases.
+
+Every case must come back (no hang), without a crash, OK or with a specific status whose message
+says what was wrong, and every exchange that reached the pipeline must have exactly its one audit
+record. The campaign itself (100,000 cases) is `crossroads fuzz`; here each target gets a few
+hundred cases, drawn by Hypothesis with a fixed seed (no example database), so a failure
+reproduces. Bugs whose fix lies outside the files this campaign may change are strict xfails,
+each naming the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from crossroads.audit import verify_store
+from crossroads.domain import AgencyId
+from crossroads.identifiers import niss_problem
+from crossroads.pki import CORE
+from crossroads.validation import MAX_REASON, Invalid, check_envelope
+from protos import messages_pb2 as pb
+from protos import services_pb2
+from testbed.cli import main
+from testbed.commands.fuzz import exit_code
+from testbed.fuzz import (
+    DELIVER_METHOD,
+    AgencyTarget,
+    Batch,
+    Case,
+    CoreTarget,
+    ExchangeTarget,
+    FuzzWorld,
+    Result,
+    Tally,
+    TlsTarget,
+    _Answer,
+    _growth_problem,
+    _lifecycle,
+    agency_cases,
+    atheris_campaign,
+    batches,
+    drive,
+    exchange_cases,
+    prepare_world,
+    refusal_problem,
+    rpc_cases,
+    tls_cases,
+)
+
+SEED = 20261128
+BATCH = 16
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> FuzzWorld:
+    return prepare_world(tmp_path_factory.mktemp("fuzz-world"), seed=SEED, corpus=200, persons=3_000)
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    running = asyncio.new_event_loop()
+    yield running
+    running.close()
+
+
+def _started(loop: asyncio.AbstractEventLoop, target: Any) -> Any:
+    if hasattr(target, "start"):
+        loop.run_until_complete(target.start())
+    return target
+
+
+@pytest.fixture(scope="module")
+def core(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CoreTarget]:
+    target = _started(loop, CoreTarget(world, tmp_path_factory.mktemp("fuzz-core")))
+    yield target
+    loop.run_until_complete(target.close())
+
+
+@pytest.fixture(scope="module")
+def agency(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgencyTarget]:
+    target = _started(loop, AgencyTarget(world, tmp_path_factory.mktemp("fuzz-agency")))
+    yield target
+    loop.run_until_complete(target.close())
+
+
+def _fuzz(loop: asyncio.AbstractEventLoop, target: Any, strategy: Any, examples: int) -> Tally:
+    """Run `examples` batches; the first case with a problem fails the test (naming the case)."""
+    tally = Tally()
+
+    def body(batch: Batch) -> None:
+        for case, result in zip(batch.cases, loop.run_until_complete(target.run(batch)), strict=False):
+            tally.add(target.name, case.label, result)
+            assert result.problem is None, f"{case.label} {case.method} as {case.peer!r}: {result.problem}"
+
+    drive(strategy, examples, SEED, body)
+    return tally
+
+
+# ---------------------------------------------------------------- the properties
+
+
+def test_every_hostile_exchange_in_process_is_answered_specifically_and_audited_once(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    target = ExchangeTarget(world, tmp_path / "state")
+    try:
+        tally = _fuzz(loop, target, batches(exchange_cases(world), BATCH, _lifecycle(world)), 80)
+        assert loop.run_until_complete(target.canary()) == "DELIVERED"
+    finally:
+        loop.run_until_complete(target.close())
+    statuses = tally.by_target["exchange"]
+    # the campaign reaches every kind of answer, and every refusal was found in the audit log
+    assert {"OK", "INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED"} <= set(statuses)
+    assert tally.refused_and_audited == sum(n for s, n in statuses.items() if s != "OK")
+    assert verify_store(tmp_path / "state", check_index=True).ok
+
+
+def test_the_core_over_mutual_tls_answers_every_hostile_call_specifically(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, core: CoreTarget
+) -> None:
+    cases = batches(exchange_cases(world, unauthenticated=False), BATCH, _lifecycle(world))
+    tally = _fuzz(loop, core, cases, 35)
+    tally_rpc = _fuzz(loop, core, batches(rpc_cases(world, open_bugs=False), BATCH), 15)
+    assert loop.run_until_complete(core.canary()) == "DELIVERED"
+    assert "OK" in tally.by_target["core"] and "INVALID_ARGUMENT" in tally.by_target["core"]
+    assert "UNIMPLEMENTED" in tally_rpc.by_target["core"]  # methods that do not exist
+
+
+def test_the_agency_host_answers_every_hostile_delivery_specifically_and_only_the_core(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, agency: AgencyTarget
+) -> None:
+    tally = _fuzz(loop, agency, batches(agency_cases(world), BATCH), 40)
+    assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"} <= set(tally.by_target["agency"])
+
+
+def test_bad_client_certificates_are_refused_at_the_handshake_and_leave_no_record(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    target = _started(loop, TlsTarget(world, tmp_path / "state"))
+    try:
+        tally = _fuzz(loop, target, batches(tls_cases(), 8), 4)
+        every = [
+            Case(f"{e}/{c}/{v}", None, b"")
+            for e in ("core", "host")
+            for c in ("none", "foreign", "expired", "not_yet_valid", "good")
+            for v in ("1.2", "1.3")
+        ]
+        results = loop.run_until_complete(target.run(Batch(tuple(every))))
+    finally:
+        loop.run_until_complete(target.close())
+    assert [r.problem for r in results] == [None] * len(every)
+    assert [r.status for r in results] == ["ACCEPTED" if "/good/" in c.label else "REFUSED_AT_HANDSHAKE" for c in every]
+    assert tally.ok
+
+
+# ---------------------------------------------------------------- the checks themselves
+
+
+def test_a_refusal_must_be_specific_and_say_what_was_wrong() -> None:
+    assert refusal_problem("INVALID_ARGUMENT", "invalid subject_niss: NISS 1 fails its check digits") is None
+    assert (
+        refusal_problem("INVALID_ARGUMENT", "invalid subject_niss (or payload.worker_niss): required for DRS") is None
+    )
+    assert refusal_problem("PERMISSION_DENIED", "denied by rule not_in_files: CPAS-1 has no file") is None
+    assert "unspecific" in (refusal_problem("UNKNOWN", "Unexpected <class 'ValueError'>") or "")
+    assert "unspecific" in (refusal_problem("INTERNAL", "boom") or "")
+    assert "empty" in (refusal_problem("NOT_FOUND", "") or "")
+    assert "does not say" in (refusal_problem("INVALID_ARGUMENT", "bad request") or "")
+    assert "does not say" in (refusal_problem("PERMISSION_DENIED", "denied") or "")
+
+
+def test_the_audit_log_must_grow_by_exactly_the_records_the_answers_name() -> None:
+    a, b = Case("valid", "ONSS", b"a"), Case("valid", "ONSS", b"b")
+    ok = [_Answer("INVALID_ARGUMENT", "x", 10), _Answer("PERMISSION_DENIED", "y", 11)]
+    assert _growth_problem([a, b], ok, 10, 12) is None
+    assert _growth_problem([a, b], ok, 10, 13) is not None  # a record nobody was told of
+    assert _growth_problem([a, b], [ok[0], _Answer("INVALID_ARGUMENT", "y", None)], 10, 12) is not None
+    assert _growth_problem([a, b], [ok[0], _Answer("INVALID_ARGUMENT", "y", 10)], 10, 11) is not None  # shared
+    # a replay answered from an exactly-once cache may name its first record again
+    assert _growth_problem([a, a], [ok[0], _Answer("INVALID_ARGUMENT", "x", 10)], 10, 11) is None
+
+
+def test_the_summary_fails_the_command_on_any_problem() -> None:
+    tally = Tally()
+    tally.add("exchange", "valid", Result("OK"))
+    tally.add("exchange", "field", Result("INVALID_ARGUMENT", audited_refusal=True))
+    assert exit_code(tally.summary()) == 0 and tally.summary()["refused_and_audited"] == 1
+    tally.add("core", "rpc_garbage", Result("UNKNOWN", "unspecific status UNKNOWN", "unspecific"))
+    summary = tally.summary()
+    assert exit_code(summary) == 1 and summary["unspecific"] == 1
+    assert summary["by_status"] == {"INVALID_ARGUMENT": 1, "OK": 1, "UNKNOWN": 1}
+
+
+def test_crossroads_fuzz_prints_a_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["fuzz", "--cases", "120", "--seed", "3", "--targets", "exchange,agency", "--persons", "2000"]
+    assert main([*args, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cases"] == 120 and summary["crashes"] == summary["hangs"] == 0
+    assert set(summary["by_target"]) == {"exchange", "agency"}
+    assert summary["checks"]["exchange_audit"]["ok"] and summary["checks"]["exchange_canary_after"] == "DELIVERED"
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
+def test_atheris_finds_no_crash_in_validation_and_routing(world: FuzzWorld, tmp_path: Path) -> None:
+    pytest.importorskip("atheris")
+    result = atheris_campaign(world, 5_000, SEED, tmp_path)
+    assert result["exit_code"] == 0, result["tail"]
+
+
+# ---------------------------------------------------------------- what the fuzzing found (fixed)
+
+
+def _consultation(world: FuzzWorld, **fields: Any) -> tuple[str, pb.Envelope]:
+    sample = next(s for s in world.corpus if s.envelope.kind == pb.CONSULTATION)
+    env = pb.Envelope()
+    env.CopyFrom(sample.envelope)
+    for name, value in fields.items():
+        setattr(env, name, value)
+    return sample.sender, env
+
+
+@pytest.mark.parametrize("script", [SUPERSCRIPT, ARABIC_INDIC], ids=["superscript", "arabic-indic"])
+def test_a_niss_in_other_digits_is_invalid_naming_the_field(world: FuzzWorld, script: dict[int, str]) -> None:
+    # superscripts raised ValueError inside check_envelope (UNKNOWN over gRPC); Arabic-Indic digits
+    # with the right check digits were accepted as a NISS
+    sender, env = _consultation(world)
+    env.subject_niss = env.subject_niss.translate(script)
+    checked = check_envelope(env, AgencyId(sender), world.as_of)
+    assert isinstance(checked, Invalid) and checked.field == "subject_niss" and "ASCII" in checked.reason
+
+
+def test_a_quarter_in_other_digits_is_invalid(world: FuzzWorld) -> None:
+    sample = next(s for s in world.corpus if s.envelope.kind == pb.DMFA)
+    body = pb.DmfaDeclaration.FromString(sample.envelope.payload)
+    body.quarter = "2026Q3".translate(ARABIC_INDIC)
+    env = pb.Envelope()
+    env.CopyFrom(sample.envelope)
+    env.payload = body.SerializeToString()
+    checked = check_envelope(env, sample.sender, world.as_of)
+    assert isinstance(checked, Invalid) and checked.field == "payload.quarter"
+
+
+def test_a_huge_bad_value_is_refused_with_its_reason_not_a_metadata_overflow(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, core: CoreTarget
+) -> None:
+    # the reason quoted the whole value: 20 KB of it overflowed the client's 16 KiB metadata
+    # limit, and the sender got RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT
+    sender, env = _consultation(world, subject_niss="1" * 20_000)
+    (result,) = loop.run_until_complete(core.run(Batch((Case("field", sender, env.SerializeToString()),))))
+    assert (result.status, result.problem) == ("INVALID_ARGUMENT", None) and result.audited_refusal
+    checked = check_envelope(env, AgencyId(sender), world.as_of)
+    assert isinstance(checked, Invalid) and len(checked.reason) <= MAX_REASON
+
+
+@pytest.mark.parametrize(
+    ("caller", "raw", "status"),
+    [
+        (CORE, b"\xff\xff\xff", "INVALID_ARGUMENT"),  # was UNKNOWN: gRPC's own parse failed
+        ("ONSS", b"\xff\xff\xff", "PERMISSION_DENIED"),  # only the core may learn what parses
+        (CORE, pb.Forward(agency="ONSS", audit_index=2**64 - 1).SerializeToString(), "INVALID_ARGUMENT"),  # was UNKNOWN
+    ],
+    ids=["no-forward", "no-forward-not-core", "audit-index-beyond-sqlite"],
+)
+def test_the_host_refuses_what_it_cannot_take(
+    loop: asyncio.AbstractEventLoop, agency: AgencyTarget, caller: str, raw: bytes, status: str
+) -> None:
+    (result,) = loop.run_until_complete(agency.run(Batch((Case("forward", caller, raw, method=DELIVER_METHOD),))))
+    assert (result.status, result.problem) == (status, None)
+
+
+def test_the_host_refuses_a_consultation_about_a_niss_in_superscript(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, agency: AgencyTarget
+) -> None:
+    _, env = _consultation(world)
+    env.subject_niss = env.subject_niss.translate(SUPERSCRIPT)  # the answers' int() raised on it
+    forward = pb.Forward(agency=world.agencies[0], sender="x", envelope=env.SerializeToString())
+    case = Case("forward", CORE, forward.SerializeToString(), method=DELIVER_METHOD)
+    (result,) = loop.run_until_complete(agency.run(Batch((case,))))
+    assert (result.status, result.problem) == ("INVALID_ARGUMENT", None)
+
+
+# ---------------------------------------------------------------- found, fix outside this campaign's files
+
+
+def _call(loop: asyncio.AbstractEventLoop, core: CoreTarget, method: str, raw: bytes) -> grpc.aio.AioRpcError | None:
+    async def call() -> grpc.aio.AioRpcError | None:
+        try:
+            await core.channels.get("admin").unary_unary(method)(raw, timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+        return None
+
+    return loop.run_until_complete(call())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossroads/server.py: the Audit, Health and reflection handlers parse requests in gRPC, which "
+    "answers UNKNOWN to bytes that are no request; fix: a server interceptor that parses them itself (report)",
+)
+@pytest.mark.parametrize("method", ["/crossroads.v1.Audit/InclusionProof", "/grpc.health.v1.Health/Check"])
+def test_bytes_that_are_no_request_are_invalid_on_every_method(
+    loop: asyncio.AbstractEventLoop, core: CoreTarget, method: str
+) -> None:
+    refused = _call(loop, core, method, b"\xff\xff\xff")
+    assert refused is not None and refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_who_accessed_a_niss_in_superscript_is_invalid(
+    world: FuzzWorld, loop: asyncio.AbstractEventLoop, core: CoreTarget
+) -> None:
+    request = services_pb2.WhoAccessedRequest(niss=world.nisses[0].translate(SUPERSCRIPT))
+    refused = _call(loop, core, "/crossroads.v1.Audit/WhoAccessed", request.SerializeToString())
+    assert refused is not None and refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("script", [SUPERSCRIPT, ARABIC_INDIC], ids=["superscript", "arabic-indic"])
+def test_niss_problem_names_a_niss_in_other_digits(world: FuzzWorld, script: dict[int, str]) -> None:
+    assert niss_problem(world.nisses[0].translate(script)) is not None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crossroads/server.py: grpc_health answers NOT_FOUND with no message for an unknown service; "
+    "fix: a HealthServicer subclass whose Check says which service is unknown (report)",
+)
+def test_a_health_check_of_an_unknown_service_says_which(loop: asyncio.AbstractEventLoop, core: CoreTarget) -> None:
+    request = health_pb2.HealthCheckRequest(service="no.such.Service").SerializeToString()
+    refused = _call(loop, core, "/grpc.health.v1.Health/Check", request)
+    assert refused is not None and refused.code() == grpc.StatusCode.NOT_FOUND
+    assert "no.such.Service" in (refused.details() or "")
