@@ -1,4 +1,4 @@
-"""Hostile input against the core (testbed/fuzz.py): properties over a few thousand seeded cases.
+"""Hostile input against the core (testbed/fuzz/): properties over a few thousand seeded cases.
 
 Every case must come back (no hang), without a crash, OK or with a specific status whose message
 says what was wrong, and every exchange that reached the pipeline must have exactly its one audit
@@ -30,7 +30,6 @@ from protos import services_pb2
 from testbed.cli import main
 from testbed.commands.fuzz import exit_code
 from testbed.fuzz import (
-    DELIVER_METHOD,
     AgencyTarget,
     Batch,
     Case,
@@ -40,9 +39,6 @@ from testbed.fuzz import (
     Result,
     Tally,
     TlsTarget,
-    _Answer,
-    _growth_problem,
-    _lifecycle,
     agency_cases,
     atheris_campaign,
     batches,
@@ -53,6 +49,8 @@ from testbed.fuzz import (
     rpc_cases,
     tls_cases,
 )
+from testbed.fuzz.cases import DELIVER_METHOD, _lifecycle
+from testbed.fuzz.checks import _Answer, _growth_problem
 
 SEED = 20261128
 BATCH = 16

@@ -12,7 +12,8 @@ the steps marked `live` run while the network is up, the others after it stopped
     after: the verification of the whole audit log (crossroads.audit.verify_store), a what-if
            simulation of the whole network with its report, and where to look next.
 
-Later parts add their steps to `DEFAULT_STEPS` (a short load test). A step records what it found in `Demo.results`, written to OUT/demo.json at the end.
+Later parts add their steps to `DEFAULT_STEPS` (a short load test). A step records what it found
+in `Demo.results`, written to OUT/demo.json at the end.
 """
 
 from __future__ import annotations

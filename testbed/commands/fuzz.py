@@ -1,4 +1,4 @@
-"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (testbed/fuzz.py).
+"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (testbed/fuzz/).
 
 Prints a JSON summary on stdout (cases by target and by status code, crashes, hangs, unspecific
 statuses, refusals audited and not, problems with a few examples, the canary consultations and
