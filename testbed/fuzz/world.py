@@ -27,6 +27,7 @@ from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
 from crossroads.pki import CORE, NetworkPki
 from protos import messages_pb2 as pb
+from testbed.commands.live import default_scenario
 
 DEFAULT_SEED = 0
 DEFAULT_CORPUS = 400  # valid exchanges drawn from the world, the seeds of most cases
@@ -60,12 +61,6 @@ class FuzzWorld:
     senders: tuple[AgencyId, ...]  # every sender in the corpus, once
     nisses: tuple[str, ...]  # valid NISS of persons in the corpus
     kbos: tuple[str, ...]  # valid KBO numbers in the corpus
-
-
-def default_scenario() -> Path:
-    from testbed.bench_core import default_scenario as demo
-
-    return demo()
 
 
 def prepare_world(
