@@ -36,6 +36,8 @@ from crossroads.domain import (
 )
 
 __all__ = [
+    "CITIZEN_DATASETS",
+    "CITIZEN_PURPOSE",
     "CONSULTATION_DATASETS",
     "DECLARANTS",
     "DECLARATION_DATASETS",
@@ -108,6 +110,9 @@ _SECONDARY_FILES = (c.CAT_CPAS, c.CAT_HEALTH_FUND, c.CAT_FAMILY_FUND, c.CAT_PAYM
 _COMPLEMENTARY = (c.CAT_REGIONAL, c.CAT_LOCAL, c.CAT_PUBLIC_MISSION)
 
 # (requesters, purposes, condition, datasets): one deliberation per (row, dataset)
+CITIZEN_PURPOSE = "citizen_access"  # a citizen consulting their own file through the portal
+CITIZEN_DATASETS = (IDENTITY, WAGES, UNEMPLOYMENT, HEALTH, FAMILY, PENSION, SELF_EMPLOYED)
+
 _CONSULTATIONS: tuple[tuple[tuple[Category, ...], tuple[str, ...], Condition, tuple[Dataset, ...]], ...] = (
     ((c.CAT_CPAS,), ("social_integration", "social_assistance"), Condition.OWN_FILES,
      (IDENTITY, WAGES, UNEMPLOYMENT, HEALTH, FAMILY, PENSION, SELF_EMPLOYED, DISABILITY)),
@@ -136,8 +141,7 @@ _CONSULTATIONS: tuple[tuple[tuple[Category, ...], tuple[str, ...], Condition, tu
     ((c.CAT_ONVA,), ("holiday_pay",), Condition.NONE, (IDENTITY, WAGES)),
     # citizens consult their own file through the portal, which authenticates them (eID, FAS);
     # the routing rules cannot say "only the citizen's own NISS": the core must (see issue 5)
-    ((c.CAT_PORTAL,), ("citizen_access",), Condition.NONE,
-     (IDENTITY, WAGES, UNEMPLOYMENT, HEALTH, FAMILY, PENSION, SELF_EMPLOYED)),
+    ((c.CAT_PORTAL,), (CITIZEN_PURPOSE,), Condition.NONE, CITIZEN_DATASETS),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- declaration recipients

@@ -606,6 +606,7 @@ _TOP_OPTIONAL = (
     "failures",
     "pool",
     "heading_seconds",
+    "loadtest",  # the load-test part: validated by loadtests.spec when the scenario is load-tested
 )
 
 

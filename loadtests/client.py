@@ -1,0 +1,165 @@
+"""The load test's gRPC client: mutual TLS as each sending agency, and what each answer means.
+
+Every agency authenticates with its own certificate (identity from the certificate, never from
+a field), so a client speaks as many identities: `Channels` keeps one channel to the target per
+identity, created on first use and shared by all the users of a Locust process (a channel per
+user and identity would open users x identities TLS connections to the core). Channels are
+plain `grpc` channels; under Locust they are gevent-cooperative once the locustfile has called
+`grpc.experimental.gevent.init_gevent()` (before any channel exists, and after any fork).
+
+`exchange(...)` sends one envelope and turns what came back into an `Answer`:
+- an ExchangeReply: the core acknowledged it with an audit index; it failed only if its
+  outcome is FAILED (a destination did not answer);
+- a refusal (PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED): the
+  core audited it too (index in the trailing metadata "audit-index"); it is an error unless the
+  user expects that refusal;
+- anything else (UNAVAILABLE, DEADLINE_EXCEEDED, ...): an error, with no audit index known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from crossroads.exchange import AUDIT_INDEX_KEY  # the trailing metadata of an audited refusal
+from crossroads.pki import channel_credentials
+from protos import messages_pb2
+
+__all__ = [
+    "DELIVER",
+    "EXCHANGE",
+    "Answer",
+    "Call",
+    "Channels",
+    "ExchangeError",
+    "deliver",
+    "exchange",
+    "refusal_outcome",
+]
+
+EXCHANGE = "/crossroads.v1.Crossroads/Exchange"
+DELIVER = "/crossroads.v1.Agency/Deliver"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+_OUTCOME_NAMES = {v: k for k, v in messages_pb2.Outcome.items()}
+# the audit outcome of each refusal the core audits (crossroads/exchange.py)
+_REFUSALS = {
+    grpc.StatusCode.PERMISSION_DENIED: "DENIED",
+    grpc.StatusCode.INVALID_ARGUMENT: "INVALID",
+    grpc.StatusCode.FAILED_PRECONDITION: "FAILED",
+    grpc.StatusCode.UNAUTHENTICATED: "UNAUTHENTICATED",
+}
+Call = Callable[..., Any]
+
+
+class ExchangeError(Exception):
+    """Why a request counts as failed; Locust groups failures by this text, so it is short."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request came to. `error` is "" for a success."""
+
+    error: str
+    outcome: str  # the ExchangeReply outcome, the audited refusal outcome, or ""
+    audit_index: int | None
+    deliveries: tuple[tuple[str, str], ...]
+    size: int  # bytes of the reply
+    seconds: float  # from sending to the answer
+
+
+def refusal_outcome(code: grpc.StatusCode) -> str:
+    """The outcome the core audits for a refusal with status `code` ("" if it is not one)."""
+    return _REFUSALS.get(code, "")
+
+
+class Channels:
+    """One channel per identity to `address`, presenting that identity's certificate."""
+
+    def __init__(self, address: str, pki: Path) -> None:
+        self.address = address
+        self.pki = Path(pki)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._calls: dict[tuple[str, str], Call] = {}
+
+    def connect(self, identity: str, timeout: float) -> bool:
+        """Open `identity`'s channel (TLS handshake included), waiting up to `timeout` s; True if it is new.
+
+        Agencies keep their connection open, so the handshake is not part of an exchange's
+        latency. A health check opens it (channel_ready_future would block the gevent hub); if
+        it does not connect in time, the next call will say why.
+        """
+        if identity in self._channels:
+            return False
+        channel = self._channels[identity] = grpc.secure_channel(self.address, channel_credentials(self.pki, identity))
+        check = channel.unary_unary(HEALTH_CHECK)
+        with contextlib.suppress(grpc.RpcError):
+            check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=timeout)
+        return True
+
+    def call(self, identity: str, method: str, *, connect_timeout: float) -> tuple[Call, bool]:
+        """The unary call `method` as `identity` (bytes in, bytes out), and whether its channel is new
+        (connected first, see `connect`)."""
+        found = self._calls.get((identity, method))
+        if found is not None:
+            return found, False
+        fresh = self.connect(identity, connect_timeout)
+        found = self._calls[(identity, method)] = self._channels[identity].unary_unary(method)
+        return found, fresh
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        self._calls.clear()
+
+
+def _audit_index(error: grpc.RpcError) -> int | None:
+    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    for key, value in trailing or ():
+        if key == AUDIT_INDEX_KEY:
+            return int(value)
+    return None
+
+
+def exchange(call: Call, envelope: bytes, timeout: float, expected: frozenset[str] = frozenset()) -> Answer:
+    """Send `envelope` through `call` (Crossroads/Exchange) and classify the answer.
+
+    `expected`: refusal codes (names, e.g. "PERMISSION_DENIED") that count as a success.
+    """
+    started = time.perf_counter()
+    try:
+        raw: bytes = call(envelope, timeout=timeout)
+    except grpc.RpcError as exc:
+        seconds = time.perf_counter() - started
+        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+        error = "" if code.name in expected else code.name
+        return Answer(error, refusal_outcome(code), _audit_index(exc), (), 0, seconds)
+    seconds = time.perf_counter() - started
+    reply = messages_pb2.ExchangeReply.FromString(raw)
+    outcome = _OUTCOME_NAMES.get(reply.outcome, str(reply.outcome))
+    deliveries = tuple((d.agency, _OUTCOME_NAMES.get(d.outcome, str(d.outcome))) for d in reply.deliveries)
+    error = "OUTCOME_FAILED" if reply.outcome == messages_pb2.FAILED else ""
+    return Answer(error, outcome, int(reply.audit_index), deliveries, len(raw), seconds)
+
+
+def deliver(call: Call, forward: bytes, timeout: float) -> Answer:
+    """Send a `Forward` through `call` (Agency/Deliver, e.g. via the raw proxy) and classify the answer."""
+    started = time.perf_counter()
+    try:
+        raw: bytes = call(forward, timeout=timeout)
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+        return Answer(code.name, "", None, (), 0, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    status = messages_pb2.AgencyReply.FromString(raw).status
+    return Answer("" if status in ("ok", "duplicate") else f"STATUS_{status}", "", None, (), len(raw), seconds)

@@ -1,0 +1,97 @@
+"""CPU and memory of the processes of a run (core, hosts, Locust), sampled with psutil on a thread.
+
+Each sample asks `pids()` which processes to look at (a host restarted by a fault has a new pid,
+under the same name), and records for each its CPU use since the previous sample (percent of
+one core: 200 = both cores of this machine busy) and its resident memory. A process that is
+gone, or not yet there, has None in that sample.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psutil
+
+__all__ = ["DEFAULT_INTERVAL_S", "ResourceSampler", "rss_slope_mb_per_min"]
+
+DEFAULT_INTERVAL_S = 1.0
+_MB = 2**20
+
+
+class ResourceSampler:
+    """Samples the processes `pids()` names every `interval` seconds until `stop()`."""
+
+    def __init__(self, pids: Callable[[], Mapping[str, int]], interval: float = DEFAULT_INTERVAL_S) -> None:
+        self._pids = pids
+        self._interval = interval
+        self._processes: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.times: list[float] = []
+        self.cpu: dict[str, list[float | None]] = {}
+        self.rss_mb: dict[str, list[float | None]] = {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
+
+    def _process(self, pid: int) -> psutil.Process:
+        found = self._processes.get(pid)
+        if found is None:
+            found = self._processes[pid] = psutil.Process(pid)
+            found.cpu_percent(None)  # the first call only starts the count
+        return found
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        n = len(self.times)
+        self.times.append(time.time())
+        for name, pid in self._pids().items():
+            try:
+                process = self._process(pid)
+                with process.oneshot():
+                    cpu, rss = process.cpu_percent(None), process.memory_info().rss / _MB
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    cpu = rss = None  # type: ignore[assignment]
+            except psutil.Error:
+                cpu = rss = None  # type: ignore[assignment]
+            self.cpu.setdefault(name, [None] * n).append(cpu)
+            self.rss_mb.setdefault(name, [None] * n).append(rss)
+        for series in (*self.cpu.values(), *self.rss_mb.values()):
+            series.extend([None] * (n + 1 - len(series)))  # a name not asked about this time
+
+    def as_json(self, t0: float) -> dict[str, Any]:
+        """{"t_s": seconds after t0, "cpu_percent": {name: [...]}, "rss_mb": {name: [...]}}."""
+        return {
+            "t_s": [round(t - t0, 3) for t in self.times],
+            "cpu_percent": {k: [None if v is None else round(v, 1) for v in vs] for k, vs in self.cpu.items()},
+            "rss_mb": {k: [None if v is None else round(v, 2) for v in vs] for k, vs in self.rss_mb.items()},
+        }
+
+
+def rss_slope_mb_per_min(t_s: Sequence[float], rss_mb: Sequence[float | None], skip_share: float = 0.2) -> float | None:
+    """Least-squares slope of memory over time (MB per minute), leaving out the first `skip_share`
+    of the samples (start-up: caches and connections fill). None with fewer than 3 samples."""
+    points = [(t, r) for t, r in zip(t_s, rss_mb, strict=True) if r is not None]
+    points = points[int(len(points) * skip_share) :]
+    if len(points) < 3:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_r = sum(r for _, r in points) / len(points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    cov = sum((t - mean_t) * (r - mean_r) for t, r in points)
+    return cov / var * 60.0
