@@ -1,19 +1,19 @@
-"""The demo's what-if step: a simulation written as a run folder with its report."""
+"""The demo's later steps: a simulation written as a run folder with its report; a load test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from network.run import Overrides, load
-from testbed.commands.demo import DEFAULT_STEPS, what_if
+from testbed.commands.demo import DEFAULT_STEPS, load_test, what_if
 from testbed.commands.simulate import simulate_to
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
-def test_the_demo_simulates_after_the_network_is_down() -> None:
-    step = next(s for s in DEFAULT_STEPS if s.run is what_if)
-    assert not step.live
+def test_the_demo_simulates_and_load_tests_after_its_network_is_down() -> None:
+    later = [s.run for s in DEFAULT_STEPS if not s.live]
+    assert what_if in later and load_test in later
 
 
 def test_simulate_to_writes_the_run_folder_and_a_self_contained_report(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ the steps marked `live` run while the network is up, the others after it stopped
            a consultation's answer, where a DmfA fanned out to, where a mutation was pushed),
            the audit head and one exchange's verified receipt;
     after: the verification of the whole audit log (crossroads.audit.verify_store), a what-if
-           simulation of the whole network with its report, and where to look next.
+           simulation of the whole network with its report, a short load test with faults and
+           its report (each on a network of its own), and where to look next.
 
-Later parts add their steps to `DEFAULT_STEPS` (a short load test). A step records what it found
-in `Demo.results`, written to OUT/demo.json at the end.
+A step records what it found in `Demo.results`, written to OUT/demo.json at the end.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
 from testbed.commands.simulate import simulate_to
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, LiveNetworkError, bring_up, status
+from testbed.loadtest import LoadtestRun, run_loadtest
 
 __all__ = ["DEFAULT_OUT", "DEFAULT_STEPS", "DEMO_SEED", "PER_KIND", "Demo", "Sent", "Step", "register", "run_demo"]
 
@@ -55,6 +56,8 @@ DEMO_SEED = 20261128  # the same exchanges every run: a demo people can follow a
 PER_KIND = 2  # routed exchanges of each kind
 DEMO_SIMULATION = "sector_hub_outage.yaml"  # the what-if the demo simulates
 DEMO_REPLICATIONS = 2  # enough for confidence intervals, few enough for a demo
+DEMO_LOADTEST = "loadtest_smoke.yaml"  # the load test the demo ends with
+DEMO_LOADTEST_S = 25.0  # long enough for its host kill (at 12 s) and core freeze (at 22 s)
 _ROUTE_SHOWN = 3  # destinations named in a table cell before "+N more"
 _DRAWS = 50  # samples drawn to find one that reaches somebody
 
@@ -303,6 +306,28 @@ def what_if(demo: Demo) -> None:
     demo.results["simulation_report"] = str(report.resolve())
 
 
+def load_test(demo: Demo) -> None:
+    """A short Locust load test of a network of its own, with a host killed and the core frozen."""
+    scenario = Path(str(files("scenarios").joinpath(DEMO_LOADTEST)))
+    demo.say(
+        f"load-testing a fresh network with {scenario.name} for {DEMO_LOADTEST_S:.0f} s (Locust, faults, audit checks)"
+    )
+    result = run_loadtest(
+        LoadtestRun(scenario=scenario, out=demo.out / "loadtest", duration=DEMO_LOADTEST_S, progress=False)
+    )
+    overall = result.summary["overall"]
+    demo.say(f"{overall['requests']} requests, {overall['acknowledged']} acknowledged; guarantees:")
+    for check in result.summary["guarantees"]:
+        demo.say(f"    {'held  ' if check['ok'] else 'BROKEN'}  {check['name']}")
+    demo.say(f"report: {(result.out / 'report.html').resolve()}")
+    demo.ok &= result.ok
+    demo.results["loadtest"] = {
+        "ok": result.ok,
+        "failed": list(result.failed),
+        "report": str(result.out / "report.html"),
+    }
+
+
 DEFAULT_STEPS: tuple[Step, ...] = (
     Step("routed exchanges of each kind", send_routed),
     Step("exchanges the core refuses", send_refused),
@@ -310,6 +335,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("the audit head", audit_head),
     Step("the audit log, verified", verify_audit, live=False),
     Step("a what-if simulation of the whole network", what_if, live=False),
+    Step("a short load test, with faults", load_test, live=False),
     Step("where to look", where_to_look, live=False),
 )
 
