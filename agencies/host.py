@@ -34,6 +34,7 @@ import json
 import os
 import signal
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ _M = TypeVar("_M", bound=Message)
 AnswerFn = Callable[[int, AgencyId, Dataset, Niss], Mapping[str, str]]
 
 DEFAULT_GRACE_S = 2.0
+BIND_TIMEOUT_S = 10.0  # a killed host's port is free again at once on Linux; this is a ceiling
 PARENT_POLL_S = 0.5
 SERVICE_NAME = "crossroads.v1.Agency"
 SERVER_OPTIONS = (("grpc.so_reuseport", 0),)  # this process must own its port
@@ -238,23 +240,36 @@ async def start_host(
     *,
     service_time: ServiceTime | None = None,
     answer: AnswerFn | None = None,
+    port: int = 0,
 ) -> RunningHost:
-    """Start host `name` on 127.0.0.1 (free port), with identity `name` from `state_dir/pki`.
+    """Start host `name` on 127.0.0.1:`port` (0 = a free port), identity `name` from `state_dir/pki`.
 
-    The inbox is `state_dir/hosts/<name>.sqlite`. Must run inside an asyncio loop.
+    A host restarted after a crash asks for its old port, since the core knows hosts by address:
+    binding is retried for up to BIND_TIMEOUT_S while the port is still held. The inbox is
+    `state_dir/hosts/<name>.sqlite`. Must run inside an asyncio loop.
     """
     credentials = server_credentials(Path(state_dir) / "pki", name)  # first: fail before touching the inbox
+    server, bound = await _bound_server(port, credentials, time.monotonic() + BIND_TIMEOUT_S)
     inbox = Inbox(inbox_path(state_dir, name))
     servicer = AgencyHost(agencies, seed, inbox, answer=answer, service_time=service_time)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
     servicer.add_to(server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     for service in ("", SERVICE_NAME):
         await checker.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return RunningHost(server, port, checker, inbox)
+    return RunningHost(server, bound, checker, inbox)
+
+
+async def _bound_server(port: int, credentials: grpc.ServerCredentials, deadline: float) -> tuple[Any, int]:
+    while True:
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        try:
+            return server, server.add_secure_port(f"127.0.0.1:{port}", credentials)
+        except RuntimeError:
+            if port == 0 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 def _write_port_file(path: Path, port: int) -> None:
@@ -276,7 +291,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if args.service_time == "fixed"
         else ServiceTime.seeded(args.service_time_ms, args.seed, args.name)
     )
-    host = await start_host(Path(args.state), args.name, agencies, args.seed, service_time=rng_time)
+    host = await start_host(Path(args.state), args.name, agencies, args.seed, service_time=rng_time, port=args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -301,6 +316,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True, help="the world's seed (answers, service times)")
     p.add_argument("--service-time-ms", type=float, default=0.0, help="mean service time per message (0 = none)")
     p.add_argument("--service-time", choices=("exponential", "fixed"), default="exponential")
+    p.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (0 = a free one; a restarted host: its old one)"
+    )
     p.add_argument("--port-file", required=True, help="where to write the port once serving")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="seconds calls in flight get at stop")
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process dies")

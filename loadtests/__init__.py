@@ -7,7 +7,7 @@ context      the options and what the users of one Locust process share
 spec, mix    the `loadtest:` section of a scenario; a mix from a simulation's traffic
 pacing       open-loop sends on a schedule; shape: the stages as a Locust LoadTestShape
 record       the per-process request logs the checks and the report read
-faults       timed faults on a live network; host_runner: a host restarted on its port
+faults       timed faults on a live network (a host is restarted on its port by agencies.host --port)
 guarantees   the audit, delivery and budget checks; metrics: figures from the request logs
 resources    CPU and memory of the processes; capacity: the rate staircase of the benchmark
 report, figures  the HTML report

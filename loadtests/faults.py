@@ -7,7 +7,7 @@ load's start) and records when each really began and ended (`FaultWindow`, UNIX 
 the report uses to cut the run into fault windows.
 
 - kill_host: SIGKILL (no goodbye: calls in flight are lost to the core, which must queue what it
-  owes), then after `duration` the host is started again on the same port (`host_runner`: the
+  owes), then after `duration` the host is started again on the same port (`agencies.host --port`: the
   core knows hosts by address) with the same agencies, inbox and identity; the window ends
   when it serves again.
 - stop_core: SIGSTOP the core, SIGCONT after `duration`: a stall, with every call in flight.
@@ -197,7 +197,7 @@ class FaultInjector:
         log = self.state / "logs" / f"{name}.restarts.log"
         with open(log, "ab") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "loadtests.host_runner", *args],
+                [sys.executable, "-m", "agencies.host", *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
