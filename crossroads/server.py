@@ -12,20 +12,26 @@ Services: crossroads.v1.Crossroads (thin: the envelope arrives as raw bytes and 
 `exchange.Exchange`, which forwards those very bytes), crossroads.v1.Audit, grpc.health.v1
 (SERVING once ready) and server reflection.
 
-Where the time of one routed consultation goes (2-core shared dev machine, grpcio 1.75.0;
-core in-process beside a trivial agency host and a load generator, 64 calls in flight, 8 s
-runs; CPU = the core process's user+sys time per request, incl. its threads):
-- the core's own Python work is small: parse 0.2 us, validate 6 us, directory rows 0.1 us
-  cached (8 us from SQLite), route 1.4 us, Forward 0.5 us, audit record 3.2 us, reply 1.4 us
-  (timeit, best of 5);
-- the two gRPC hops dominate: the raw byte-forwarding proxy (testbed/proxy.py) spends
-  ~205-235 us CPU per request; the core ~345-400 us, of which the audit log's durable group
-  commit is ~75 us (the same core with an in-memory audit stand-in: ~270 us). Under load the
-  audit writer commits small batches (one fsync each); holding appends ~1-3 ms to commit them
-  as one batch cut the core to ~325-375 us in an experiment: a batching append in the audit
-  log would give that to every caller.
-- throughput, medians: at 64 in flight core ~2.5k vs proxy ~3.6k req/s (5 runs each, ~0.7x);
-  at 200 in flight ~3.6k vs ~4.3k (3 runs, ~0.83x). The machine was shared and noisy.
+Where the time of one routed consultation goes (`crossroads bench core`: one agency host, the
+same load generator for the core and a raw mTLS proxy, 327 sending agencies; 2-core shared
+machine, grpcio 1.75.0; CPU = user+sys of the process per call, all its threads, medians):
+- the two gRPC hops dominate: the raw proxy (testbed/proxy.py) spends ~230-245 us per call,
+  the core ~335-370 us; the core reduced to authenticate + forward (no validation, routing
+  or audit) ~260-285 us;
+- the exchange's own Python takes ~21 us per call in a tight loop (validation ~7, routing ~3,
+  audit record ~5 of which `audit_time` ~3, reply ~3), two to three times that in the running
+  core among gRPC's work;
+- the durable audit append costs ~20-30 us per call: a commit costs ~135 us of CPU (fsync,
+  WAL frames) plus ~10 us per record, so the writer lets appends gather for up to 8 ms under
+  concurrent load (~20 per commit at ~2.7k/s; before, nearly every record had a commit of its
+  own: ~100-150 us per call), and no longer re-hashes the partial tile on every commit;
+- gRPC's aio server leaves a reference cycle per call; `_tune_gc` cut the collector from ~12
+  to ~3 us per call. BDP probing is off on the core's own hops (~10-20 us per call per side,
+  on loopback, for nothing); the proxy uses the same settings.
+The core's Python runs under one GIL, so it saturates one CPU at ~2.8-3k consultations/s
+(from ~128 in flight); throughput at 64 / 128 / 256 in flight, 5 alternating 10 s runs each:
+core 2.77k / 2.93k / 2.63k vs proxy 3.46k / 3.51k / 3.35k req/s (0.80 / 0.83 / 0.79x; before
+this work ~0.55-0.7x, see the benchmark's report).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import os
 import signal
 import sys
@@ -50,7 +57,7 @@ from crossroads.audit import AuditLog
 from crossroads.audit_service import AuditServicer
 from crossroads.directory import DirectoryStore
 from crossroads.exchange import AUDIT_INDEX_KEY, Exchange, Refusal, redelivery_target
-from crossroads.forwarder import Forwarder, load_hosts
+from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
 from crossroads.outbox import Outbox, Redelivery
 from crossroads.pki import CORE, channel_credentials, peer_identity, server_credentials
@@ -82,6 +89,7 @@ DEFAULT_DIRECTORY_CACHE = 65_536  # persons whose directory rows stay in memory
 DEFAULT_GRACE = 5.0  # seconds calls in flight get to finish on stop
 DEFAULT_PARENT_POLL = 0.5  # seconds between checks that the starting process is alive
 CROSSROADS_SERVICE = "crossroads.v1.Crossroads"
+GC_THRESHOLDS = (10_000, 20, 20)  # young-generation size and the two promotion counts (Python's: 700, 10, 10)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,6 +222,7 @@ def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[An
         ("grpc.so_reuseport", 0),  # this process must own its port
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", 4 * config.max_message_bytes),
+        *LOOPBACK_HTTP2_OPTIONS,
     ]
     server = grpc.aio.server(options=options)
     CrossroadsServicer(exchange).add_to(server)
@@ -239,6 +248,7 @@ def _write_port_file(path: Path, port: int) -> None:
 async def serve(config: CoreConfig) -> None:
     """Run the core until SIGTERM or SIGINT (or the parent's death, if asked), then stop gracefully."""
     core = await start_core(config)
+    _tune_gc()
     print(f"core: serving on {core.address}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -254,6 +264,19 @@ async def serve(config: CoreConfig) -> None:
             task.cancel()
         await core.stop()
         print("core: stopped", file=sys.stderr, flush=True)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running server process.
+
+    gRPC's aio server leaves a small reference cycle behind per call, so collections run all
+    the time under load; each full one walked every object loaded at start (knowledge,
+    caches) again. Freezing those, and collecting the young generation less often, took the
+    collector from ~5% of the core's CPU to about 1%.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _parent_gone(parent: int) -> None:

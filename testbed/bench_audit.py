@@ -32,6 +32,7 @@ DEFAULT_APPENDS = 200_000
 DEFAULT_VERIFY = 1_000_000
 DEFAULT_BATCH = 10_000
 DEFAULT_CONCURRENCY = 10_000
+DEFAULT_MANY = 100  # records per `append_many` call in the concurrent batching mode
 _PERSONS = 10_000  # distinct persons the synthetic exchanges are about
 _EPOCH = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
@@ -74,8 +75,17 @@ def _per_second(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-async def _drive(log: AuditLog, records: Sequence[AuditRecord], concurrency: int) -> None:
-    """`concurrency` coroutines, each appending the next record and awaiting its durability."""
+async def _drive(log: AuditLog, records: Sequence[AuditRecord], concurrency: int, many: int = 1) -> None:
+    """`concurrency` coroutines, each appending the next record (or `many` records) and awaiting their durability."""
+    if many > 1:
+        chunks = iter([records[k : k + many] for k in range(0, len(records), many)])
+
+        async def batches() -> None:
+            for chunk in chunks:
+                await log.append_many(chunk)
+
+        await asyncio.gather(*(batches() for _ in range(concurrency)))
+        return
     feed = iter(records)
 
     async def worker() -> None:
@@ -83,6 +93,17 @@ async def _drive(log: AuditLog, records: Sequence[AuditRecord], concurrency: int
             await log.append(record)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _timed_drive(tmp_dir: Path, records: Sequence[AuditRecord], concurrency: int, many: int) -> tuple[float, float]:
+    """Wall and CPU seconds of `_drive` on a fresh log under `tmp_dir`."""
+    with AuditLog.open(tmp_dir) as log:
+        started, cpu = time.perf_counter(), time.process_time()
+        asyncio.run(_drive(log, records, concurrency, many))
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+        if log.size != len(records):
+            raise RuntimeError(f"{log.size} records committed of {len(records)}")
+    return seconds, cpu_seconds
 
 
 def bench_appends(
@@ -93,7 +114,8 @@ def bench_appends(
     concurrency: int = DEFAULT_CONCURRENCY,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Durable appends: `append_batch_sync` in batches of `batch`, then `concurrency` concurrent `append` calls.
+    """Durable appends: `append_batch_sync` in batches of `batch`; `concurrency` concurrent `append`
+    calls; and `DEFAULT_MANY`-record `append_many` calls from `concurrency // DEFAULT_MANY` coroutines.
 
     Each mode writes `n` records to a fresh log under `tmp_dir`. Records are built before
     the clock starts: the figures are the log's cost, not the records'. The CPU figures
@@ -108,12 +130,8 @@ def bench_appends(
             log.append_batch_sync(chunk)
         sync_seconds, sync_cpu = time.perf_counter() - started, time.process_time() - cpu
     flat = [r for chunk in batches for r in chunk]
-    with AuditLog.open(tmp_dir / "async") as log:
-        started, cpu = time.perf_counter(), time.process_time()
-        asyncio.run(_drive(log, flat, concurrency))
-        async_seconds, async_cpu = time.perf_counter() - started, time.process_time() - cpu
-        if log.size != n:
-            raise RuntimeError(f"{log.size} records committed of {n}")
+    async_seconds, async_cpu = _timed_drive(tmp_dir / "async", flat, concurrency, 1)
+    many_seconds, many_cpu = _timed_drive(tmp_dir / "many", flat, max(1, concurrency // DEFAULT_MANY), DEFAULT_MANY)
     return {
         "records": n,
         "sync_batch": batch,
@@ -124,6 +142,10 @@ def bench_appends(
         "async_seconds": async_seconds,
         "async_records_per_s": _per_second(n, async_seconds),
         "async_cpu_us_per_record": async_cpu / n * 1e6,
+        "many_batch": DEFAULT_MANY,
+        "many_seconds": many_seconds,
+        "many_records_per_s": _per_second(n, many_seconds),
+        "many_cpu_us_per_record": many_cpu / n * 1e6,
     }
 
 

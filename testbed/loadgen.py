@@ -67,15 +67,19 @@ async def run_load(
     calls = [(channels[r.identity].unary_unary(r.method), r.body) for r in requests]
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    sent = 0  # every call made, warm-up included: to divide a server's CPU time by
+    cpu_started = time.process_time()
     start = time.perf_counter()
     counting_from = start + warmup_s
     stop_at = counting_from + seconds
 
     async def worker(offset: int) -> None:
+        nonlocal sent
         i = offset
         while (now := time.perf_counter()) < stop_at:
             call, body = calls[i % len(calls)]
             i += concurrency
+            sent += 1
             try:
                 await call(body, timeout=10.0)
             except grpc.RpcError as exc:
@@ -94,6 +98,8 @@ async def run_load(
         "rps": len(latencies) / seconds,
         "ok": float(len(latencies)),
         "errors": float(sum(errors.values())),
+        "calls": float(sent),
+        "cpu_s": time.process_time() - cpu_started,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         **{f"error_{k}": float(v) for k, v in errors.items()},

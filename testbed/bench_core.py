@@ -1,0 +1,499 @@
+"""The core's benchmark: routed consultations through the crossroads core against a raw proxy.
+
+`bench_core(config)` brings up the demo world's live network with one agency host, starts a
+raw one-hop byte-forwarding proxy (testbed/proxy.py, mutual TLS on both hops) in front of that
+same host, and drives both with the same closed-loop client (testbed/loadgen.py, a process of
+its own, one mutual-TLS channel per sending agency):
+- through the core: `Crossroads/Exchange` with consultation Envelopes drawn from the world
+  (agencies.samples), each sent as the agency the sample names, so that the core
+  authenticates, validates, authorizes by deliberation, routes through the directory,
+  forwards, and appends a durable audit record before answering;
+- through the proxy: `Agency/Deliver` with the very `Forward` the core would send for each
+  of those envelopes (same destination, sender and envelope bytes), so the host does the same
+  work on both paths and the proxy only moves bytes.
+Runs alternate (proxy, core, core, proxy, ...) so that a slow spell of a shared machine falls
+on both; each figure is the median over its runs, and `ratio` = core_rps / proxy_rps.
+Before measuring, a few requests go through both paths and must get the same agency answer;
+after measuring, the audit records the core wrote are counted by outcome (all DELIVERED when
+every consultation was authorized, routed and answered) and reported with the figures.
+
+Besides throughput and latency, each run records the CPU time per call of the server under
+test, the host and the load generator (from /proc): on a shared machine a neighbour's burst
+moves throughput a lot and CPU per call little, so those say where a difference comes from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from agencies.samples import Sample, consultation
+from agencies.spec import load_world_spec
+from agencies.world import World
+from crossroads.audit import AUDIT_DB, AuditLog
+from crossroads.directory import DirectoryStore
+from crossroads.domain import Knowledge
+from crossroads.forwarder import DELIVER_METHOD
+from crossroads.knowledge_io import load_knowledge
+from crossroads.pki import channel_credentials
+from crossroads.routing import Destination, Routed, route
+from crossroads.validation import Invalid, check_envelope
+from protos import messages_pb2
+from testbed.live import LiveNetwork, bring_up
+from testbed.loadgen import Prepared, write_requests
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_REQUESTS",
+    "DEFAULT_RUNS",
+    "DEFAULT_SECONDS",
+    "DEFAULT_WARMUP_S",
+    "EXCHANGE_METHOD",
+    "GOAL_RATIO",
+    "BenchError",
+    "CoreBenchConfig",
+    "Workload",
+    "audit_outcomes",
+    "bench_core",
+    "check_paths",
+    "cpu_seconds",
+    "default_scenario",
+    "format_summary",
+    "headline",
+    "machine_info",
+    "prepare_workload",
+    "run_loadgen",
+    "running_proxy",
+]
+
+# The headline compares capacities: at 256 calls in flight both servers are saturated on the
+# 2-core machine (the core from ~128 on, where its one busy CPU is the limit; the proxy from
+# ~256, where the machine is), while p99 latency stays under ~200 ms. At 64 in flight neither
+# is quite saturated and the ratio is higher: run `--concurrency 64` for that point.
+DEFAULT_CONCURRENCY = 256
+DEFAULT_SECONDS = 10.0
+DEFAULT_RUNS = 5
+DEFAULT_WARMUP_S = 2.0  # covers the TLS handshakes of a few hundred sender channels
+DEFAULT_REQUESTS = 2_000  # distinct prepared consultations, cycled; ~340 distinct senders
+DEFAULT_SEED = 0
+GOAL_RATIO = 0.8  # issue 2: core throughput >= 0.8 x the raw one-hop proxy
+EXCHANGE_METHOD = "/crossroads.v1.Crossroads/Exchange"
+CHECKED_REQUESTS = 5  # sent through both paths before measuring; their answers must agree
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 10.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run or its two paths did not do the same work (the message says which)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreBenchConfig:
+    """One `bench core` run. `out` receives bench_core.json, the state folder and the logs."""
+
+    out: Path
+    scenario: Path
+    seconds: float = DEFAULT_SECONDS
+    concurrency: int = DEFAULT_CONCURRENCY
+    runs: int = DEFAULT_RUNS
+    warmup_s: float = DEFAULT_WARMUP_S
+    requests: int = DEFAULT_REQUESTS
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0 or self.warmup_s < 0:
+            raise ValueError(f"seconds must be > 0 and warm-up >= 0, got {self.seconds} and {self.warmup_s}")
+        if self.concurrency < 1 or self.runs < 1 or self.requests < 1:
+            raise ValueError("concurrency, runs and requests must each be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The same consultations twice: as Envelopes for the core, as the core's Forwards for the proxy."""
+
+    core: tuple[Prepared, ...]
+    proxy: tuple[Prepared, ...]
+    senders: int
+
+
+def default_scenario() -> Path:
+    """The demo scenario shipped in the installed `scenarios` package."""
+    return Path(str(files("scenarios").joinpath("demo.yaml")))
+
+
+def _say(message: str) -> None:
+    print(f"bench core: {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ the workload
+
+
+def _destination(sample: Sample, knowledge: Knowledge, directory: DirectoryStore, today: dt.date) -> Destination:
+    """Where the core sends `sample`: the same pure validation and routing decision it runs."""
+    checked = check_envelope(sample.envelope, sample.sender, today)
+    if isinstance(checked, Invalid):
+        raise BenchError(f"sample {sample.envelope.message_id} from {sample.sender} is invalid: {checked}")
+    decision = route(checked, knowledge, directory.files_of_many(checked.subjects))
+    if not isinstance(decision, Routed) or len(decision.destinations) != 1:
+        raise BenchError(f"sample {sample.envelope.message_id} from {sample.sender} is not routed once: {decision}")
+    return decision.destinations[0]
+
+
+def prepare_workload(
+    world: World, knowledge: Knowledge, directory: DirectoryStore, n: int, rng: np.random.Generator
+) -> Workload:
+    """`n` consultations drawn from `world` with `rng`, for both paths (deterministic per rng).
+
+    Each is routed as the core will route it, with the `knowledge` and `directory` it reads:
+    BenchError if one is not routed to exactly one agency.
+    """
+    core, proxy = [], []
+    for _ in range(n):
+        sample = consultation(world, rng)
+        raw = sample.envelope.SerializeToString()
+        to = _destination(sample, knowledge, directory, world.spec.as_of)
+        forward = messages_pb2.Forward(agency=to.agency, sender=sample.sender, envelope=raw, via=to.via or "")
+        core.append(Prepared(sample.sender, EXCHANGE_METHOD, raw))
+        proxy.append(Prepared(sample.sender, DELIVER_METHOD, forward.SerializeToString()))
+    return Workload(tuple(core), tuple(proxy), len({p.identity for p in core}))
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _child_env() -> dict[str, str]:
+    # children import the very code this process runs, wherever it was started from
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _wait_for_port(popen: subprocess.Popen[bytes], port_file: Path, log: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise BenchError(f"the proxy exited with code {popen.returncode}; see {log}")
+        try:
+            return f"127.0.0.1:{int(port_file.read_text())}"
+        except (FileNotFoundError, ValueError):
+            time.sleep(0.05)
+    raise BenchError(f"the proxy did not start serving within {START_TIMEOUT_S} s; see {log}")
+
+
+def _stop(popen: subprocess.Popen[bytes]) -> None:
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        popen.kill()  # it ignored a graceful stop: do not leave it behind
+        popen.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all its threads (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def running_proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
+    """A testbed/proxy.py process forwarding to `upstream` (identity "core" on both hops).
+
+    Yields its address and pid.
+    """
+    port_file, log = folder / "proxy.port", folder / "proxy.log"
+    port_file.unlink(missing_ok=True)
+    args = ["--pki", str(pki), "--upstream", upstream, "--port-file", str(port_file)]
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "testbed.proxy", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the proxy
+        )
+    try:
+        yield _wait_for_port(popen, port_file, log), popen.pid
+    finally:
+        _stop(popen)
+
+
+def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig, log: Path) -> dict[str, float]:
+    """One closed-loop run of testbed/loadgen.py in a process of its own; its JSON figures."""
+    args = ["--pki", str(pki), "--target", target, "--requests", str(requests)]
+    args += ["--concurrency", str(config.concurrency), "--seconds", str(config.seconds)]
+    args += ["--warmup", str(config.warmup_s)]
+    timeout = config.seconds + config.warmup_s + 60.0
+    with log.open("ab") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "testbed.loadgen", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=_child_env(),
+            timeout=timeout,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise BenchError(f"the load generator exited with code {done.returncode}; see {log}")
+    figures: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return figures
+
+
+# ------------------------------------------------------------------ the two paths do the same work
+
+
+def _call(address: str, pki: Path, request: Prepared) -> bytes:
+    with grpc.secure_channel(address, channel_credentials(pki, request.identity)) as channel:
+        reply: bytes = channel.unary_unary(request.method)(request.body, timeout=CALL_TIMEOUT_S)
+    return reply
+
+
+def check_paths(pki: Path, core: str, proxy: str, workload: Workload, k: int = CHECKED_REQUESTS) -> None:
+    """Send the first `k` requests through both paths: the core must deliver each to the agency
+    the proxy's Forward names, and the agency's answer must be the same bytes on both paths."""
+    for via_core, via_proxy in zip(workload.core[:k], workload.proxy[:k], strict=True):
+        exchange = messages_pb2.ExchangeReply.FromString(_call(core, pki, via_core))
+        agency = messages_pb2.AgencyReply.FromString(_call(proxy, pki, via_proxy))
+        forward = messages_pb2.Forward.FromString(via_proxy.body)
+        delivered = exchange.outcome == messages_pb2.DELIVERED and len(exchange.deliveries) == 1
+        if not delivered or exchange.deliveries[0].agency != forward.agency:
+            raise BenchError(f"the core did not deliver {forward.agency}'s consultation: {exchange}")
+        if agency.status != "ok" or agency.payload != exchange.deliveries[0].reply:
+            raise BenchError(f"the proxy's answer differs from the core's for {forward.agency}: {agency}")
+
+
+def audit_outcomes(state: Path, start: int) -> dict[str, int]:
+    """How many audit records from index `start` on carry each outcome."""
+    counts: dict[str, int] = {}
+    with AuditLog.open(state, read_only=True) as log:
+        for _, leaf in log.iter_leaves(start):
+            at = leaf.index(b'"outcome":"') + 11
+            outcome = leaf[at : leaf.index(b'"', at)].decode()
+            counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _audit_size(state: Path) -> int:
+    with AuditLog.open(state, read_only=True) as log:
+        return log.size
+
+
+# ------------------------------------------------------------------ the benchmark
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on: CPUs, their model, the load when the bench started."""
+    model = ""
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": sys.version.split()[0],
+        "grpcio": grpc.__version__,
+    }
+
+
+def _fresh_state(state: Path) -> None:
+    """Start from an empty audit log and outbox, and rebuild the world files.
+
+    The same log size every run; and world files reused from an older run could come from an
+    older version of the world's code (the reuse test looks at the scenario, not the code),
+    so that the core would refuse what this code's samples ask (a demo world builds in ~1 s).
+    """
+    for name in (AUDIT_DB, "outbox.sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            (state / f"{name}{suffix}").unlink(missing_ok=True)
+    (state / "world.json").unlink(missing_ok=True)
+
+
+def _write_workload(config: CoreBenchConfig, state: Path) -> tuple[Workload, dict[str, Path]]:
+    world = World.build(load_world_spec(config.scenario))
+    directory = DirectoryStore.open(state / "directory.sqlite")
+    try:
+        rng = np.random.default_rng(config.seed)
+        workload = prepare_workload(world, load_knowledge(state / "knowledge.json"), directory, config.requests, rng)
+    finally:
+        directory.close()
+    paths = {"core": config.out / "requests.core.jsonl", "proxy": config.out / "requests.proxy.jsonl"}
+    write_requests(paths["core"], workload.core)
+    write_requests(paths["proxy"], workload.proxy)
+    return workload, paths
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    """One of the two paths under test: where to send, what, and whose CPU time to count."""
+
+    target: str
+    requests: Path
+    server_pid: int
+
+
+def _one_run(config: CoreBenchConfig, pki: Path, path: _Path, host_pid: int, log: Path) -> dict[str, float]:
+    """A load generator run, plus the CPU time per call of the server and the host during it.
+
+    CPU per call holds better than throughput on a shared machine: a neighbour's burst
+    slows both the server and the client, but hardly changes what one call costs.
+    """
+    before = cpu_seconds(path.server_pid), cpu_seconds(host_pid)
+    figures = run_loadgen(pki, path.target, path.requests, config, log)
+    calls = max(figures["calls"], 1.0)
+    figures["server_cpu_us"] = (cpu_seconds(path.server_pid) - before[0]) / calls * 1e6
+    figures["host_cpu_us"] = (cpu_seconds(host_pid) - before[1]) / calls * 1e6
+    figures["client_cpu_us"] = figures["cpu_s"] / calls * 1e6
+    return figures
+
+
+def _alternate(
+    config: CoreBenchConfig, pki: Path, paths: dict[str, _Path], host_pid: int, log: Path
+) -> dict[str, list[dict[str, float]]]:
+    """`runs` runs of each path, alternating which goes first (ABBA): a drift falls on both."""
+    each: dict[str, list[dict[str, float]]] = {"proxy": [], "core": []}
+    for run in range(config.runs):
+        for name in ("proxy", "core") if run % 2 == 0 else ("core", "proxy"):
+            figures = _one_run(config, pki, paths[name], host_pid, log)
+            each[name].append(figures)
+            _say(
+                f"run {run + 1}/{config.runs} {name:>5}: {figures['rps']:8.1f} req/s, "
+                f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, errors {figures['errors']:.0f}, "
+                f"CPU us/call: server {figures['server_cpu_us']:.0f}, host {figures['host_cpu_us']:.0f}, "
+                f"client {figures['client_cpu_us']:.0f}"
+            )
+    return each
+
+
+def _median(runs: Sequence[dict[str, float]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def _figures(
+    config: CoreBenchConfig, each: dict[str, list[dict[str, float]]], workload: Workload, outcomes: dict[str, int]
+) -> dict[str, Any]:
+    core, proxy = each["core"], each["proxy"]
+    core_rps, proxy_rps = _median(core, "rps"), _median(proxy, "rps")
+    ratio = core_rps / proxy_rps if proxy_rps else 0.0
+    return {
+        "core_rps": round(core_rps, 1),
+        "proxy_rps": round(proxy_rps, 1),
+        "ratio": round(ratio, 3),
+        "core_p50_ms": round(_median(core, "p50_ms"), 2),
+        "core_p99_ms": round(_median(core, "p99_ms"), 2),
+        "proxy_p50_ms": round(_median(proxy, "p50_ms"), 2),
+        "proxy_p99_ms": round(_median(proxy, "p99_ms"), 2),
+        "runs": config.runs,
+        "core_cpu_us_per_call": round(_median(core, "server_cpu_us"), 1),
+        "proxy_cpu_us_per_call": round(_median(proxy, "server_cpu_us"), 1),
+        "host_cpu_us_per_call": round(_median(core + proxy, "host_cpu_us"), 1),
+        "client_cpu_us_per_call": round(_median(core + proxy, "client_cpu_us"), 1),
+        "concurrency": config.concurrency,
+        "seconds": config.seconds,
+        "goal_ratio": GOAL_RATIO,
+        "meets_goal": ratio >= GOAL_RATIO,
+        "core_ok": sum(int(r["ok"]) for r in core),
+        "proxy_ok": sum(int(r["ok"]) for r in proxy),
+        "core_errors": sum(int(r["errors"]) for r in core),
+        "proxy_errors": sum(int(r["errors"]) for r in proxy),
+        "audit_outcomes": outcomes,
+        "requests": len(workload.core),
+        "senders": workload.senders,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "machine": machine_info(),
+        "each": each,
+    }
+
+
+def bench_core(config: CoreBenchConfig) -> dict[str, Any]:
+    """Run the benchmark (see the module doc); write OUT/bench_core.json and return its figures.
+
+    Raises BenchError if the network, the proxy or a load generator fails, if the two paths
+    answer differently, or if a path served no request.
+    """
+    out = config.out.resolve()
+    config = CoreBenchConfig(**{**asdict(config), "out": out})
+    state = out / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    _fresh_state(state)
+    log = out / "loadgen.log"
+    log.unlink(missing_ok=True)
+    with bring_up(config.scenario, state, hosts=1, progress=True) as network:
+        workload, requests = _write_workload(config, state)
+        _say(f"{len(workload.core)} consultations from {workload.senders} senders prepared")
+        each, start = _measure(config, network, workload, requests, log)
+    figures = _figures(config, each, workload, audit_outcomes(state, start))
+    if not figures["core_ok"] or not figures["proxy_ok"]:
+        raise BenchError(f"a path served no request (core {figures['core_ok']}, proxy {figures['proxy_ok']})")
+    (out / "bench_core.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def _measure(
+    config: CoreBenchConfig, network: LiveNetwork, workload: Workload, requests: dict[str, Path], log: Path
+) -> tuple[dict[str, list[dict[str, float]]], int]:
+    pki, core, host = network.state / "pki", network.core, network.hosts[0]
+    if core is None or core.address is None or host.address is None:
+        raise BenchError("the live network came up without a core or a host address")
+    with running_proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
+        check_paths(pki, core.address, proxy, workload)
+        paths = {
+            "core": _Path(core.address, requests["core"], core.popen.pid),
+            "proxy": _Path(proxy, requests["proxy"], proxy_pid),
+        }
+        start = _audit_size(network.state)
+        _say(f"{config.runs} runs per path, {config.seconds:g} s each, {config.concurrency} in flight")
+        return _alternate(config, pki, paths, host.popen.pid, log), start
+
+
+def headline(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the last output line, in the order issue 2 names them."""
+    keys = ("core_rps", "proxy_rps", "ratio", "core_p50_ms", "core_p99_ms", "proxy_p50_ms", "proxy_p99_ms", "runs")
+    return {k: figures[k] for k in keys} | {"concurrency": figures["concurrency"]}
+
+
+def _row(label: str, figures: dict[str, Any], path: str) -> str:
+    return (
+        f"{label:12}{figures[path + '_rps']:>10.1f}{figures[path + '_p50_ms']:>10.2f}{figures[path + '_p99_ms']:>10.2f}"
+    )
+
+
+def format_summary(figures: dict[str, Any]) -> str:
+    """A few lines for people: the medians, the ratio against its goal, every run."""
+    verdict = "met" if figures["meets_goal"] else "NOT met"
+    lines = [
+        f"crossroads core vs raw one-hop proxy (mTLS both hops): {figures['runs']} alternating runs per path, "
+        f"{figures['seconds']:g} s each, {figures['concurrency']} calls in flight, "
+        f"{figures['requests']} consultations from {figures['senders']} senders",
+        f"{'':12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}   (medians)",
+        _row("raw proxy", figures, "proxy"),
+        _row("core", figures, "core"),
+        f"ratio core/proxy {figures['ratio']:.3f} (goal >= {figures['goal_ratio']}: {verdict})",
+        f"CPU per call, medians: core {figures['core_cpu_us_per_call']:.0f} us, "
+        f"proxy {figures['proxy_cpu_us_per_call']:.0f} us, agency host {figures['host_cpu_us_per_call']:.0f} us, "
+        f"load generator {figures['client_cpu_us_per_call']:.0f} us",
+        "runs, req/s: proxy " + ", ".join(f"{r['rps']:.0f}" for r in figures["each"]["proxy"])
+        + "; core " + ", ".join(f"{r['rps']:.0f}" for r in figures["each"]["core"]),
+        f"errors: proxy {figures['proxy_errors']}, core {figures['core_errors']}; "
+        f"audit records of the core runs by outcome: {figures['audit_outcomes']}",
+    ]  # fmt: skip
+    return "\n".join(lines)
