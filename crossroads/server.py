@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from crossroads.audit import AuditLog
 from crossroads.audit_service import AuditServicer
@@ -61,6 +61,7 @@ from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
 from crossroads.outbox import Outbox, Redelivery
 from crossroads.pki import CORE, channel_credentials, peer_identity, server_credentials
+from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from protos import services_pb2, services_pb2_grpc
 
 __all__ = [
@@ -225,17 +226,20 @@ def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[An
         *LOOPBACK_HTTP2_OPTIONS,
     ]
     server = grpc.aio.server(options=options)
-    CrossroadsServicer(exchange).add_to(server)
-    services_pb2_grpc.add_AuditServicer_to_server(AuditServicer(audit), server)  # type: ignore[no-untyped-call]
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    CrossroadsServicer(exchange).add_to(server)  # takes raw bytes: it says itself what does not parse
+    # the others would have gRPC parse their requests and answer UNKNOWN to bytes that are none
+    tolerant = TolerantRegistration(server)
+    services_pb2_grpc.add_AuditServicer_to_server(AuditServicer(audit), tolerant)  # type: ignore[no-untyped-call]
+    health_servicer = SayingHealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, tolerant)
     names = (
         services_pb2.DESCRIPTOR.services_by_name["Crossroads"].full_name,
         services_pb2.DESCRIPTOR.services_by_name["Audit"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(names, server)
+    # what reflection.enable_server_reflection does for an aio server, through `tolerant`
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), tolerant)
     return server, health_servicer
 
 

@@ -131,7 +131,7 @@ def test_the_core_over_mutual_tls_answers_every_hostile_call_specifically(
 ) -> None:
     cases = batches(exchange_cases(world, unauthenticated=False), BATCH, _lifecycle(world))
     tally = _fuzz(loop, core, cases, 35)
-    tally_rpc = _fuzz(loop, core, batches(rpc_cases(world, open_bugs=False), BATCH), 15)
+    tally_rpc = _fuzz(loop, core, batches(rpc_cases(world), BATCH), 15)
     assert loop.run_until_complete(core.canary()) == "DELIVERED"
     assert "OK" in tally.by_target["core"] and "INVALID_ARGUMENT" in tally.by_target["core"]
     assert "UNIMPLEMENTED" in tally_rpc.by_target["core"]  # methods that do not exist
@@ -304,11 +304,6 @@ def _call(loop: asyncio.AbstractEventLoop, core: CoreTarget, method: str, raw: b
     return loop.run_until_complete(call())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossroads/server.py: the Audit, Health and reflection handlers parse requests in gRPC, which "
-    "answers UNKNOWN to bytes that are no request; fix: a server interceptor that parses them itself (report)",
-)
 @pytest.mark.parametrize("method", ["/crossroads.v1.Audit/InclusionProof", "/grpc.health.v1.Health/Check"])
 def test_bytes_that_are_no_request_are_invalid_on_every_method(
     loop: asyncio.AbstractEventLoop, core: CoreTarget, method: str
@@ -330,11 +325,6 @@ def test_niss_problem_names_a_niss_in_other_digits(world: FuzzWorld, script: dic
     assert niss_problem(world.nisses[0].translate(script)) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossroads/server.py: grpc_health answers NOT_FOUND with no message for an unknown service; "
-    "fix: a HealthServicer subclass whose Check says which service is unknown (report)",
-)
 def test_a_health_check_of_an_unknown_service_says_which(loop: asyncio.AbstractEventLoop, core: CoreTarget) -> None:
     request = health_pb2.HealthCheckRequest(service="no.such.Service").SerializeToString()
     refused = _call(loop, core, "/grpc.health.v1.Health/Check", request)
