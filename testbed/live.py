@@ -42,6 +42,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
+import agencies
 from agencies.spec import WorldSpec, load_world_spec
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
@@ -106,9 +107,12 @@ class WorldFiles:
 
 
 def fingerprint(scenario: Path, seed: int) -> str:
-    """What identifies the world files built from `scenario`: its bytes, its seed, the file format."""
+    """What identifies the world files built from `scenario`: its bytes, its seed, the file format,
+    and the code of the world builder (a change to agencies/ builds another world)."""
     digest = hashlib.sha256(f"world-format {WORLD_FORMAT}\nseed {seed}\n".encode())
     digest.update(scenario.read_bytes())
+    for source in sorted(Path(agencies.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
