@@ -7,25 +7,17 @@ shaded on it.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from reports.figures import png
 
 __all__ = ["availability_figure", "latency_figure", "resources_figure", "throughput_figure"]
 
 Json = Mapping[str, Any]
-_DPI = 100
 _FAULT_COLOURS = {"kill_host": "crimson", "stop_core": "purple", "slow_host": "darkorange"}
-
-
-def _png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _edges(series: Json) -> list[float]:
@@ -60,7 +52,7 @@ def throughput_figure(series: Json, faults: Sequence[Json]) -> bytes:
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def latency_figure(series: Json, faults: Sequence[Json]) -> bytes:
@@ -76,7 +68,7 @@ def latency_figure(series: Json, faults: Sequence[Json]) -> bytes:
     ax.set_ylabel("latency (ms, logarithmic)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    return _png(fig)
+    return png(fig)
 
 
 def availability_figure(windows: Sequence[Json]) -> bytes:
@@ -95,7 +87,7 @@ def availability_figure(windows: Sequence[Json]) -> bytes:
     ax.set_xlabel("availability: share of requests answered successfully")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def resources_figure(resources: Json, faults: Sequence[Json]) -> bytes:
@@ -116,4 +108,4 @@ def resources_figure(resources: Json, faults: Sequence[Json]) -> bytes:
     mem_ax.set_ylabel("resident memory (MB)")
     mem_ax.set_xlabel("seconds after the load started")
     cpu_ax.legend(fontsize=7, ncol=4)
-    return _png(fig)
+    return png(fig)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtests import figures
-from reports.html import fmt, image, page
+from reports.html import figure, fmt, page, table
 
 __all__ = ["build_loadtest_report"]
 
@@ -37,16 +37,6 @@ core, the agency hosts and the Locust processes, sampled every second with psuti
 a fault disappears and comes back under the same name."""
 
 
-def _figure(png: bytes, alt: str, why: str) -> str:
-    return f'<div class="figure">{image(png, alt)}<div class="why">{why}</div></div>'
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
-
-
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
@@ -68,7 +58,7 @@ def _guarantees(checks: Sequence[Json]) -> str:
         [html.escape(c["name"]), "yes" if c["ok"] else '<span class="sig">NO</span>', html.escape(c["detail"])]
         for c in checks
     ]
-    return _table(["guarantee", "held", "what was found"], rows)
+    return table(["guarantee", "held", "what was found"], rows)
 
 
 def _kinds(by_name: Json) -> str:
@@ -78,7 +68,7 @@ def _kinds(by_name: Json) -> str:
          html.escape(", ".join(f"{e} {n}" for e, n in k["errors"].items()) or "-")]
         for name, k in by_name.items()
     ]  # fmt: skip
-    return _table(["name", "requests", "per s", "availability", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], rows)
+    return table(["name", "requests", "per s", "availability", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], rows)
 
 
 def _windows(windows: Sequence[Json]) -> str:
@@ -88,7 +78,7 @@ def _windows(windows: Sequence[Json]) -> str:
          html.escape(", ".join(f"{e} {n}" for e, n in w["errors"].items()) or "-")]
         for w in windows
     ]  # fmt: skip
-    return _table(["window", "from s", "until s", "requests", "availability", "p99 ms", "errors"], rows)
+    return table(["window", "from s", "until s", "requests", "availability", "p99 ms", "errors"], rows)
 
 
 def _resources(resources: Json) -> str:
@@ -98,7 +88,7 @@ def _resources(resources: Json) -> str:
          fmt(resources["peak_rss_mb"].get(n)), fmt(resources["rss_slope_mb_per_min"].get(n))]
         for n in names
     ]  # fmt: skip
-    return _table(["process", "mean CPU %", "peak CPU %", "peak memory MB", "memory slope MB/min"], rows)
+    return table(["process", "mean CPU %", "peak CPU %", "peak memory MB", "memory slope MB/min"], rows)
 
 
 def _plan(summary: Json) -> str:
@@ -139,15 +129,15 @@ def build_loadtest_report(summary: Json, series: Json) -> str:
         "<h2>The guarantees</h2>",
         _guarantees(summary["guarantees"]),
         "<h2>Over time</h2>",
-        _figure(figures.throughput_figure(series, faults), "throughput over time", _WHY_THROUGHPUT),
-        _figure(figures.latency_figure(series, faults), "latency over time", _WHY_LATENCY),
+        figure(figures.throughput_figure(series, faults), "throughput over time", _WHY_THROUGHPUT),
+        figure(figures.latency_figure(series, faults), "latency over time", _WHY_LATENCY),
         "<h2>The faults</h2>",
-        _figure(figures.availability_figure(summary["windows"]), "availability per fault window", _WHY_AVAILABILITY),
+        figure(figures.availability_figure(summary["windows"]), "availability per fault window", _WHY_AVAILABILITY),
         _windows(summary["windows"]),
         "<h2>Per kind of message</h2>",
         _kinds(o["by_name"]),
         "<h2>CPU and memory</h2>",
-        _figure(figures.resources_figure(series["resources"], faults), "cpu and memory", _WHY_RESOURCES),
+        figure(figures.resources_figure(series["resources"], faults), "cpu and memory", _WHY_RESOURCES),
         _resources(summary["resources"]),
         "<h2>Files of this run</h2>",
         _files(summary),

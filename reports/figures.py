@@ -20,6 +20,7 @@ __all__ = [
     "difference_figure",
     "latency_figure",
     "network_figure",
+    "png",
     "queue_figure",
     "throughput_figure",
 ]
@@ -36,7 +37,8 @@ _CLASS_MARKERS = {
 }
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """`fig` as PNG bytes, without a timestamp (so the same figure gives the same bytes)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
@@ -88,7 +90,7 @@ def network_figure(drawing: Json, utilisation: Mapping[str, float]) -> bytes:
     ax.set_aspect("equal")
     ax.axis("off")
     if not nodes:
-        return _png(fig)
+        return png(fig)
     if "x" not in nodes[0]:  # explicit networks: stations in a row
         for i, n in enumerate(nodes):
             n = {**n, "x": float(i), "y": 0.0}
@@ -115,7 +117,7 @@ def network_figure(drawing: Json, utilisation: Mapping[str, float]) -> bytes:
             ax.annotate(n["id"], where[n["id"]], fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.legend(loc="lower left", fontsize=7, markerscale=0.8, frameon=False)
     ax.autoscale_view()
-    return _png(fig)
+    return png(fig)
 
 
 def latency_figure(kinds: Json) -> bytes:
@@ -135,7 +137,7 @@ def latency_figure(kinds: Json) -> bytes:
     ax.set_ylabel("share of deliveries")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def throughput_figure(series: Json, events: Sequence[Json], surges: Sequence[Json]) -> bytes:
@@ -154,7 +156,7 @@ def throughput_figure(series: Json, events: Sequence[Json], surges: Sequence[Jso
     _y_scale(ax)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def queue_figure(series: Json, events: Sequence[Json], surges: Sequence[Json], top: int = 6) -> bytes:
@@ -174,7 +176,7 @@ def queue_figure(series: Json, events: Sequence[Json], surges: Sequence[Json], t
     _y_scale(ax)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def availability_figure(groups: Json) -> bytes:
@@ -189,7 +191,7 @@ def availability_figure(groups: Json) -> bytes:
     ax.set_xlabel("availability: share delivered within the deadline (bars: 95% confidence interval)")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def difference_figure(rows: Sequence[Json], limit: int = 25) -> bytes:
@@ -205,4 +207,4 @@ def difference_figure(rows: Sequence[Json], limit: int = 25) -> bytes:
     ax.set_xlabel("change of B against A (%), significant differences only")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)

@@ -15,7 +15,7 @@ from typing import Any
 
 from reports import figures
 
-__all__ = ["CSS", "build_report", "fmt", "fmt_estimate", "image", "page"]
+__all__ = ["CSS", "build_report", "figure", "fmt", "fmt_estimate", "image", "page", "table"]
 
 Json = Mapping[str, Any]
 
@@ -60,11 +60,13 @@ def image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _figure(png: bytes, alt: str, why: str) -> str:
+def figure(png: bytes, alt: str, why: str) -> str:
+    """A figure with its plain-language explanation beside it."""
     return f'<div class="figure">{image(png, alt)}<div class="why">{why}</div></div>'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table; `head` is escaped, the cells are HTML already."""
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
@@ -109,7 +111,7 @@ def _kinds_table(kinds: Json) -> str:
             ]
         )
     head = ["kind", "deliveries/s", "mean (s)", "p50 (s)", "p95 (s)", "p99 (s)", "deadline (s)", "availability", "lost"]
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def _nodes_table(nodes: Sequence[Json], top: int = 15) -> str:
@@ -127,7 +129,7 @@ def _nodes_table(nodes: Sequence[Json], top: int = 15) -> str:
         ]
         for n in busiest
     ]
-    return _table(["node", "class", "servers", "utilisation", "mean line", "longest line", "served/s", "lost"], rows)
+    return table(["node", "class", "servers", "utilisation", "mean line", "longest line", "served/s", "lost"], rows)
 
 
 def _sources_table(sources: Sequence[Json]) -> str:
@@ -144,7 +146,7 @@ def _sources_table(sources: Sequence[Json]) -> str:
         for s in sources
     ]
     head = ["source", "kind", "arrivals", "expected", "passed the checks", "deliveries each", "functional messages"]
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def _events(summary: Json) -> str:
@@ -206,17 +208,17 @@ def build_report(summary: Json, series: Json) -> str:
         "the warm-up is left out.</p>",
         _key_figures(summary),
         "<h2>The network</h2>",
-        _figure(figures.network_figure(summary.get("drawing", {}), utilisation), "network", _WHY_NETWORK),
+        figure(figures.network_figure(summary.get("drawing", {}), utilisation), "network", _WHY_NETWORK),
         "<h2>How long messages take</h2>",
-        _figure(figures.latency_figure(summary["kinds"]), "latency distributions", _WHY_LATENCY),
+        figure(figures.latency_figure(summary["kinds"]), "latency distributions", _WHY_LATENCY),
         _kinds_table(summary["kinds"]),
         "<h2>Over time</h2>",
-        _figure(figures.throughput_figure(series, events, surges), "throughput over time", _WHY_THROUGHPUT),
-        _figure(figures.queue_figure(series, events, surges), "queue lengths over time", _WHY_QUEUE),
+        figure(figures.throughput_figure(series, events, surges), "throughput over time", _WHY_THROUGHPUT),
+        figure(figures.queue_figure(series, events, surges), "queue lengths over time", _WHY_QUEUE),
         "<h3>Events</h3>",
         _events(summary),
         "<h2>Availability per sector</h2>",
-        _figure(
+        figure(
             figures.availability_figure(summary.get("availability_by_group", {})), "availability", _WHY_AVAILABILITY
         ),
         "<h2>The busiest nodes</h2>",
