@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,10 +57,21 @@ __all__ = [
     "AUDIT_INDEX_KEY",
     "Exchange",
     "Refusal",
+    "audit_index_of",
     "redelivery_target",
 ]
 
 AUDIT_INDEX_KEY = "audit-index"  # trailing metadata of a refusal
+
+
+def audit_index_of(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> int | None:
+    """The audit index a refusal carries in its trailing metadata (AUDIT_INDEX_KEY), if any."""
+    for key, value in trailing_metadata or ():
+        if key == AUDIT_INDEX_KEY:
+            return int(value)
+    return None
+
+
 _OK_STATUSES = frozenset({"", "ok", "duplicate"})  # "duplicate": a redelivery it already had
 _FAILED, _QUEUED, _DELIVERED = messages_pb2.FAILED, messages_pb2.QUEUED, messages_pb2.DELIVERED
 _KIND_VALUES = frozenset(k.value for k in Kind)

@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from crossroads.exchange import AUDIT_INDEX_KEY  # the trailing metadata of an audited refusal
+from crossroads.exchange import audit_index_of
 from crossroads.pki import channel_credentials
 from protos import messages_pb2
 
@@ -124,11 +124,7 @@ class Channels:
 
 
 def _audit_index(error: grpc.RpcError) -> int | None:
-    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
-    for key, value in trailing or ():
-        if key == AUDIT_INDEX_KEY:
-            return int(value)
-    return None
+    return audit_index_of(error.trailing_metadata() if isinstance(error, grpc.Call) else None)
 
 
 def exchange(call: Call, envelope: bytes, timeout: float, expected: frozenset[str] = frozenset()) -> Answer:

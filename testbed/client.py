@@ -32,7 +32,7 @@ from crossroads.audit import KEYS_DIR
 from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.checkpoint import CheckpointError, load_public_key, verify_checkpoint
 from crossroads.domain import AgencyId, DirectoryEntry
-from crossroads.exchange import AUDIT_INDEX_KEY
+from crossroads.exchange import audit_index_of
 from crossroads.merkle import leaf_hash, verify_inclusion
 from crossroads.pki import NetworkPki, PkiError, channel_credentials
 from crossroads.routing import Decision, Denied, route
@@ -198,11 +198,7 @@ def _credentials(state: Path, identity: str) -> grpc.ChannelCredentials:
 
 
 def _audit_index(error: grpc.RpcError) -> int | None:
-    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    for key, value in trailing or ():
-        if key == AUDIT_INDEX_KEY:
-            return int(value)
-    return None
+    return audit_index_of(error.trailing_metadata() if hasattr(error, "trailing_metadata") else None)
 
 
 def _refused(error: grpc.RpcError) -> ExchangeRefused:
