@@ -17,7 +17,8 @@ from crossroads.identifiers import Niss
 
 __all__ = ["OUTCOMES", "AuditRecord", "AuditRecordError", "audit_time"]
 
-OUTCOMES = frozenset({"DELIVERED", "QUEUED", "DENIED", "INVALID", "FAILED", "UNAUTHENTICATED"})
+# THROTTLED: over the sender's rate limit or quota; SHED: the core was overloaded and refused it
+OUTCOMES = frozenset({"DELIVERED", "QUEUED", "DENIED", "INVALID", "FAILED", "UNAUTHENTICATED", "THROTTLED", "SHED"})
 
 _FIELDS = (
     "time",

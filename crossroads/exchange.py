@@ -163,6 +163,20 @@ class Exchange:
             return await self._unroutable(now, env, checked, decision)
         return await self._routed(now, raw, env, checked, decision)
 
+    async def refuse(self, raw: bytes, peer: str | None, code: grpc.StatusCode, outcome: str, message: str) -> Refusal:
+        """Refuse `raw` before it is handled (e.g. revoked certificate, rate limit, overload), audited.
+
+        `outcome` is the audit record's outcome (an `audit_record.OUTCOMES` member); `message`
+        goes to the sender with `code` and into the record's detail. Only the envelope's
+        bounded raw keys are recorded; bytes that do not parse are recorded with empty keys.
+        """
+        try:
+            env = messages_pb2.Envelope.FromString(raw)
+        except DecodeError:
+            env = messages_pb2.Envelope()
+        record = _refused_record(self._clock(), env, peer or "", outcome, _claimed(env, peer or "", message))
+        return await self._refuse(record, code, message)
+
     async def _routed(
         self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
     ) -> messages_pb2.ExchangeReply | Refusal:
