@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from agencies import catalogue as c
 from agencies import sectors as s
+from crossroads import citizen
 from crossroads.domain import (
     Agency,
     AgencyId,
@@ -110,7 +111,8 @@ _SECONDARY_FILES = (c.CAT_CPAS, c.CAT_HEALTH_FUND, c.CAT_FAMILY_FUND, c.CAT_PAYM
 _COMPLEMENTARY = (c.CAT_REGIONAL, c.CAT_LOCAL, c.CAT_PUBLIC_MISSION)
 
 # (requesters, purposes, condition, datasets): one deliberation per (row, dataset)
-CITIZEN_PURPOSE = "citizen_access"  # a citizen consulting their own file through the portal
+# a citizen consulting their own file through the portal: the core checks the FAS assertion
+CITIZEN_PURPOSE = citizen.CITIZEN_PURPOSE
 CITIZEN_DATASETS = (IDENTITY, WAGES, UNEMPLOYMENT, HEALTH, FAMILY, PENSION, SELF_EMPLOYED)
 
 _CONSULTATIONS: tuple[tuple[tuple[Category, ...], tuple[str, ...], Condition, tuple[Dataset, ...]], ...] = (

@@ -86,7 +86,9 @@ def _index(world: World) -> _Index:
 
 def _make_index(world: World) -> _Index:
     categories = np.array([ag.category for ag in world.agencies], dtype=object)
-    consultations = tuple(sorted(a.consultation_deliberations(world.knowledge), key=lambda d: d.ref))
+    # an agency's consultations: a citizen's (through the portal) needs the citizen's FAS assertion
+    asked = (d for d in a.consultation_deliberations(world.knowledge) if a.CITIZEN_PURPOSE not in d.purposes)
+    consultations = tuple(sorted(asked, key=lambda d: d.ref))
     masks = {d.ref: np.isin(categories, sorted(d.requesters)) for d in consultations}
     ids = {ref: tuple(world.agencies[k].id for k in np.flatnonzero(m)) for ref, m in masks.items()}
     return _Index(
@@ -135,8 +137,32 @@ def _envelope(world: World, rng: np.random.Generator, sender: AgencyId, kind: Ki
 
 
 # ---------------------------------------------------------------- consultations
+def citizen_consultation(world: World, rng: np.random.Generator) -> Sample:
+    """The portal consulting, for a citizen, a dataset of the citizen's own file.
+
+    Without the citizen's FAS assertion, which the sender adds by the clock of the core it
+    sends to (crossroads.citizen.Fas.vouch): the core refuses it without one.
+    """
+    dataset = a.CITIZEN_DATASETS[int(rng.integers(len(a.CITIZEN_DATASETS)))]
+    envelope = messages_pb2.Envelope(
+        message_id=rng.bytes(16).hex(),
+        kind=messages_pb2.CONSULTATION,
+        sender=c.PORTAL,
+        subject_niss=world.niss(int(rng.integers(world.person_count))),
+        dataset=dataset,
+        purpose=a.CITIZEN_PURPOSE,
+        payload=messages_pb2.ConsultationRequest(dataset=dataset).SerializeToString(),
+        as_of=world.spec.as_of.isoformat(),
+    )
+    return Sample(c.PORTAL, envelope)
+
+
 def consultation(world: World, rng: np.random.Generator) -> Sample:
-    """A consultation allowed by a deliberation, about a person the source has a file on."""
+    """An agency's consultation allowed by a deliberation, about a person the source has a file on.
+
+    Never a citizen's (purpose CITIZEN_PURPOSE): the core wants the citizen's FAS assertion with
+    those (crossroads/citizen.py); `citizen_consultation` draws them.
+    """
     ix = _index(world)
     for _ in range(_ATTEMPTS):
         d = ix.consultations[int(rng.integers(len(ix.consultations)))]

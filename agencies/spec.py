@@ -23,6 +23,7 @@ __all__ = [
     "MAX_AGENCIES_PER_CATEGORY",
     "MAX_EMPLOYERS",
     "MAX_PERSONS",
+    "SMALL_WORLD",
     "AgencyCounts",
     "SpecError",
     "WorldSpec",
@@ -30,6 +31,24 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------- defaults, in one place
+# The smallest world with every kind of agency, few of each: it builds in a blink and a core
+# restarts on it in well under a second (load-test and crash tests, crash runs).
+SMALL_WORLD: Mapping[str, Any] = {
+    "seed": 5,
+    "persons": 3000,
+    "employers": 200,
+    "agencies": {
+        "cpas": 5,
+        "health_insurance_funds": 3,
+        "family_allowance_funds": 2,
+        "unemployment_payment_bodies": 1,
+        "social_secretariats": 2,
+        "sector_funds": 2,
+        "regional_bodies": 2,
+        "local_bodies": 3,
+        "public_mission_bodies": 2,
+    },
+}
 DEFAULT_AS_OF = dt.date(2026, 10, 1)
 DEFAULT_EMPLOYED_SHARE = 0.65  # of persons aged 18-66: ~4.5 M employees in DmfA of ~7 M (DOMAIN)
 DEFAULT_SELF_EMPLOYED_SHARE = 0.10  # of persons aged 18-66 (assumption)

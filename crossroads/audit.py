@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
+import datetime as dt
 import hashlib
+import resource
 import sqlite3
 import threading
 import time
@@ -45,6 +46,8 @@ from crossroads.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
+from crossroads.journal import SCHEMA as JOURNAL_SCHEMA
+from crossroads.journal import JournalEntry, StoredAnswer, read_answer, recent_answers, write_entries
 from crossroads.merkle import (
     CompactRange,
     RootHash,
@@ -54,6 +57,7 @@ from crossroads.merkle import (
     leaf_hashes,
     root,
 )
+from crossroads.sqlite_rows import insert_rows
 
 __all__ = [
     "AUDIT_DB",
@@ -95,7 +99,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
-_Job = tuple[Sequence[AuditRecord], _Waiter]
+_Job = tuple[Sequence[AuditRecord], _Waiter, JournalEntry | None]
 
 
 class AuditLogError(RuntimeError):
@@ -139,7 +143,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
-        # room for the statements of every batch size (_insert_sql), so none is prepared twice
+        # room for the statements of every batch size (crossroads.sqlite_rows), so none is prepared twice
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
         # 8 KiB pages cost ~10% less CPU per appended record than 4 KiB; only takes effect on a
         # new file, before WAL mode is set
@@ -165,32 +169,6 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-_ROWS_PER_INSERT = 64
-
-
-@functools.cache
-def _insert_sql(table: str, width: int, rows: int) -> str:
-    return f"INSERT INTO {table} VALUES " + ",".join(["(" + ",".join("?" * width) + ")"] * rows)
-
-
-def _insert(conn: sqlite3.Connection, table: str, width: int, flat: Sequence[object]) -> None:
-    """Insert rows of `width` values, given one after the other in `flat`, 64 rows per statement.
-
-    Why not executemany row by row: the sqlite3 module releases the GIL around every
-    statement step, and while the event loop is busy the writer then waits for the GIL once
-    per row; 64 rows per step cut those hand-overs (and the per-step cost) 64-fold. The rows
-    left over go in one statement too (a small batch is all left-over).
-    """
-    step = width * _ROWS_PER_INSERT
-    full = len(flat) - len(flat) % step
-    if full:
-        conn.executemany(
-            _insert_sql(table, width, _ROWS_PER_INSERT), [flat[k : k + step] for k in range(0, full, step)]
-        )
-    if full < len(flat):
-        conn.execute(_insert_sql(table, width, (len(flat) - full) // width), flat[full:])
 
 
 def _read_hashes(conn: sqlite3.Connection, lo: int, hi: int) -> list[bytes]:
@@ -240,6 +218,24 @@ def _advance(tail: CompactRange, hashes: Sequence[bytes]) -> tuple[list[bytes], 
 def _joined_root(tile_range: CompactRange, tail: CompactRange) -> RootHash:
     """The root of the full tiles of `tile_range` followed by the partial tile `tail`: O(log n) hashes."""
     return CompactRange(tile_range.size + tail.size, tile_range.peaks + tail.peaks).root()
+
+
+def _full_store(path: Path, exc: Exception) -> Exception:
+    """`exc`, or an AuditLogError that says so when it means the store at `path` could not grow.
+
+    A disk without space comes as SQLITE_FULL; a file that may grow no further (EFBIG: the
+    process's file size limit, RLIMIT_FSIZE) only as an I/O error (SQLITE_IOERR_WRITE), so the
+    sizes of the store's files are compared with that limit.
+    """
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return AuditLogError(f"the audit store {path} is full: no space left on its disk ({exc})")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if name.startswith("SQLITE_IOERR") and limit != resource.RLIM_INFINITY:
+        files = (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm"))
+        if any(f.exists() and f.stat().st_size >= limit for f in files):
+            return AuditLogError(f"the audit store {path} is full: a file reached the {limit}-byte size limit ({exc})")
+    return exc
 
 
 class AuditLog:
@@ -326,7 +322,7 @@ class AuditLog:
             state_dir.mkdir(parents=True, exist_ok=True)
             key = load_or_create_private_key(state_dir / KEYS_DIR)
             conn = _connect(path, read_only=False)
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + JOURNAL_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('origin', ?)", (origin,))
             (stored_origin,) = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
             if stored_origin != origin:
@@ -407,8 +403,8 @@ class AuditLog:
         self.close()
 
     # ------------------------------------------------------------------ appending
-    async def append(self, record: AuditRecord) -> int:
-        """Append `record`; return its leaf index once it is durable.
+    async def append(self, record: AuditRecord, journal: JournalEntry | None = None) -> int:
+        """Append `record`, and commit `journal` with it; return its leaf index once it is durable.
 
         Durability contract: when this returns, the record's leaf bytes, leaf hash and
         who-accessed rows are committed in SQLite with synchronous=FULL (the WAL is fsynced),
@@ -420,10 +416,12 @@ class AuditLog:
         `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs one for
         the current size at once. If the commit fails, every append in that batch raises
         and none of them gets an index. Cancelling the awaiting task does not withdraw the
-        record: once submitted it is written.
+        record: once submitted it is written. `journal` (the answer given and the parcels
+        owed, see crossroads.journal) is committed in the same transaction as the record:
+        both or neither.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._submit(((record,), future))
+        self._submit(((record,), future, journal))
         return await future
 
     async def append_many(self, records: Sequence[AuditRecord]) -> list[int]:
@@ -437,7 +435,7 @@ class AuditLog:
         if not records:
             return []
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._submit((tuple(records), future))
+        self._submit((tuple(records), future, None))
         first = await future
         return list(range(first, first + len(records)))
 
@@ -451,7 +449,7 @@ class AuditLog:
         if not records:
             return []
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._submit((records, future))
+        self._submit((records, future, None))
         first = future.result()
         return list(range(first, first + len(records)))
 
@@ -531,16 +529,24 @@ class AuditLog:
         return self._interval - (time.monotonic() - self._stored_at)
 
     def _commit(self, jobs: list[_Job]) -> None:
-        records = [r for job in jobs for r in job[0]]
+        records: list[AuditRecord] = []
+        journal: list[tuple[int, JournalEntry]] = []  # (offset in this batch, entry)
+        for job in jobs:
+            if job[2] is not None:
+                journal.append((len(records), job[2]))
+            records.extend(job[0])
         try:
-            first = self._write(records)
+            first = self._write(records, journal)
         except Exception as exc:  # every waiter of the batch learns of the failure
-            _settle(jobs, 0, exc)
+            _settle(jobs, 0, _full_store(self._path, exc))
         else:
             _settle(jobs, first, None)
 
-    def _write(self, records: list[AuditRecord]) -> int:
-        """Commit `records` as one transaction; return the first index. Writer thread only."""
+    def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
+        """Commit `records` (and `journal`, offsets relative to the first record) as one transaction.
+
+        Returns the first index. Writer thread only.
+        """
         first = self._size
         size = first + len(records)
         leaves = [r.leaf_bytes() for r in records]
@@ -557,16 +563,19 @@ class AuditLog:
         persons = list(chain.from_iterable(sorted((n, i) for i, r in enumerate(records, first) for n in r.persons())))
         base = len(self._tiles)
         with _transaction(self._conn) as conn:
-            _insert(
+            insert_rows(
                 conn,
                 "leaves(idx, leaf, hash)",
                 3,
                 list(chain.from_iterable(zip(range(first, size), leaves, hashes, strict=True))),
             )
-            _insert(conn, "persons(niss, idx)", 2, persons)
-            _insert(conn, "tiles(idx, hash)", 2, [v for k, t in enumerate(new_tiles, base) for v in (k, t)])
+            insert_rows(conn, "persons(niss, idx)", 2, persons)
+            insert_rows(conn, "tiles(idx, hash)", 2, [v for k, t in enumerate(new_tiles, base) for v in (k, t)])
             if text is not None:
                 conn.execute("INSERT OR REPLACE INTO checkpoints(size, text) VALUES (?, ?)", (size, text))
+            if journal:
+                accepted = dt.datetime.now(dt.UTC).isoformat()
+                write_entries(conn, [(first + offset, entry) for offset, entry in journal], accepted)
         with self._state_lock:
             self._size, self._tile_range, self._tail, self._root = size, tile_range, tail, root_hash
             self._tiles.extend(new_tiles)
@@ -699,6 +708,16 @@ class AuditLog:
         ]
         return head, entries
 
+    def answer_at(self, index: int) -> StoredAnswer | None:
+        """The answer committed with record `index`, while it is kept (crossroads.journal.ANSWER_WINDOW)."""
+        with self._read_lock:
+            return read_answer(self._reader, index)
+
+    def recent_answers(self, limit: int) -> list[tuple[int, str, str]]:
+        """(index, sender, message_id) of the latest `limit` answers committed, oldest first."""
+        with self._read_lock:
+            return recent_answers(self._reader, limit)
+
     def iter_leaves(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         """Every committed (index, leaf bytes) from `start` on, in order, read on its own connection."""
         size = self.size
@@ -715,7 +734,7 @@ def _settle(jobs: list[_Job], first: int, error: Exception | None) -> None:
     """Resolve each job's waiter with its first index (or the error), one callback per event loop."""
     per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
     index = first
-    for records, waiter in jobs:
+    for records, waiter, _ in jobs:
         if isinstance(waiter, asyncio.Future):
             per_loop.setdefault(waiter.get_loop(), []).append((waiter, index))
         elif error is None:

@@ -4,18 +4,27 @@ Thin on purpose: each method maps its request onto `AuditLog` methods and the an
 the wire messages. Bad indexes or sizes are INVALID_ARGUMENT. Proofs and who-accessed read
 SQLite, so they run on a worker thread to keep the event loop serving exchanges.
 
-Register with `services_pb2_grpc.add_AuditServicer_to_server(AuditServicer(log), server)`.
+WhoAccessed lists one person's exchanges: it answers only a citizen access point (the portal)
+presenting the FAS's assertion for that very person (`citizen.CitizenGate.check_who_accessed`);
+anyone else, and everyone on a servicer without a gate, is PERMISSION_DENIED naming the rule.
+
+Register with `services_pb2_grpc.add_AuditServicer_to_server(AuditServicer(log, gate), server)`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
 
 from crossroads.audit import AuditHead, AuditIndexError, AuditLog
+from crossroads.citizen import CitizenGate
 from crossroads.identifiers import niss_problem
+from crossroads.pki import peer_identity
+from crossroads.routing import Denied
 from protos import services_pb2
 
 __all__ = ["AuditServicer"]
@@ -30,11 +39,26 @@ async def _invalid(context: Any, message: str) -> NoReturn:
     raise AssertionError("context.abort returned")  # grpc.aio's abort always raises
 
 
-class AuditServicer:
-    """crossroads.v1.Audit over one `AuditLog`. Sizes of 0 in requests mean "the current size"."""
+async def _denied(context: Any, denied: Denied) -> NoReturn:
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"denied by rule {denied.rule}: {denied.reason}")
+    raise AssertionError("context.abort returned")
 
-    def __init__(self, log: AuditLog) -> None:
+
+_NO_GATE = Denied("citizen_no_gate", "this server checks no citizen assertions, so it lists nobody's accesses")
+
+
+class AuditServicer:
+    """crossroads.v1.Audit over one `AuditLog`. Sizes of 0 in requests mean "the current size".
+
+    `gate` None closes WhoAccessed to everyone; `clock` gives UNIX seconds (assertion expiry).
+    """
+
+    def __init__(
+        self, log: AuditLog, gate: CitizenGate | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._log = log
+        self._gate = gate
+        self._clock = clock
 
     async def Head(self, request: services_pb2.AuditHeadRequest, context: Any) -> services_pb2.AuditHead:
         return _head_message(self._log.head())
@@ -58,9 +82,18 @@ class AuditServicer:
     async def WhoAccessed(
         self, request: services_pb2.WhoAccessedRequest, context: Any
     ) -> services_pb2.WhoAccessedReply:
+        """The records about `request.niss`, with proofs; see the module doc for who may ask."""
         problem = niss_problem(request.niss)
         if problem:
             await _invalid(context, problem)
+        citizen = request.citizen if request.HasField("citizen") else None
+        denied = (
+            _NO_GATE
+            if self._gate is None
+            else self._gate.check_who_accessed(peer_identity(context), request.niss, citizen, self._clock())
+        )
+        if denied is not None:
+            await _denied(context, denied)
         head, entries = await asyncio.to_thread(self._log.who_accessed, request.niss)
         return services_pb2.WhoAccessedReply(
             head=_head_message(head),

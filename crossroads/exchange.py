@@ -20,11 +20,18 @@ Steps, for every message:
    on message_id) is QUEUED for that destination; a consultation that gets no answer FAILED;
    a destination that answers with an error FAILED (retrying would not change it);
 6. one audit record with the outcome is appended and awaited (durable) before anything is
-   acknowledged; queued parcels are then committed to the outbox with that audit index.
+   acknowledged; the answer and the parcels queued for the outbox commit in the same
+   transaction (crossroads.journal): audited, answered and owed, or none of it.
    A consultation whose sender cancels while it is forwarded is still audited (FAILED); a
    declaration or mutation runs to the end (shielded) even if its sender stops waiting;
 7. the answer: an ExchangeReply (gRPC OK) for every routed message, whatever its outcome;
    a refusal carries the audit index in trailing metadata "audit-index".
+
+Exactly once (crossroads.idempotency): the key is (sender, message id). A key being handled
+makes a second call wait for the first's answer; a key answered before gets the stored answer
+again, with the same audit index, and nothing is forwarded or audited twice. Transient
+refusals (UNAVAILABLE, RESOURCE_EXHAUSTED), refusals of the message id itself and
+consultations their sender cancelled are not remembered: a resend is handled anew.
 
 Outcome of a routed message: FAILED if any destination failed, else QUEUED if any is held in
 the outbox, else DELIVERED (also when the rules name no destination, e.g. an integration in
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,12 +53,14 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from crossroads.audit_record import AuditRecord, audit_time
+from crossroads.citizen import CitizenGate
 from crossroads.directory import DirectoryError
 from crossroads.domain import AgencyId, DirectoryEntry, Kind, Knowledge
 from crossroads.forwarder import AgencyTimeout, AgencyUnavailable, ForwardError
-from crossroads.outbox import Parcel
+from crossroads.idempotency import Idempotency, Key
+from crossroads.journal import Answer, JournalEntry, Parcel, StoredAnswer
 from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, route
-from crossroads.validation import MAX_MESSAGE_ID, Invalid, check_envelope
+from crossroads.validation import MAX_MESSAGE_ID, Invalid, check_envelope, message_id_ok
 from protos import messages_pb2
 
 __all__ = [
@@ -76,6 +86,9 @@ _OK_STATUSES = frozenset({"", "ok", "duplicate"})  # "duplicate": a redelivery i
 _FAILED, _QUEUED, _DELIVERED = messages_pb2.FAILED, messages_pb2.QUEUED, messages_pb2.DELIVERED
 _KIND_VALUES = frozenset(k.value for k in Kind)
 _OUTCOME_NAMES = {_FAILED: "FAILED", _QUEUED: "QUEUED", _DELIVERED: "DELIVERED"}
+# refusals a resend may not get again: the same message may well pass a moment later
+_TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class DirectoryPort(Protocol):
@@ -85,7 +98,9 @@ class DirectoryPort(Protocol):
 
 
 class AuditPort(Protocol):
-    async def append(self, record: AuditRecord) -> int: ...
+    async def append(self, record: AuditRecord, journal: JournalEntry | None = None) -> int: ...
+    def answer_at(self, index: int) -> StoredAnswer | None: ...
+    def recent_answers(self, limit: int) -> list[tuple[int, str, str]]: ...
 
 
 class ForwarderPort(Protocol):
@@ -93,7 +108,8 @@ class ForwarderPort(Protocol):
 
 
 class OutboxPort(Protocol):
-    async def put(self, parcels: Sequence[Parcel]) -> list[int]: ...
+    def reserve(self, agency: AgencyId) -> int: ...
+    def settle(self, parcels: Sequence[Parcel], *, committed: bool) -> None: ...
     def has_backlog(self, agency: str) -> bool: ...
 
 
@@ -106,6 +122,9 @@ class Refusal:
     audit_index: int | None  # None only when the audit log itself failed
 
 
+_Answer = messages_pb2.ExchangeReply | Refusal
+
+
 @dataclass(slots=True)
 class _Attempt:
     """What happened to one destination."""
@@ -115,6 +134,7 @@ class _Attempt:
     reply: bytes = b""
     detail: str = ""
     forward: messages_pb2.Forward | None = None  # kept when the parcel must go to the outbox
+    ticket: int = 0  # its place in the agency's line in the outbox
 
 
 class Exchange:
@@ -130,7 +150,10 @@ class Exchange:
         outbox: OutboxPort,
         clock: Callable[[], dt.datetime],
         forward_deadline: float,
+        answer_window: int | None = None,
+        citizen_gate: CitizenGate | None = None,
     ) -> None:
+        """`answer_window`: how many answered message ids are recognised (journal.ANSWER_WINDOW)."""
         self.knowledge = knowledge
         self._directory = directory
         self._audit = audit
@@ -138,6 +161,9 @@ class Exchange:
         self._outbox = outbox
         self._clock = clock
         self._deadline = forward_deadline
+        self._running_on: set[asyncio.Task[_Answer]] = set()  # see `drain`
+        self.citizen_gate = citizen_gate  # None: purpose citizen_access is not checked (in-process tests)
+        self._idempotency = Idempotency(audit) if answer_window is None else Idempotency(audit, window=answer_window)
 
     async def handle(self, raw: bytes, peer: str | None) -> messages_pb2.ExchangeReply | Refusal:
         """Answer one exchange: `raw` are the envelope bytes, `peer` the certificate identity."""
@@ -149,11 +175,62 @@ class Exchange:
         if peer is None:
             record = _refused_record(now, env, "", "UNAUTHENTICATED", "no verified client certificate")
             return await self._refuse(record, grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
+        if not message_id_ok(env.message_id):  # no key to recognise it by: validation will say why
+            return await self._process(now, raw, env, peer)
+        return await self._once(now, raw, env, (peer, env.message_id))
+
+    async def _once(
+        self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, key: Key
+    ) -> messages_pb2.ExchangeReply | Refusal:
+        """Handle `env` unless its key was answered or is being handled: then the same answer."""
+        while (pending := self._idempotency.in_flight(key)) is not None:
+            await asyncio.wait((pending,))  # not `await pending`: our own cancellation must not be masked
+            if not pending.cancelled() and pending.exception() is None:
+                return pending.result()  # type: ignore[return-value]  # what `_process` returned
+        stored = self._idempotency.answered(key)
+        if stored is not None:
+            return _replayed(stored)
+        future = self._idempotency.begin(key)
+        if env.kind != messages_pb2.CONSULTATION:
+            # a fan-out half done when the sender stops waiting would be lost for the rest:
+            # declarations and mutations run to the end (audited, queued, answer kept) whatever
+            # the sender does; `drain` waits for them on stop
+            task = asyncio.ensure_future(self._process(now, raw, env, key[0]))
+            self._running_on.add(task)
+            task.add_done_callback(functools.partial(self._settle, key, future))
+            return await asyncio.shield(task)
+        try:
+            result = await self._process(now, raw, env, key[0])
+        except BaseException as exc:
+            self._idempotency.fail(key, future, exc)
+            raise
+        self._idempotency.end(key, future, result, _stored_index(result))
+        return result
+
+    def _settle(self, key: Key, future: asyncio.Future[object], task: asyncio.Task[_Answer]) -> None:
+        """A declaration or mutation ran to its end: its answer is the key's, whoever still waits."""
+        self._running_on.discard(task)
+        if task.cancelled():
+            self._idempotency.fail(key, future, asyncio.CancelledError())
+        elif (error := task.exception()) is not None:
+            self._idempotency.fail(key, future, error)
+        else:
+            result = task.result()
+            self._idempotency.end(key, future, result, _stored_index(result))
+
+    async def _process(
+        self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, peer: str
+    ) -> messages_pb2.ExchangeReply | Refusal:
+        """Validate, authorize, route, forward and audit one message from `peer`."""
         checked = check_envelope(env, AgencyId(peer), now.date())
         if isinstance(checked, Invalid):
             return await self._invalid(now, env, peer, checked)
-        files = self._directory.files_of_many(checked.subjects) if checked.subjects else []
-        decision = route(checked, self.knowledge, files)
+        decision: Routed | Denied | Unroutable | None = None
+        if self.citizen_gate is not None:  # before the directory: an unproven citizen's request reads nothing
+            decision = self.citizen_gate.check_exchange(env, checked, now.timestamp())
+        if decision is None:
+            files = self._directory.files_of_many(checked.subjects) if checked.subjects else []
+            decision = route(checked, self.knowledge, files)
         if isinstance(decision, Denied):
             detail = _claimed(env, peer, f"{decision.rule}: {decision.reason}")
             record = _record(now, env, checked, (), None, "", "DENIED", detail)
@@ -162,6 +239,16 @@ class Exchange:
         if isinstance(decision, Unroutable):
             return await self._unroutable(now, env, checked, decision)
         return await self._routed(now, raw, env, checked, decision)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) for declarations and mutations whose senders stopped waiting.
+
+        They run on to their audit record and outbox parcels; stop the stores only after this.
+        True if none is left.
+        """
+        if self._running_on:
+            await asyncio.wait(set(self._running_on), timeout=timeout)
+        return not self._running_on
 
     async def refuse(self, raw: bytes, peer: str | None, code: grpc.StatusCode, outcome: str, message: str) -> Refusal:
         """Refuse `raw` before it is handled (e.g. revoked certificate, rate limit, overload), audited.
@@ -175,7 +262,7 @@ class Exchange:
         except DecodeError:
             env = messages_pb2.Envelope()
         record = _refused_record(self._clock(), env, peer or "", outcome, _claimed(env, peer or "", message))
-        return await self._refuse(record, code, message)
+        return await self._refuse(record, code, message, remember=False)
 
     async def _routed(
         self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
@@ -185,10 +272,6 @@ class Exchange:
                 self._apply(request.kind, decision.directory_change)
             except DirectoryError as exc:
                 return await self._unroutable(now, env, request, Unroutable("directory", str(exc)))
-        if request.kind is not Kind.CONSULTATION:
-            # a fan-out half done when the sender stops waiting would be lost for the rest:
-            # declarations and mutations run to the end (audited, queued) whatever the sender does
-            return await asyncio.shield(self._complete(now, raw, env, request, decision))
         return await self._complete(now, raw, env, request, decision)
 
     async def _complete(
@@ -200,7 +283,7 @@ class Exchange:
         except asyncio.CancelledError:  # the sender gave up: still log that the data was asked for
             agencies = tuple(d.agency for d in decision.destinations)
             detail = _claimed(env, request.sender, "the sender cancelled before the destination answered")
-            await self._audit.append(
+            await self._audit.append(  # no answer is journaled: the sender got none, a resend is new
                 _record(now, env, request, agencies, decision.quality, deliberation, "FAILED", detail)
             )
             raise
@@ -212,25 +295,24 @@ class Exchange:
         record = _record(
             now, env, request, destinations, decision.quality, deliberation, _OUTCOME_NAMES[outcome], detail
         )
-        try:
-            index = await self._audit.append(record)
-        except Exception as exc:  # nothing is acknowledged without its audit record
-            return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable, message not accepted: {exc}", None)
-        queued = [a for a in attempts if a.outcome == _QUEUED]
-        if queued:
-            try:
-                await self._outbox.put([_parcel(a, env.message_id, index) for a in queued])
-            except Exception as exc:  # not held, so not acknowledged: the sender must resend
-                return Refusal(grpc.StatusCode.UNAVAILABLE, f"outbox unavailable, message not accepted: {exc}", index)
-        return messages_pb2.ExchangeReply(
+        reply = messages_pb2.ExchangeReply(
             message_id=env.message_id,
             outcome=outcome,
             forwarded=any(a.outcome != _FAILED for a in attempts),
             deliveries=[_delivery(a) for a in attempts],
-            audit_index=index,
             deliberation=deliberation,
             detail=detail,
         )
+        parcels = tuple(_parcel(a, env.message_id) for a in attempts if a.outcome == _QUEUED)
+        journal = JournalEntry(request.sender, env.message_id, Answer(0, reply.SerializeToString()), parcels)
+        try:
+            index = await self._audit.append(record, journal)
+        except Exception as exc:  # nothing is acknowledged without its audit record (and its parcels)
+            self._outbox.settle(parcels, committed=False)
+            return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable, message not accepted: {exc}", None)
+        self._outbox.settle(parcels, committed=True)
+        reply.audit_index = index
+        return reply
 
     def _apply(self, kind: Kind, entry: DirectoryEntry) -> None:
         if kind is Kind.DEINTEGRATION:
@@ -249,12 +331,16 @@ class Exchange:
             agency=destination.agency, sender=sender, envelope=raw, via=destination.via or ""
         )
         if queueable and self._outbox.has_backlog(destination.agency):  # keep per-agency order
-            return _Attempt(destination, _QUEUED, detail="queued behind earlier messages", forward=forward)
+            ticket = self._outbox.reserve(destination.agency)
+            return _Attempt(
+                destination, _QUEUED, detail="queued behind earlier messages", forward=forward, ticket=ticket
+            )
         try:
             reply = await self._forwarder.deliver_raw(destination.agency, forward.SerializeToString(), self._deadline)
         except (AgencyUnavailable, AgencyTimeout) as exc:
-            if queueable:
-                return _Attempt(destination, _QUEUED, detail=f"queued: {exc.detail}", forward=forward)
+            if queueable:  # the ticket is taken now, so that what comes after queues behind it
+                ticket = self._outbox.reserve(destination.agency)
+                return _Attempt(destination, _QUEUED, detail=f"queued: {exc.detail}", forward=forward, ticket=ticket)
             return _Attempt(destination, _FAILED, detail=exc.detail)
         except ForwardError as exc:
             return _Attempt(destination, _FAILED, detail=exc.detail)
@@ -272,13 +358,20 @@ class Exchange:
 
     async def _invalid(self, now: dt.datetime, env: messages_pb2.Envelope, peer: str, invalid: Invalid) -> Refusal:
         record = _refused_record(now, env, peer, "INVALID", _claimed(env, peer, str(invalid)))
+        message = f"invalid {invalid.field}: {invalid.reason}"
         return await self._refuse(
-            record, grpc.StatusCode.INVALID_ARGUMENT, f"invalid {invalid.field}: {invalid.reason}"
+            record, grpc.StatusCode.INVALID_ARGUMENT, message, remember=invalid.field != "message_id"
         )
 
-    async def _refuse(self, record: AuditRecord, code: grpc.StatusCode, message: str) -> Refusal:
+    async def _refuse(
+        self, record: AuditRecord, code: grpc.StatusCode, message: str, *, remember: bool = True
+    ) -> Refusal:
+        """Audit `record` and refuse; the refusal is the message's answer if `remember` and not transient."""
+        journal = None
+        if remember and code not in _TRANSIENT and record.sender and record.message_id:
+            journal = JournalEntry(record.sender, record.message_id, Answer(code.value[0], message.encode()))
         try:
-            index: int | None = await self._audit.append(record)
+            index: int | None = await self._audit.append(record, journal)
         except Exception as exc:
             return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable: {exc}; {message}", None)
         return Refusal(code, message, index)
@@ -363,10 +456,25 @@ def _refused_record(now: dt.datetime, env: messages_pb2.Envelope, peer: str, out
     )
 
 
-def _parcel(attempt: _Attempt, message_id: str, audit_index: int) -> Parcel:
+def _parcel(attempt: _Attempt, message_id: str) -> Parcel:
     assert attempt.forward is not None
-    attempt.forward.audit_index = audit_index
-    return Parcel(attempt.destination.agency, message_id, attempt.forward.SerializeToString())  # type: ignore[arg-type]
+    return Parcel(attempt.destination.agency, message_id, attempt.forward.SerializeToString(), attempt.ticket)  # type: ignore[arg-type]
+
+
+def _replayed(stored: StoredAnswer) -> messages_pb2.ExchangeReply | Refusal:
+    """The answer first given to a message, as it was given (its audit index included)."""
+    if stored.answer.code == 0:
+        reply = messages_pb2.ExchangeReply.FromString(stored.answer.body)
+        reply.audit_index = stored.index
+        return reply
+    return Refusal(_STATUS_BY_VALUE[stored.answer.code], stored.answer.body.decode(), stored.index)
+
+
+def _stored_index(result: messages_pb2.ExchangeReply | Refusal) -> int | None:
+    """The audit index whose journal holds `result` as the message's answer; None if not kept."""
+    if isinstance(result, Refusal):
+        return None if result.code in _TRANSIENT else result.audit_index
+    return result.audit_index
 
 
 def _delivery(attempt: _Attempt) -> messages_pb2.Delivery:

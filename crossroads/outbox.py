@@ -1,18 +1,21 @@
 """The outbox: what the core owes to agencies that are down, kept durably until delivered.
 
 Store-and-forward for declarations and mutations (consultations are synchronous and never
-queued). Each item is the exact `Forward` bytes the core would have sent, so a redelivery is
+queued). Each item is the exact `Forward` bytes the core would have sent; a redelivery is
 byte-for-byte the delivery that failed, with the audit index of the exchange filled in.
 
 Contracts:
-- `await put(parcels)` returns only once the parcels are committed (SQLite WAL,
-  synchronous=FULL): the core acknowledges the sender after it, never before.
-- Writes run on one worker thread and are group-committed: puts and marks that arrive while a
-  commit is in flight share the next one, so the event loop never waits on an fsync.
-- Nothing is dropped: an item leaves the pending set only when `Redelivery` has delivered it.
-- Per agency, items are redelivered one at a time in the order they were accepted (`seq`);
-  while an agency has a backlog, `has_backlog` tells the core to queue new items behind it
-  rather than overtake it.
+- Parcels enter the outbox only through the audit writer, in the same transaction as their
+  exchange's audit record (crossroads.journal): an acknowledged exchange is audited and owed,
+  or neither. The table lives in STATE/audit.sqlite.
+- Per agency, items are delivered in the order the core decided to queue them (`ticket`, from
+  `reserve`), one at a time; while an agency has items reserved or pending, `has_backlog`
+  tells the core to queue new ones behind them rather than overtake them.
+- Nothing is dropped silently: an item leaves the pending set when it is delivered, or when it
+  has been undeliverable for `dead_after` seconds; it is then *dead* (a dead letter), listed
+  by `crossroads outbox dead` and put back by `crossroads outbox replay`. A dead item no longer
+  holds back the items queued after it.
+- Writes (delivered, failed attempt, dead) run on one worker thread, group-committed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,42 +33,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossroads.audit import AUDIT_DB
 from crossroads.domain import AgencyId
+from crossroads.journal import SCHEMA, Parcel
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_DEAD_AFTER",
     "Outbox",
     "OutboxCounts",
     "OutboxItem",
     "Parcel",
     "Redelivery",
+    "outbox_path",
+    "read_counts",
+    "read_items",
+    "replay_dead",
 ]
 
 DEFAULT_BATCH = 100  # items read per agency per pass
+DEFAULT_DEAD_AFTER = 24 * 3600.0  # seconds an item may stay undeliverable before it is a dead letter
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    agency TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    forward BLOB NOT NULL,
-    accepted TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT '',
-    delivered TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (agency, seq) WHERE delivered IS NULL;
-"""
+_COLUMNS = "seq, ticket, agency, message_id, forward, audit_index, accepted, attempts, last_error, delivered, dead"
+_PENDING = "delivered IS NULL AND dead IS NULL"
 _Op = Callable[[sqlite3.Connection], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Parcel:
-    """One delivery owed: the serialized `Forward` for `agency`."""
-
-    agency: AgencyId
-    message_id: str
-    forward: bytes
+def outbox_path(state_dir: Path) -> Path:
+    """The file that holds the outbox of the core whose state folder is `state_dir`."""
+    return Path(state_dir) / AUDIT_DB  # the outbox shares the audit store: see crossroads.journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,116 +69,143 @@ class OutboxItem:
     """A parcel as the outbox holds it."""
 
     seq: int
+    ticket: int
     agency: AgencyId
     message_id: str
-    forward: bytes
-    accepted: str  # ISO time it was put
+    forward: bytes  # the Forward without its audit index: see `with_index`
+    audit_index: int
+    accepted: str  # ISO time it was committed
     attempts: int
     last_error: str
     delivered: str | None  # ISO time it was delivered; None while pending
+    dead: str | None  # ISO time it became a dead letter; None unless dead
+
+    def with_index(self) -> bytes:
+        """The Forward bytes to send: the stored ones with audit_index (field 4) appended.
+
+        Protobuf keeps the last value of a scalar field it reads, so appending the field is
+        the same as setting it, without parsing and re-encoding the envelope inside.
+        """
+        return self.forward + b"\x20" + _varint(self.audit_index)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxCounts:
     pending: int
     delivered: int
+    dead: int = 0
 
 
 class Outbox:
-    """The durable outbox over one SQLite file. Use from one event loop."""
+    """The durable outbox in the audit store. Use from one event loop."""
 
-    def __init__(self, path: Path, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, path: Path, clock: Callable[[], dt.datetime], dead_after: float) -> None:
         self._clock = clock
+        self._dead_after = dt.timedelta(seconds=dead_after)
         # the writer connection is used only on the worker thread after this constructor
         self._writer = _connect(path, check_same_thread=False)
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(SCHEMA)
         self._reader = _connect(path, check_same_thread=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._queue: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        rows = self._reader.execute("SELECT agency, count(*) FROM outbox WHERE delivered IS NULL GROUP BY agency")
-        self._backlog: Counter[str] = Counter(dict(rows.fetchall()))
+        self._reserved: Counter[str] = Counter()  # queued by the core, not yet committed
+        self._backlog: Counter[str] = Counter()  # committed and pending
+        (last,) = self._reader.execute("SELECT COALESCE(MAX(ticket), 0) FROM outbox").fetchone()
+        self._tickets = itertools.count(int(last) + 1)
+        self.refresh()
 
     @classmethod
-    def open(cls, path: Path, *, clock: Callable[[], dt.datetime] | None = None) -> Outbox:
-        """The outbox at `path`, created if missing. `clock` stamps accepted/delivered times (UTC now)."""
-        return cls(path, clock or (lambda: dt.datetime.now(dt.UTC)))
+    def open(
+        cls, path: Path, *, clock: Callable[[], dt.datetime] | None = None, dead_after: float = DEFAULT_DEAD_AFTER
+    ) -> Outbox:
+        """The outbox in the store at `path` (see `outbox_path`), its table created if missing.
 
-    async def put(self, parcels: Sequence[Parcel]) -> list[int]:
-        """Hold `parcels` until delivered; returns their sequence numbers once committed."""
-        for p in parcels:  # counted before the commit so that no later item overtakes them
-            self._backlog[p.agency] += 1
-        when = self._clock().isoformat()
-        rows = [(p.agency, p.message_id, p.forward, when) for p in parcels]
+        `clock` stamps delivered and dead times (UTC now); `dead_after` is in seconds.
+        """
+        return cls(path, clock or (lambda: dt.datetime.now(dt.UTC)), dead_after)
 
-        def insert(conn: sqlite3.Connection) -> list[int]:
-            cursor = conn.cursor()
-            seqs = []
-            for row in rows:
-                cursor.execute("INSERT INTO outbox (agency, message_id, forward, accepted) VALUES (?,?,?,?)", row)
-                seqs.append(int(cursor.lastrowid or 0))
-            return seqs
+    # ------------------------------------------------------------------ the core's side
+    def reserve(self, agency: AgencyId) -> int:
+        """Count a parcel for `agency` as owed from now on; return its ticket (its place in line)."""
+        self._reserved[agency] += 1
+        return next(self._tickets)
 
-        try:
-            seqs: list[int] = await self._write(insert)
-        except BaseException:
-            for p in parcels:
-                self._forget_one(p.agency)
-            raise
-        return seqs
+    def settle(self, parcels: Sequence[Parcel], *, committed: bool) -> None:
+        """The reserved `parcels` were committed with their exchange (or, if not, never will be)."""
+        for p in parcels:
+            _decrement(self._reserved, p.agency)
+            if committed:
+                self._backlog[p.agency] += 1
 
+    def has_backlog(self, agency: str) -> bool:
+        """Whether items for `agency` are waiting (so a new one must queue behind them)."""
+        return agency in self._backlog or agency in self._reserved
+
+    def backlogged(self) -> list[AgencyId]:
+        """The agencies with committed pending items."""
+        return [AgencyId(a) for a in self._backlog]
+
+    def refresh(self) -> None:
+        """Recount the committed pending items from the store (e.g. after an operator's replay)."""
+        rows = self._reader.execute(f"SELECT agency, count(*) FROM outbox WHERE {_PENDING} GROUP BY agency")
+        self._backlog = Counter(dict(rows.fetchall()))
+
+    # ------------------------------------------------------------------ redelivery's side
     async def mark_delivered(self, item: OutboxItem) -> None:
         """Record that `item` was delivered (committed on return); it is no longer pending."""
         when = self._clock().isoformat()
         await self._write(
             lambda c: c.execute(
-                "UPDATE outbox SET delivered = ?, attempts = attempts + 1 WHERE seq = ? AND delivered IS NULL",
+                f"UPDATE outbox SET delivered = ?, attempts = attempts + 1 WHERE seq = ? AND {_PENDING}",
                 (when, item.seq),
             )
         )
-        self._forget_one(item.agency)
+        _decrement(self._backlog, item.agency)
 
-    def _forget_one(self, agency: str) -> None:
-        self._backlog[agency] -= 1
-        if self._backlog[agency] <= 0:
-            del self._backlog[agency]
-
-    async def note_failure(self, item: OutboxItem, error: str) -> None:
-        """Record a failed attempt at `item` (it stays pending)."""
+    async def note_failure(self, item: OutboxItem, error: str) -> bool:
+        """Record a failed attempt at `item`; True if that made it a dead letter (undeliverable too long)."""
+        now = self._clock()
+        dead = now - dt.datetime.fromisoformat(item.accepted) >= self._dead_after
         await self._write(
             lambda c: c.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?", (error[:500], item.seq)
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, dead = ? WHERE seq = ?",
+                (error[:500], now.isoformat() if dead else None, item.seq),
             )
         )
+        if dead:
+            _decrement(self._backlog, item.agency)
+        return dead
 
-    def has_backlog(self, agency: str) -> bool:
-        """Whether items for `agency` are waiting (so a new one must queue behind them)."""
-        return agency in self._backlog
-
-    def backlogged(self) -> list[AgencyId]:
-        """The agencies with pending items."""
-        return [AgencyId(a) for a in self._backlog]
-
+    # ------------------------------------------------------------------ reading
     def pending(self, agency: str | None = None, *, limit: int | None = None) -> list[OutboxItem]:
-        """Pending items (of `agency`, if given), oldest first."""
-        where, args = ("delivered IS NULL AND agency = ?", [agency]) if agency else ("delivered IS NULL", [])
+        """Pending items (of `agency`, if given), in delivery order."""
+        where, args = (f"{_PENDING} AND agency = ?", [agency]) if agency else (_PENDING, [])
         return self._select(where, args, limit)
 
+    def dead(self, agency: str | None = None) -> list[OutboxItem]:
+        """Dead letters (of `agency`, if given), in delivery order."""
+        where, args = ("dead IS NOT NULL AND agency = ?", [agency]) if agency else ("dead IS NOT NULL", [])
+        return self._select(where, args, None)
+
     def items(self) -> list[OutboxItem]:
-        """Every item, delivered or not, oldest first."""
+        """Every item, delivered, pending or dead, in delivery order."""
         return self._select("1", [], None)
 
     def counts(self) -> OutboxCounts:
-        (pending, delivered) = self._reader.execute(
-            "SELECT count(*) - count(delivered), count(delivered) FROM outbox"
-        ).fetchone()
-        return OutboxCounts(int(pending), int(delivered))
+        return _counts(self._reader)
 
     def _select(self, where: str, args: list[Any], limit: int | None) -> list[OutboxItem]:
-        sql = f"SELECT * FROM outbox WHERE {where} ORDER BY seq"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [OutboxItem(*row) for row in self._reader.execute(sql, args)]
+        return _select(self._reader, where, args, limit)
 
     async def aclose(self) -> None:
         """Wait for writes in flight, then close."""
@@ -213,8 +238,75 @@ class Outbox:
                     future.set_result(result)
 
 
+def replay_dead(path: Path, *, agency: str | None = None, seqs: Sequence[int] = ()) -> int:
+    """Put dead letters back in line (all, or those of `agency`, or the given `seqs`); return how many.
+
+    Safe while the core runs: its redelivery recounts the store periodically and picks them up.
+    Replayed items keep their ticket, so they go before what was queued after them.
+    """
+    where, args = "dead IS NOT NULL", []
+    if agency is not None:
+        where, args = where + " AND agency = ?", [agency]
+    if seqs:
+        where += f" AND seq IN ({','.join('?' * len(seqs))})"
+        args.extend(str(s) for s in seqs)
+    conn = _connect(path, check_same_thread=True)
+    try:
+        (count,) = _commit(conn, [lambda c: c.execute(f"UPDATE outbox SET dead = NULL WHERE {where}", args).rowcount])
+        return int(count)
+    finally:
+        conn.close()
+
+
+def read_items(path: Path, *, state: str = "pending", agency: str | None = None) -> list[OutboxItem]:
+    """Items of the store at `path` in `state` ("pending", "dead", "delivered" or "all"), read-only."""
+    where = {"pending": _PENDING, "dead": "dead IS NOT NULL", "delivered": "delivered IS NOT NULL", "all": "1"}[state]
+    args: list[Any] = []
+    if agency is not None:
+        where, args = f"({where}) AND agency = ?", [agency]
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return _select(conn, where, args, None)
+    except sqlite3.OperationalError:
+        return []  # a store without an outbox table owes nothing
+    finally:
+        conn.close()
+
+
+def read_counts(path: Path) -> OutboxCounts:
+    """The counts of the store at `path`, read-only."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return _counts(conn)
+    except sqlite3.OperationalError:
+        return OutboxCounts(0, 0, 0)
+    finally:
+        conn.close()
+
+
+def _select(conn: sqlite3.Connection, where: str, args: list[Any], limit: int | None) -> list[OutboxItem]:
+    sql = f"SELECT {_COLUMNS} FROM outbox WHERE {where} ORDER BY agency, ticket"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [OutboxItem(*row) for row in conn.execute(sql, args)]
+
+
+def _counts(conn: sqlite3.Connection) -> OutboxCounts:
+    pending, delivered, dead = conn.execute(
+        f"SELECT count(*) FILTER (WHERE {_PENDING}), count(delivered), count(dead) FROM outbox"
+    ).fetchone()
+    return OutboxCounts(int(pending), int(delivered), int(dead))
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
+
+
 def _connect(path: Path, *, check_same_thread: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    conn.execute("PRAGMA busy_timeout=10000")  # the audit writer commits to the same file
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     return conn
@@ -239,8 +331,11 @@ class Redelivery:
     """The background task that empties the outbox as agencies come back.
 
     `deliver(agency, forward_bytes)` must raise when the agency did not take the item. Each
-    agency with a backlog is drained by one task, oldest first; after a failure that agency
-    waits `initial` seconds, doubling up to `maximum`, before it is tried again.
+    agency with a backlog is drained by one task, in ticket order; after a failure that agency
+    waits `initial` seconds, doubling up to `maximum`, before it is tried again. An item that
+    fails after `dead_after` seconds in the outbox becomes a dead letter and the next one is
+    tried. Every `maximum` seconds the counts are re-read from the store, so that dead letters an
+    operator replayed (`crossroads outbox replay`) are picked up without a restart.
     """
 
     def __init__(
@@ -278,8 +373,12 @@ class Redelivery:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        refreshed = loop.time()
         while True:
             now = loop.time()
+            if now - refreshed >= self._maximum:
+                self._outbox.refresh()
+                refreshed = now
             for agency in self._outbox.backlogged():
                 if agency not in self._draining and self._next_try.get(agency, 0.0) <= now:
                     self._draining[agency] = loop.create_task(self._drain(agency))
@@ -304,13 +403,27 @@ class Redelivery:
 
     async def _attempt(self, item: OutboxItem) -> bool:
         try:
-            await self._deliver(item.agency, item.forward)
+            await self._deliver(item.agency, item.with_index())
         except Exception as exc:  # any failure: keep the item, back off this agency
-            delay = min(self._backoff.get(item.agency, self._initial / 2) * 2, self._maximum)
-            self._backoff[item.agency] = delay
-            self._next_try[item.agency] = asyncio.get_running_loop().time() + delay
-            await self._outbox.note_failure(item, f"{type(exc).__name__}: {exc}")
-            self.wake()  # so the run loop recomputes its timeout
+            self._back_off(item.agency)
+            try:
+                if await self._outbox.note_failure(item, f"{type(exc).__name__}: {exc}"):
+                    self._backoff.pop(item.agency, None)
+                    self._next_try.pop(item.agency, None)
+                    return True  # a dead letter now: it no longer holds back the next item
+            except Exception as store:  # e.g. a full disk: the item stays pending as it was
+                print(f"outbox: could not record a failed delivery to {item.agency}: {store}", file=sys.stderr)
             return False
-        await self._outbox.mark_delivered(item)
+        try:
+            await self._outbox.mark_delivered(item)
+        except Exception as exc:  # delivered but not marked: it is sent again later, and the agency dedupes
+            print(f"outbox: could not mark a delivery to {item.agency}: {exc}", file=sys.stderr)
+            self._back_off(item.agency)
+            return False
         return True
+
+    def _back_off(self, agency: AgencyId) -> None:
+        delay = min(self._backoff.get(agency, self._initial / 2) * 2, self._maximum)
+        self._backoff[agency] = delay
+        self._next_try[agency] = asyncio.get_running_loop().time() + delay
+        self.wake()  # so the run loop recomputes its timeout

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_TEXT",
     "Invalid",
     "check_envelope",
+    "message_id_ok",
 ]
 
 MAX_MESSAGE_ID = 128
@@ -100,6 +101,11 @@ def _bounded(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
+def message_id_ok(message_id: str) -> bool:
+    """Whether `message_id` is a usable idempotency key: 1..MAX_MESSAGE_ID printable characters."""
+    return 0 < len(message_id) <= MAX_MESSAGE_ID and message_id.isprintable()
+
+
 def check_envelope(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date) -> Request | Invalid:
     """The routing keys of `env` from the authenticated `sender`, or what is wrong with it.
 
@@ -132,7 +138,7 @@ def _check(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date) -> Requ
 def _check_common(env: messages_pb2.Envelope) -> None:
     if not env.message_id:
         raise _Refused("message_id", "required")
-    if len(env.message_id) > MAX_MESSAGE_ID or not env.message_id.isprintable():
+    if not message_id_ok(env.message_id):
         raise _Refused("message_id", f"must be 1..{MAX_MESSAGE_ID} printable characters")
     if env.kind not in _KINDS:
         raise _Refused("kind", f"unknown message kind {env.kind}; expected one of {[k.name for k in Kind]}")

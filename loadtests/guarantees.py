@@ -17,7 +17,6 @@ deliberately broken trail can be checked without a live network.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from agencies.inbox import received
 from crossroads.audit import AuditLog, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError
-from crossroads.outbox import Outbox
+from crossroads.outbox import outbox_path, read_counts, read_items
 from loadtests.record import RequestRecord
 from loadtests.spec import Budget
 
@@ -190,14 +189,10 @@ def received_by_agencies(state: Path) -> set[tuple[str, str]]:
 
 def pending_in_outbox(state: Path) -> set[tuple[str, str]]:
     """(agency, message id) of everything the core's outbox still holds (not yet delivered)."""
-    path = Path(state) / "outbox.sqlite"
+    path = outbox_path(state)
     if not path.exists():
         return set()
-    outbox = Outbox.open(path)
-    try:
-        return {(item.agency, item.message_id) for item in outbox.pending()}
-    finally:
-        asyncio.run(outbox.aclose())
+    return {(item.agency, item.message_id) for item in read_items(path, state="pending")}
 
 
 # ---------------------------------------------------------------- 4. the budget
@@ -244,14 +239,10 @@ def drain_outbox(state: Path, timeout: float, poll: float = 0.25) -> tuple[int, 
 
     The core redelivers on its own as agencies come back; this only watches the count.
     """
-    path = Path(state) / "outbox.sqlite"
+    path = outbox_path(state)
     if not path.exists():
         return 0, 0.0
     started = time.monotonic()
-    outbox = Outbox.open(path)
-    try:
-        while (pending := outbox.counts().pending) and time.monotonic() - started < timeout:
-            time.sleep(poll)
-    finally:
-        asyncio.run(outbox.aclose())
+    while (pending := read_counts(path).pending) and time.monotonic() - started < timeout:
+        time.sleep(poll)
     return pending, time.monotonic() - started

@@ -12,7 +12,10 @@ the scenario's mix; Locust spreads the users over the three classes by the mix's
 - AgencyUser: consultations, (de-)integrations in the reference directory, mutations pushed by
   the authentic sources (the National Register, ONSS).
 - CitizenUser: the portal consulting a citizen's own file (the PORTAL identity asking about the
-  citizen's own NISS) under the portal's deliberation (agencies.authorizations.CITIZEN_PURPOSE).
+  citizen's own NISS) under the portal's deliberation (agencies.authorizations.CITIZEN_PURPOSE),
+  with the federal authentication service's assertion that this citizen authenticated, for the
+  portal (crossroads.citizen): the testbed plays both the FAS (its key is in the network's
+  pki/fas/) and the portal. Every user signs one for any exchange it sends for a citizen.
   A citizen without a file in the sector asked about gets FAILED_PRECONDITION (nobody to route
   to), audited: an expected answer, counted as a success.
 - RawHopUser: only for the capacity baseline (`--crossroads-target proxy:host-K`): the same
@@ -23,14 +26,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import gevent
 import numpy as np
 from locust import User, constant
 
-from agencies import authorizations, samples
-from agencies.catalogue import PORTAL
+from agencies import samples
+from crossroads.citizen import Fas
 from crossroads.domain import Kind
 from loadtests.client import DELIVER, EXCHANGE, Answer, Call, ExchangeError, deliver, exchange
 from loadtests.context import RunContext, context_of
@@ -38,28 +41,9 @@ from loadtests.pacing import OpenLoop
 from loadtests.record import RequestRecord
 from protos import messages_pb2
 
-__all__ = ["AgencyUser", "CitizenUser", "CrossroadsUser", "EmployerUser", "RawHopUser", "citizen_consultation"]
+__all__ = ["AgencyUser", "CitizenUser", "CrossroadsUser", "EmployerUser", "RawHopUser"]
 
 DROPPED = "DROPPED"  # an open-loop send more than max_lag late: never sent
-
-
-def citizen_consultation(world: Any, rng: np.random.Generator) -> samples.Sample:
-    """The portal consulting, for a citizen, a dataset of the citizen's own file."""
-    person = int(rng.integers(world.person_count))
-    datasets = authorizations.CITIZEN_DATASETS
-    dataset = datasets[int(rng.integers(len(datasets)))]
-    body = messages_pb2.ConsultationRequest(dataset=dataset)
-    envelope = messages_pb2.Envelope(
-        message_id=rng.bytes(16).hex(),
-        kind=messages_pb2.CONSULTATION,
-        sender=PORTAL,
-        subject_niss=world.niss(person),
-        dataset=dataset,
-        purpose=authorizations.CITIZEN_PURPOSE,
-        payload=body.SerializeToString(),
-        as_of=world.spec.as_of.isoformat(),
-    )
-    return samples.Sample(PORTAL, envelope)
 
 
 class CrossroadsUser(User):  # type: ignore[misc]  # locust ships no type hints
@@ -86,6 +70,7 @@ class CrossroadsUser(User):  # type: ignore[misc]  # locust ships no type hints
         self.shares = shares / shares.sum() if shares.size else shares
         self.prefix = f"lt-{self.run.run_id}-w{self.run.worker_index}-{self.user_kind[0]}{serial}-"
         self.sent = 0
+        self.fas = Fas.open(self.run.options.state / "pki")  # signs for citizens: see the module doc
 
     def send_one(self) -> None:
         """Wait for the next due time (open loop), draw an exchange, send it, report it."""
@@ -96,6 +81,7 @@ class CrossroadsUser(User):  # type: ignore[misc]  # locust ships no type hints
         kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.shares))]
         sample = self.draw(kind)
         sample.envelope.message_id = f"{self.prefix}{self.sent}"
+        self.fas.vouch(sample.envelope, sample.sender, time.time())  # only if it acts for a citizen
         self.sent += 1
         if dropped:
             self._report(kind, sample, due, time.monotonic(), Answer(DROPPED, "", None, (), 0, 0.0))
@@ -176,7 +162,7 @@ class CitizenUser(CrossroadsUser):
     names: ClassVar[Mapping[str, str]] = {"CONSULTATION": "CITIZEN_CONSULTATION"}
 
     def draw(self, kind: str) -> samples.Sample:
-        return citizen_consultation(self.run.world, self.rng)
+        return samples.citizen_consultation(self.run.world, self.rng)
 
 
 class RawHopUser(CrossroadsUser):

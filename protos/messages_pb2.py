@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/messages.proto\x12\rcrossroads.v1\"\xf1\x01\n\x08\x45nvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.crossroads.v1.MessageKind\x12\x14\n\x0csubject_niss\x18\x03 \x01(\t\x12\x13\n\x0bsubject_kbo\x18\x04 \x01(\t\x12\x14\n\x0crelated_niss\x18\x05 \x03(\t\x12\x0f\n\x07\x64\x61taset\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x65liberation\x18\x08 \x01(\t\x12\x0e\n\x06sender\x18\t \x01(\t\x12\x0f\n\x07payload\x18\n \x01(\x0c\x12\r\n\x05\x61s_of\x18\x0b \x01(\t\"6\n\x13\x43onsultationRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"\xb2\x01\n\x12\x43onsultationAnswer\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12=\n\x06\x66ields\x18\x04 \x03(\x0b\x32-.crossroads.v1.ConsultationAnswer.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\x11\x44imonaDeclaration\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.crossroads.v1.DimonaType\x12\x14\n\x0c\x65mployer_kbo\x18\x02 \x01(\t\x12\x13\n\x0bworker_niss\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x17\n\x0fjoint_committee\x18\x06 \x01(\t\x12\x13\n\x0bworker_type\x18\x07 \x01(\t\x12\x11\n\tperiod_id\x18\x08 \x01(\t\"\x9a\x01\n\x08\x44mfaLine\x12\x13\n\x0bworker_niss\x18\x01 \x01(\t\x12\x13\n\x0bworker_code\x18\x02 \x01(\t\x12\x18\n\x10gross_wage_cents\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x61ys_worked\x18\x04 \x01(\x05\x12\x1c\n\x14hours_per_week_centi\x18\x05 \x01(\x05\x12\x17\n\x0fjoint_committee\x18\x06 \x01(\t\"`\n\x0f\x44mfaDeclaration\x12\x14\n\x0c\x65mployer_kbo\x18\x01 \x01(\t\x12\x0f\n\x07quarter\x18\x02 \x01(\t\x12&\n\x05lines\x18\x03 \x03(\x0b\x32\x17.crossroads.v1.DmfaLine\"\xf6\x01\n\x0e\x44rsDeclaration\x12)\n\x06\x66\x61mily\x18\x01 \x01(\x0e\x32\x19.crossroads.v1.RiskFamily\x12\x10\n\x08scenario\x18\x02 \x01(\x05\x12\x14\n\x0c\x65mployer_kbo\x18\x03 \x01(\t\x12\x13\n\x0bworker_niss\x18\x04 \x01(\t\x12\x12\n\nevent_date\x18\x05 \x01(\t\x12\x39\n\x06\x66ields\x18\x06 \x03(\x0b\x32).crossroads.v1.DrsDeclaration.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x14\x44irectoryIntegration\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x0e\n\x06sector\x18\x02 \x01(\x05\x12\x14\n\x0cquality_code\x18\x03 \x01(\x05\x12\x12\n\nphase_code\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\t\x12\x0b\n\x03\x65nd\x18\x06 \x01(\t\"\xb0\x01\n\x0eMutationNotice\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x03 \x01(\t\x12\x39\n\x06\x66ields\x18\x04 \x03(\x0b\x32).crossroads.v1.MutationNotice.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x08\x44\x65livery\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0b\n\x03via\x18\x02 \x01(\t\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.crossroads.v1.Outcome\x12\r\n\x05reply\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xc7\x01\n\rExchangeReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x07outcome\x18\x02 \x01(\x0e\x32\x16.crossroads.v1.Outcome\x12\x11\n\tforwarded\x18\x03 \x01(\x08\x12+\n\ndeliveries\x18\x04 \x03(\x0b\x32\x17.crossroads.v1.Delivery\x12\x13\n\x0b\x61udit_index\x18\x05 \x01(\x04\x12\x14\n\x0c\x64\x65liberation\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"]\n\x07\x46orward\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61udit_index\x18\x04 \x01(\x04\x12\x0b\n\x03via\x18\x05 \x01(\t\">\n\x0b\x41gencyReply\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\t*\x8e\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43ONSULTATION\x10\x01\x12\n\n\x06\x44IMONA\x10\x02\x12\x08\n\x04\x44MFA\x10\x03\x12\x07\n\x03\x44RS\x10\x04\x12\x0f\n\x0bINTEGRATION\x10\x05\x12\x11\n\rDEINTEGRATION\x10\x06\x12\x0c\n\x08MUTATION\x10\x07*R\n\nDimonaType\x12\x1b\n\x17\x44IMONA_TYPE_UNSPECIFIED\x10\x00\x12\x06\n\x02IN\x10\x01\x12\x07\n\x03OUT\x10\x02\x12\n\n\x06UPDATE\x10\x03\x12\n\n\x06\x43\x41NCEL\x10\x04*f\n\nRiskFamily\x12\x1b\n\x17RISK_FAMILY_UNSPECIFIED\x10\x00\x12\x16\n\x12SICKNESS_MATERNITY\x10\x01\x12\x11\n\rWORK_ACCIDENT\x10\x02\x12\x10\n\x0cUNEMPLOYMENT\x10\x03*b\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\r\n\tDELIVERED\x10\x01\x12\n\n\x06QUEUED\x10\x02\x12\n\n\x06\x44\x45NIED\x10\x03\x12\x0b\n\x07INVALID\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/messages.proto\x12\rcrossroads.v1\"\xa3\x02\n\x08\x45nvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.crossroads.v1.MessageKind\x12\x14\n\x0csubject_niss\x18\x03 \x01(\t\x12\x13\n\x0bsubject_kbo\x18\x04 \x01(\t\x12\x14\n\x0crelated_niss\x18\x05 \x03(\t\x12\x0f\n\x07\x64\x61taset\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x65liberation\x18\x08 \x01(\t\x12\x0e\n\x06sender\x18\t \x01(\t\x12\x0f\n\x07payload\x18\n \x01(\x0c\x12\r\n\x05\x61s_of\x18\x0b \x01(\t\x12\x30\n\x07\x63itizen\x18\x0c \x01(\x0b\x32\x1f.crossroads.v1.CitizenAssertion\"{\n\x10\x43itizenAssertion\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x14\n\x0c\x61ssertion_id\x18\x04 \x01(\t\x12\r\n\x05means\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"6\n\x13\x43onsultationRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"\xb2\x01\n\x12\x43onsultationAnswer\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12=\n\x06\x66ields\x18\x04 \x03(\x0b\x32-.crossroads.v1.ConsultationAnswer.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\x11\x44imonaDeclaration\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.crossroads.v1.DimonaType\x12\x14\n\x0c\x65mployer_kbo\x18\x02 \x01(\t\x12\x13\n\x0bworker_niss\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x17\n\x0fjoint_committee\x18\x06 \x01(\t\x12\x13\n\x0bworker_type\x18\x07 \x01(\t\x12\x11\n\tperiod_id\x18\x08 \x01(\t\"\x9a\x01\n\x08\x44mfaLine\x12\x13\n\x0bworker_niss\x18\x01 \x01(\t\x12\x13\n\x0bworker_code\x18\x02 \x01(\t\x12\x18\n\x10gross_wage_cents\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x61ys_worked\x18\x04 \x01(\x05\x12\x1c\n\x14hours_per_week_centi\x18\x05 \x01(\x05\x12\x17\n\x0fjoint_committee\x18\x06 \x01(\t\"`\n\x0f\x44mfaDeclaration\x12\x14\n\x0c\x65mployer_kbo\x18\x01 \x01(\t\x12\x0f\n\x07quarter\x18\x02 \x01(\t\x12&\n\x05lines\x18\x03 \x03(\x0b\x32\x17.crossroads.v1.DmfaLine\"\xf6\x01\n\x0e\x44rsDeclaration\x12)\n\x06\x66\x61mily\x18\x01 \x01(\x0e\x32\x19.crossroads.v1.RiskFamily\x12\x10\n\x08scenario\x18\x02 \x01(\x05\x12\x14\n\x0c\x65mployer_kbo\x18\x03 \x01(\t\x12\x13\n\x0bworker_niss\x18\x04 \x01(\t\x12\x12\n\nevent_date\x18\x05 \x01(\t\x12\x39\n\x06\x66ields\x18\x06 \x03(\x0b\x32).crossroads.v1.DrsDeclaration.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x14\x44irectoryIntegration\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x0e\n\x06sector\x18\x02 \x01(\x05\x12\x14\n\x0cquality_code\x18\x03 \x01(\x05\x12\x12\n\nphase_code\x18\x04 \x01(\x05\x12\r\n\x05start\x18\x05 \x01(\t\x12\x0b\n\x03\x65nd\x18\x06 \x01(\t\"\xb0\x01\n\x0eMutationNotice\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x03 \x01(\t\x12\x39\n\x06\x66ields\x18\x04 \x03(\x0b\x32).crossroads.v1.MutationNotice.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x08\x44\x65livery\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0b\n\x03via\x18\x02 \x01(\t\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.crossroads.v1.Outcome\x12\r\n\x05reply\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xc7\x01\n\rExchangeReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x07outcome\x18\x02 \x01(\x0e\x32\x16.crossroads.v1.Outcome\x12\x11\n\tforwarded\x18\x03 \x01(\x08\x12+\n\ndeliveries\x18\x04 \x03(\x0b\x32\x17.crossroads.v1.Delivery\x12\x13\n\x0b\x61udit_index\x18\x05 \x01(\x04\x12\x14\n\x0c\x64\x65liberation\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"]\n\x07\x46orward\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61udit_index\x18\x04 \x01(\x04\x12\x0b\n\x03via\x18\x05 \x01(\t\">\n\x0b\x41gencyReply\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\t*\x8e\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43ONSULTATION\x10\x01\x12\n\n\x06\x44IMONA\x10\x02\x12\x08\n\x04\x44MFA\x10\x03\x12\x07\n\x03\x44RS\x10\x04\x12\x0f\n\x0bINTEGRATION\x10\x05\x12\x11\n\rDEINTEGRATION\x10\x06\x12\x0c\n\x08MUTATION\x10\x07*R\n\nDimonaType\x12\x1b\n\x17\x44IMONA_TYPE_UNSPECIFIED\x10\x00\x12\x06\n\x02IN\x10\x01\x12\x07\n\x03OUT\x10\x02\x12\n\n\x06UPDATE\x10\x03\x12\n\n\x06\x43\x41NCEL\x10\x04*f\n\nRiskFamily\x12\x1b\n\x17RISK_FAMILY_UNSPECIFIED\x10\x00\x12\x16\n\x12SICKNESS_MATERNITY\x10\x01\x12\x11\n\rWORK_ACCIDENT\x10\x02\x12\x10\n\x0cUNEMPLOYMENT\x10\x03*b\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\r\n\tDELIVERED\x10\x01\x12\n\n\x06QUEUED\x10\x02\x12\n\n\x06\x44\x45NIED\x10\x03\x12\x0b\n\x07INVALID\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,44 +37,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRSDECLARATION_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_MUTATIONNOTICE_FIELDSENTRY']._loaded_options = None
   _globals['_MUTATIONNOTICE_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_MESSAGEKIND']._serialized_start=2012
-  _globals['_MESSAGEKIND']._serialized_end=2154
-  _globals['_DIMONATYPE']._serialized_start=2156
-  _globals['_DIMONATYPE']._serialized_end=2238
-  _globals['_RISKFAMILY']._serialized_start=2240
-  _globals['_RISKFAMILY']._serialized_end=2342
-  _globals['_OUTCOME']._serialized_start=2344
-  _globals['_OUTCOME']._serialized_end=2442
+  _globals['_MESSAGEKIND']._serialized_start=2187
+  _globals['_MESSAGEKIND']._serialized_end=2329
+  _globals['_DIMONATYPE']._serialized_start=2331
+  _globals['_DIMONATYPE']._serialized_end=2413
+  _globals['_RISKFAMILY']._serialized_start=2415
+  _globals['_RISKFAMILY']._serialized_end=2517
+  _globals['_OUTCOME']._serialized_start=2519
+  _globals['_OUTCOME']._serialized_end=2617
   _globals['_ENVELOPE']._serialized_start=41
-  _globals['_ENVELOPE']._serialized_end=282
-  _globals['_CONSULTATIONREQUEST']._serialized_start=284
-  _globals['_CONSULTATIONREQUEST']._serialized_end=338
-  _globals['_CONSULTATIONANSWER']._serialized_start=341
-  _globals['_CONSULTATIONANSWER']._serialized_end=519
-  _globals['_CONSULTATIONANSWER_FIELDSENTRY']._serialized_start=474
-  _globals['_CONSULTATIONANSWER_FIELDSENTRY']._serialized_end=519
-  _globals['_DIMONADECLARATION']._serialized_start=522
-  _globals['_DIMONADECLARATION']._serialized_end=728
-  _globals['_DMFALINE']._serialized_start=731
-  _globals['_DMFALINE']._serialized_end=885
-  _globals['_DMFADECLARATION']._serialized_start=887
-  _globals['_DMFADECLARATION']._serialized_end=983
-  _globals['_DRSDECLARATION']._serialized_start=986
-  _globals['_DRSDECLARATION']._serialized_end=1232
-  _globals['_DRSDECLARATION_FIELDSENTRY']._serialized_start=474
-  _globals['_DRSDECLARATION_FIELDSENTRY']._serialized_end=519
-  _globals['_DIRECTORYINTEGRATION']._serialized_start=1234
-  _globals['_DIRECTORYINTEGRATION']._serialized_end=1356
-  _globals['_MUTATIONNOTICE']._serialized_start=1359
-  _globals['_MUTATIONNOTICE']._serialized_end=1535
-  _globals['_MUTATIONNOTICE_FIELDSENTRY']._serialized_start=474
-  _globals['_MUTATIONNOTICE_FIELDSENTRY']._serialized_end=519
-  _globals['_DELIVERY']._serialized_start=1537
-  _globals['_DELIVERY']._serialized_end=1648
-  _globals['_EXCHANGEREPLY']._serialized_start=1651
-  _globals['_EXCHANGEREPLY']._serialized_end=1850
-  _globals['_FORWARD']._serialized_start=1852
-  _globals['_FORWARD']._serialized_end=1945
-  _globals['_AGENCYREPLY']._serialized_start=1947
-  _globals['_AGENCYREPLY']._serialized_end=2009
+  _globals['_ENVELOPE']._serialized_end=332
+  _globals['_CITIZENASSERTION']._serialized_start=334
+  _globals['_CITIZENASSERTION']._serialized_end=457
+  _globals['_CONSULTATIONREQUEST']._serialized_start=459
+  _globals['_CONSULTATIONREQUEST']._serialized_end=513
+  _globals['_CONSULTATIONANSWER']._serialized_start=516
+  _globals['_CONSULTATIONANSWER']._serialized_end=694
+  _globals['_CONSULTATIONANSWER_FIELDSENTRY']._serialized_start=649
+  _globals['_CONSULTATIONANSWER_FIELDSENTRY']._serialized_end=694
+  _globals['_DIMONADECLARATION']._serialized_start=697
+  _globals['_DIMONADECLARATION']._serialized_end=903
+  _globals['_DMFALINE']._serialized_start=906
+  _globals['_DMFALINE']._serialized_end=1060
+  _globals['_DMFADECLARATION']._serialized_start=1062
+  _globals['_DMFADECLARATION']._serialized_end=1158
+  _globals['_DRSDECLARATION']._serialized_start=1161
+  _globals['_DRSDECLARATION']._serialized_end=1407
+  _globals['_DRSDECLARATION_FIELDSENTRY']._serialized_start=649
+  _globals['_DRSDECLARATION_FIELDSENTRY']._serialized_end=694
+  _globals['_DIRECTORYINTEGRATION']._serialized_start=1409
+  _globals['_DIRECTORYINTEGRATION']._serialized_end=1531
+  _globals['_MUTATIONNOTICE']._serialized_start=1534
+  _globals['_MUTATIONNOTICE']._serialized_end=1710
+  _globals['_MUTATIONNOTICE_FIELDSENTRY']._serialized_start=649
+  _globals['_MUTATIONNOTICE_FIELDSENTRY']._serialized_end=694
+  _globals['_DELIVERY']._serialized_start=1712
+  _globals['_DELIVERY']._serialized_end=1823
+  _globals['_EXCHANGEREPLY']._serialized_start=1826
+  _globals['_EXCHANGEREPLY']._serialized_end=2025
+  _globals['_FORWARD']._serialized_start=2027
+  _globals['_FORWARD']._serialized_end=2120
+  _globals['_AGENCYREPLY']._serialized_start=2122
+  _globals['_AGENCYREPLY']._serialized_end=2184
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ INVALID: Outcome
 FAILED: Outcome
 
 class Envelope(_message.Message):
-    __slots__ = ("message_id", "kind", "subject_niss", "subject_kbo", "related_niss", "dataset", "purpose", "deliberation", "sender", "payload", "as_of")
+    __slots__ = ("message_id", "kind", "subject_niss", "subject_kbo", "related_niss", "dataset", "purpose", "deliberation", "sender", "payload", "as_of", "citizen")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_NISS_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class Envelope(_message.Message):
     SENDER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CITIZEN_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     kind: MessageKind
     subject_niss: str
@@ -89,7 +90,24 @@ class Envelope(_message.Message):
     sender: str
     payload: bytes
     as_of: str
-    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., subject_niss: _Optional[str] = ..., subject_kbo: _Optional[str] = ..., related_niss: _Optional[_Iterable[str]] = ..., dataset: _Optional[str] = ..., purpose: _Optional[str] = ..., deliberation: _Optional[str] = ..., sender: _Optional[str] = ..., payload: _Optional[bytes] = ..., as_of: _Optional[str] = ...) -> None: ...
+    citizen: CitizenAssertion
+    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., subject_niss: _Optional[str] = ..., subject_kbo: _Optional[str] = ..., related_niss: _Optional[_Iterable[str]] = ..., dataset: _Optional[str] = ..., purpose: _Optional[str] = ..., deliberation: _Optional[str] = ..., sender: _Optional[str] = ..., payload: _Optional[bytes] = ..., as_of: _Optional[str] = ..., citizen: _Optional[_Union[CitizenAssertion, _Mapping]] = ...) -> None: ...
+
+class CitizenAssertion(_message.Message):
+    __slots__ = ("niss", "expires", "audience", "assertion_id", "means", "signature")
+    NISS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    ASSERTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MEANS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    niss: str
+    expires: int
+    audience: str
+    assertion_id: str
+    means: str
+    signature: bytes
+    def __init__(self, niss: _Optional[str] = ..., expires: _Optional[int] = ..., audience: _Optional[str] = ..., assertion_id: _Optional[str] = ..., means: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class ConsultationRequest(_message.Message):
     __slots__ = ("dataset", "fields")

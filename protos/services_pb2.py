@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import messages_pb2 as protos_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/services.proto\x12\rcrossroads.v1\x1a\x15protos/messages.proto\"\x12\n\x10\x41uditHeadRequest\";\n\tAuditHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04root\x18\x02 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\"9\n\x15InclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x17\x43onsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"9\n\x05Proof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"\"\n\x12WhoAccessedRequest\x12\x0c\n\x04niss\x18\x01 \x01(\t\"0\n\x0c\x45ntryRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"R\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\x12\'\n\tinclusion\x18\x03 \x01(\x0b\x32\x14.crossroads.v1.Proof\"f\n\x10WhoAccessedReply\x12&\n\x04head\x18\x01 \x01(\x0b\x32\x18.crossroads.v1.AuditHead\x12*\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x19.crossroads.v1.AuditEntry2O\n\nCrossroads\x12\x41\n\x08\x45xchange\x12\x17.crossroads.v1.Envelope\x1a\x1c.crossroads.v1.ExchangeReply2\xfe\x02\n\x05\x41udit\x12\x41\n\x04Head\x12\x1f.crossroads.v1.AuditHeadRequest\x1a\x18.crossroads.v1.AuditHead\x12L\n\x0eInclusionProof\x12$.crossroads.v1.InclusionProofRequest\x1a\x14.crossroads.v1.Proof\x12P\n\x10\x43onsistencyProof\x12&.crossroads.v1.ConsistencyProofRequest\x1a\x14.crossroads.v1.Proof\x12Q\n\x0bWhoAccessed\x12!.crossroads.v1.WhoAccessedRequest\x1a\x1f.crossroads.v1.WhoAccessedReply\x12?\n\x05\x45ntry\x12\x1b.crossroads.v1.EntryRequest\x1a\x19.crossroads.v1.AuditEntry2G\n\x06\x41gency\x12=\n\x07\x44\x65liver\x12\x16.crossroads.v1.Forward\x1a\x1a.crossroads.v1.AgencyReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/services.proto\x12\rcrossroads.v1\x1a\x15protos/messages.proto\"\x12\n\x10\x41uditHeadRequest\";\n\tAuditHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04root\x18\x02 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\"9\n\x15InclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x17\x43onsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"9\n\x05Proof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"T\n\x12WhoAccessedRequest\x12\x0c\n\x04niss\x18\x01 \x01(\t\x12\x30\n\x07\x63itizen\x18\x02 \x01(\x0b\x32\x1f.crossroads.v1.CitizenAssertion\"0\n\x0c\x45ntryRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"R\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\x12\'\n\tinclusion\x18\x03 \x01(\x0b\x32\x14.crossroads.v1.Proof\"f\n\x10WhoAccessedReply\x12&\n\x04head\x18\x01 \x01(\x0b\x32\x18.crossroads.v1.AuditHead\x12*\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x19.crossroads.v1.AuditEntry2O\n\nCrossroads\x12\x41\n\x08\x45xchange\x12\x17.crossroads.v1.Envelope\x1a\x1c.crossroads.v1.ExchangeReply2\xfe\x02\n\x05\x41udit\x12\x41\n\x04Head\x12\x1f.crossroads.v1.AuditHeadRequest\x1a\x18.crossroads.v1.AuditHead\x12L\n\x0eInclusionProof\x12$.crossroads.v1.InclusionProofRequest\x1a\x14.crossroads.v1.Proof\x12P\n\x10\x43onsistencyProof\x12&.crossroads.v1.ConsistencyProofRequest\x1a\x14.crossroads.v1.Proof\x12Q\n\x0bWhoAccessed\x12!.crossroads.v1.WhoAccessedRequest\x1a\x1f.crossroads.v1.WhoAccessedReply\x12?\n\x05\x45ntry\x12\x1b.crossroads.v1.EntryRequest\x1a\x19.crossroads.v1.AuditEntry2G\n\x06\x41gency\x12=\n\x07\x44\x65liver\x12\x16.crossroads.v1.Forward\x1a\x1a.crossroads.v1.AgencyReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,17 +43,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROOF']._serialized_start=261
   _globals['_PROOF']._serialized_end=318
   _globals['_WHOACCESSEDREQUEST']._serialized_start=320
-  _globals['_WHOACCESSEDREQUEST']._serialized_end=354
-  _globals['_ENTRYREQUEST']._serialized_start=356
-  _globals['_ENTRYREQUEST']._serialized_end=404
-  _globals['_AUDITENTRY']._serialized_start=406
-  _globals['_AUDITENTRY']._serialized_end=488
-  _globals['_WHOACCESSEDREPLY']._serialized_start=490
-  _globals['_WHOACCESSEDREPLY']._serialized_end=592
-  _globals['_CROSSROADS']._serialized_start=594
-  _globals['_CROSSROADS']._serialized_end=673
-  _globals['_AUDIT']._serialized_start=676
-  _globals['_AUDIT']._serialized_end=1058
-  _globals['_AGENCY']._serialized_start=1060
-  _globals['_AGENCY']._serialized_end=1131
+  _globals['_WHOACCESSEDREQUEST']._serialized_end=404
+  _globals['_ENTRYREQUEST']._serialized_start=406
+  _globals['_ENTRYREQUEST']._serialized_end=454
+  _globals['_AUDITENTRY']._serialized_start=456
+  _globals['_AUDITENTRY']._serialized_end=538
+  _globals['_WHOACCESSEDREPLY']._serialized_start=540
+  _globals['_WHOACCESSEDREPLY']._serialized_end=642
+  _globals['_CROSSROADS']._serialized_start=644
+  _globals['_CROSSROADS']._serialized_end=723
+  _globals['_AUDIT']._serialized_start=726
+  _globals['_AUDIT']._serialized_end=1108
+  _globals['_AGENCY']._serialized_start=1110
+  _globals['_AGENCY']._serialized_end=1181
 # @@protoc_insertion_point(module_scope)

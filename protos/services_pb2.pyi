@@ -48,10 +48,12 @@ class Proof(_message.Message):
     def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class WhoAccessedRequest(_message.Message):
-    __slots__ = ("niss",)
+    __slots__ = ("niss", "citizen")
     NISS_FIELD_NUMBER: _ClassVar[int]
+    CITIZEN_FIELD_NUMBER: _ClassVar[int]
     niss: str
-    def __init__(self, niss: _Optional[str] = ...) -> None: ...
+    citizen: _messages_pb2.CitizenAssertion
+    def __init__(self, niss: _Optional[str] = ..., citizen: _Optional[_Union[_messages_pb2.CitizenAssertion, _Mapping]] = ...) -> None: ...
 
 class EntryRequest(_message.Message):
     __slots__ = ("index", "tree_size")

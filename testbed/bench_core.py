@@ -55,7 +55,7 @@ from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2
 from testbed.live import LiveNetwork, bring_up
-from testbed.loadgen import Prepared, write_requests
+from testbed.loadgen import EXCHANGE_METHOD, Prepared, write_requests
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -92,7 +92,6 @@ DEFAULT_WARMUP_S = 2.0  # covers the TLS handshakes of a few hundred sender chan
 DEFAULT_REQUESTS = 2_000  # distinct prepared consultations, cycled; ~340 distinct senders
 DEFAULT_SEED = 0
 GOAL_RATIO = 0.8  # issue 2: core throughput >= 0.8 x the raw one-hop proxy
-EXCHANGE_METHOD = "/crossroads.v1.Crossroads/Exchange"
 CHECKED_REQUESTS = 5  # sent through both paths before measuring; their answers must agree
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -316,13 +315,13 @@ def machine_info() -> dict[str, Any]:
 
 
 def _fresh_state(state: Path) -> None:
-    """Start from an empty audit log and outbox, and rebuild the world files.
+    """Start from an empty audit store (log, answers, outbox), and rebuild the world files.
 
     The same log size every run; and world files reused from an older run could come from an
     older version of the world's code (the reuse test looks at the scenario, not the code),
     so that the core would refuse what this code's samples ask (a demo world builds in ~1 s).
     """
-    for name in (AUDIT_DB, "outbox.sqlite"):
+    for name in (AUDIT_DB,):  # the outbox and the answers live in the audit store
         for suffix in ("", "-wal", "-shm"):
             (state / f"{name}{suffix}").unlink(missing_ok=True)
     (state / "world.json").unlink(missing_ok=True)

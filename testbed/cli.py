@@ -8,7 +8,19 @@ import sys
 from collections.abc import Sequence
 
 # Each module has `register(subparsers)`, which adds its sub-commands and sets `func` on them.
-COMMAND_MODULES: tuple[str, ...] = ("live", "audit", "send", "demo", "simulate", "fuzz", "loadtest", "bench")
+COMMAND_MODULES: tuple[str, ...] = (
+    "live",
+    "audit",
+    "send",
+    "demo",
+    "simulate",
+    "fuzz",
+    "loadtest",
+    "bench",
+    "pki",
+    "crash",
+    "outbox",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

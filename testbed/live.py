@@ -5,7 +5,8 @@
    only when absent or when the scenario (its bytes, hence its seed) changed; DIR/world.json
    records the fingerprint and the agency ids, so a warm start builds nothing;
 2. certificates from the network CA (DIR/pki) for the core, the hosts, the admin tools and
-   every agency (those already issued are kept);
+   every agency (those already issued are kept), and the synthetic federal authentication
+   service's Ed25519 key pair (DIR/pki/fas/: crossroads.citizen);
 3. a few agency host processes (`python -m agencies.host`), each answering for a share of
    the agencies (dealt round-robin in catalogue order, so the busy primary-network agencies
    are spread over the hosts); then DIR/hosts.json with their addresses;
@@ -44,6 +45,7 @@ from grpc_health.v1 import health_pb2
 
 import agencies
 from agencies.spec import WorldSpec, load_world_spec
+from crossroads.citizen import ensure_fas
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
@@ -415,6 +417,7 @@ def start_network(
     _prepare_folder(state)
     pki = NetworkPki.open(state / "pki")
     pki.issue_many([CORE, ADMIN, *(host_identity(k) for k in range(hosts))])
+    ensure_fas(state / "pki")  # the synthetic FAS: the core trusts its public key, citizen senders sign with it
     network = LiveNetwork(state, [], None)
     atexit.register(network.stop)  # a forgotten network does not outlive its Python
     try:

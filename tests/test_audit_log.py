@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from crossroads.checkpoint import (
     verifier_key,
     verify_checkpoint,
 )
+from crossroads.citizen import CitizenGate, issue_assertion
 from crossroads.identifiers import make_niss
+from crossroads.journal import JournalEntry
 from crossroads.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -406,10 +409,15 @@ class FakeContext:
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise grpc.RpcError(f"{code.name}: {details}")
 
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_common_name": [b"PORTAL"]}  # the citizens' access point: see crossroads/citizen.py
+
 
 def test_servicer_in_process(tmp_path: Path) -> None:
     async def scenario(log: AuditLog) -> None:
-        servicer, context = AuditServicer(log), FakeContext()
+        fas, now = Ed25519PrivateKey.generate(), 1_790_000_000.0
+        servicer = AuditServicer(log, CitizenGate(fas.public_key(), {"PORTAL"}), clock=lambda: now)
+        context = FakeContext()
         head = await servicer.Head(services_pb2.AuditHeadRequest(), context)
         assert head.size == 3
         proof = await servicer.InclusionProof(services_pb2.InclusionProofRequest(index=1), context)
@@ -417,7 +425,8 @@ def test_servicer_in_process(tmp_path: Path) -> None:
         assert verify_inclusion(leaf_hash(log.leaf(1)), 1, 3, list(proof.hashes), head.root)
         consistency = await servicer.ConsistencyProof(services_pb2.ConsistencyProofRequest(first=1, second=3), context)
         assert verify_consistency(1, 3, log.root_at(1), head.root, list(consistency.hashes))
-        who = await servicer.WhoAccessed(services_pb2.WhoAccessedRequest(niss=ALICE), context)
+        alice = issue_assertion(fas, ALICE, now, audience="PORTAL")  # the FAS: ALICE logged in at the portal
+        who = await servicer.WhoAccessed(services_pb2.WhoAccessedRequest(niss=ALICE, citizen=alice), context)
         assert [e.index for e in who.entries] == [0, 2] and who.head.size == 3
         with pytest.raises(grpc.RpcError, match="INVALID_ARGUMENT"):
             await servicer.InclusionProof(services_pb2.InclusionProofRequest(index=3), context)
@@ -482,6 +491,7 @@ def test_a_read_only_log_signs_its_head_without_writing(tmp_path: Path) -> None:
 
 _CRASHING_WRITER = """
 import asyncio, os, sys
+from collections.abc import Sequence
 from pathlib import Path
 from crossroads.audit import AuditLog
 from tests.test_audit_log import record, records
@@ -528,11 +538,11 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
         real_write = log._write
         calls = []
 
-        def failing_once(batch: list[AuditRecord]) -> int:
+        def failing_once(batch: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
             calls.append(len(batch))
             if len(calls) == 1:
                 raise sqlite3.OperationalError("disk I/O error")
-            return real_write(batch)
+            return real_write(batch, journal)
 
         monkeypatch.setattr(log, "_write", failing_once)
         with pytest.raises(sqlite3.OperationalError):

@@ -253,7 +253,7 @@ def test_the_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert (state / "audit.sqlite").exists() and (state / "outbox.sqlite").exists()
+    assert (state / "audit.sqlite").exists()
 
 
 def test_a_state_folder_without_hosts_is_refused_naming_the_file(tmp_path: Path) -> None:

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
-from agencies import samples
+from agencies import authorizations, samples
 from agencies.answers import answer
+from agencies.catalogue import PORTAL
 from agencies.inbox import received
 from agencies.world import World
 from crossroads.audit import AUDIT_DB
 from crossroads.audit_record import AuditRecord
+from crossroads.citizen import Fas
 from crossroads.domain import AgencyId, Dataset, DirectoryEntry, Kind
 from crossroads.pki import channel_credentials, channel_credentials_from, foreign_identity, load_identity
 from crossroads.routing import Routed
-from protos import messages_pb2, services_pb2_grpc
+from protos import messages_pb2, services_pb2, services_pb2_grpc
 from testbed import cli
 from testbed.client import CoreClient, ExchangeRefused, audit_public_key, expected_decision, load_world, verify_receipt
 from testbed.commands.demo import DEFAULT_STEPS, load_test, run_demo, what_if
@@ -92,7 +96,9 @@ def _sample(net: Net, kind: Kind, *, at_least: int = 1) -> samples.Sample:
     for _ in range(100):
         sample = samples.KINDS[kind](net.world, net.rng)
         if len(_routed(net, sample).destinations) >= at_least:
-            return samples.Sample(sample.sender, with_fresh_id(sample.envelope, "e2e"))
+            envelope = with_fresh_id(sample.envelope, "e2e")
+            Fas.open(net.state / "pki").vouch(envelope, sample.sender, time.time())  # if it acts for a citizen
+            return samples.Sample(sample.sender, envelope)
     raise AssertionError(f"no {kind.name} sample reaches {at_least} agencies")
 
 
@@ -200,6 +206,43 @@ def test_an_invalid_niss_is_refused_naming_the_field_and_audited(net: Net) -> No
     )
 
 
+# ------------------------------------------------------------------ citizens through the portal
+
+
+def _who_accessed(net: Net, identity: str, request: services_pb2.WhoAccessedRequest) -> Any:
+    """WhoAccessed as `identity`: the reply, or the grpc.RpcError it raised."""
+    address = json.loads((net.state / "endpoints.json").read_text())["core"]
+    with grpc.secure_channel(address, channel_credentials(net.state / "pki", identity)) as channel:
+        stub = services_pb2_grpc.AuditStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            return stub.WhoAccessed(request, timeout=10)
+        except grpc.RpcError as error:
+            return error
+
+
+def test_a_citizen_consults_their_own_file_with_the_fas_assertion_and_sees_who_accessed_it(net: Net) -> None:
+    ask = Ask(kind=Kind.CONSULTATION, sender=PORTAL, purpose=authorizations.CITIZEN_PURPOSE)
+    envelope = prepare(net.world, net.rng, ask).envelope
+    envelope.message_id = f"e2e-citizen-{envelope.message_id}"
+    refused = _refused(net, PORTAL, envelope)  # no assertion: the portal cannot show the citizen logged in
+    assert refused.code == grpc.StatusCode.PERMISSION_DENIED and "citizen_no_assertion" in refused.details
+    fas = Fas.open(net.state / "pki")  # made by bring_up: the core trusts its public key
+    envelope.message_id += "-signed"
+    fas.vouch(envelope, PORTAL, time.time())
+    reply = _send(net, PORTAL, envelope)
+    assert messages_pb2.Outcome.Name(reply.outcome) == "DELIVERED"
+    niss = envelope.subject_niss
+    listed = _who_accessed(net, PORTAL, services_pb2.WhoAccessedRequest(niss=niss, citizen=envelope.citizen))
+    ids = [AuditRecord.from_leaf(e.leaf).message_id for e in listed.entries]
+    assert envelope.message_id in ids and reply.audit_index in [e.index for e in listed.entries]
+    # the same assertion is no key to anyone else's list, and an agency cannot ask at all
+    other = net.world.niss(1) if niss != net.world.niss(1) else net.world.niss(2)
+    denied = _who_accessed(net, PORTAL, services_pb2.WhoAccessedRequest(niss=other, citizen=envelope.citizen))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED and "citizen_other_person" in denied.details()
+    denied = _who_accessed(net, "ONEM", services_pb2.WhoAccessedRequest(niss=niss, citizen=envelope.citizen))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED and "citizen_not_access_point" in denied.details()
+
+
 # ------------------------------------------------------------------ fan-out and push
 
 
@@ -273,6 +316,17 @@ def test_send_prints_the_route_the_answer_and_a_verified_receipt(net: Net, capsy
     audit = report["audit"]
     assert audit["verified"] and audit["record"]["message_id"] == report["envelope"]["message_id"]
     assert audit["record"]["sender"] == report["sender"] and audit["tree_size"] > audit["index"]
+
+
+def test_send_signs_a_citizens_consultation_as_the_fas_and_the_portal_would(
+    net: Net, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["send", "--state", str(net.state), "--seed", "5", "--as", PORTAL, "consultation", "--purpose"]
+    assert cli.main([*argv, authorizations.CITIZEN_PURPOSE]) == 0
+    report = json.loads(capsys.readouterr().out)
+    envelope = report["envelope"]
+    assert report["outcome"] == "DELIVERED" and report["audit"]["verified"]
+    assert (envelope["citizen"]["niss"], envelope["citizen"]["audience"]) == (envelope["subject_niss"], PORTAL)
 
 
 def test_send_shows_a_refusal_with_its_status_and_audit_index(net: Net, capsys: pytest.CaptureFixture[str]) -> None:

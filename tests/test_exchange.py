@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from typing import Any, TypeVar
 
 import grpc
 
+from crossroads import journal
 from crossroads.audit_record import AuditRecord
 from crossroads.directory import DirectoryStore
 from crossroads.exchange import Exchange, Refusal, redelivery_target
 from crossroads.forwarder import AgencyUnavailable
+from crossroads.journal import JournalEntry
 from crossroads.outbox import Outbox, Redelivery
 from protos import messages_pb2 as pb
 from tests.small_network import ALICE, BOB, CAROL, EMPLOYER, FILES, KNOWLEDGE
@@ -62,15 +65,36 @@ def answer_for(forward: pb.Forward) -> pb.AgencyReply:
 
 
 class FakeAudit:
-    """An audit log in memory: the index is the position."""
+    """An audit log in memory (the index is the position) whose journal goes to a real store.
 
-    def __init__(self) -> None:
+    The answers and the outbox parcels are written with `crossroads.journal` into `path`, as
+    the real log does, so that the real Outbox reads what the exchange queued.
+    """
+
+    def __init__(self, path: Path) -> None:
         self.records: list[AuditRecord] = []
+        self.journal: list[JournalEntry | None] = []
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        self._conn.executescript(journal.SCHEMA)
 
-    async def append(self, record: AuditRecord) -> int:
+    async def append(self, record: AuditRecord, entry: JournalEntry | None = None) -> int:
         await asyncio.sleep(0)  # as a real group commit, it yields
         self.records.append(record)
-        return len(self.records) - 1
+        self.journal.append(entry)
+        index = len(self.records) - 1
+        if entry is not None:
+            with self._conn:
+                journal.write_entries(self._conn, [(index, entry)], NOW.isoformat())
+        return index
+
+    def answer_at(self, index: int) -> journal.StoredAnswer | None:
+        return journal.read_answer(self._conn, index)
+
+    def recent_answers(self, limit: int) -> list[tuple[int, str, str]]:
+        return journal.recent_answers(self._conn, limit)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class FakeAgencies:
@@ -111,8 +135,8 @@ class Core:
 async def _core(tmp_path: Path) -> AsyncIterator[Core]:
     directory = DirectoryStore.create(tmp_path / "directory.sqlite")
     directory.bulk_load(FILES)
-    outbox = Outbox.open(tmp_path / "outbox.sqlite", clock=lambda: NOW)
-    audit, agencies = FakeAudit(), FakeAgencies()
+    audit, agencies = FakeAudit(tmp_path / "audit.sqlite"), FakeAgencies()
+    outbox = Outbox.open(tmp_path / "audit.sqlite", clock=lambda: NOW)
     exchange = Exchange(
         knowledge=KNOWLEDGE,
         directory=directory,
@@ -121,11 +145,13 @@ async def _core(tmp_path: Path) -> AsyncIterator[Core]:
         outbox=outbox,
         clock=lambda: NOW,
         forward_deadline=1.0,
+        answer_window=1024,
     )
     try:
         yield Core(exchange, audit, agencies, directory, outbox)
     finally:
         await outbox.aclose()
+        audit.close()
         directory.close()
 
 
@@ -262,20 +288,23 @@ def _integration_of(niss: str, start: str, kind: pb.MessageKind = pb.INTEGRATION
 
 
 def test_an_integration_opens_the_file_that_a_consultation_then_relies_on(tmp_path: Path) -> None:
+    def ask(n: int) -> bytes:  # each attempt is a new message: a message id is answered once
+        return consultation(subject=BOB, message_id=f"c-{n}").SerializeToString()
+
     async def scenario(core: Core) -> None:
-        ask = consultation(subject=BOB).SerializeToString()
-        assert _refusal(await core.exchange.handle(ask, "CPAS-2")).code == grpc.StatusCode.PERMISSION_DENIED
+        assert _refusal(await core.exchange.handle(ask(1), "CPAS-2")).code == grpc.StatusCode.PERMISSION_DENIED
         reply = _reply(await core.exchange.handle(_integration_of(BOB, "2026-11-01"), "CPAS-2"))
         assert reply.outcome == pb.DELIVERED and [d.agency for d in reply.deliveries] == ["SPPIS"]
         assert core.audit.records[-1].quality == 1
-        assert _reply(await core.exchange.handle(ask, "CPAS-2")).outcome == pb.DELIVERED
+        assert _reply(await core.exchange.handle(ask(2), "CPAS-2")).outcome == pb.DELIVERED
         closing = _integration_of(BOB, "2026-11-01", pb.DEINTEGRATION, end="2026-11-27")
         assert _reply(await core.exchange.handle(closing, "CPAS-2")).outcome == pb.DELIVERED
-        assert _refusal(await core.exchange.handle(ask, "CPAS-2")).code == grpc.StatusCode.PERMISSION_DENIED
-        # closing it again: there is no open file left to close
-        assert _refusal(await core.exchange.handle(closing, "CPAS-2")).code == grpc.StatusCode.FAILED_PRECONDITION
-
-    _run(tmp_path, scenario)
+        assert _refusal(await core.exchange.handle(ask(3), "CPAS-2")).code == grpc.StatusCode.PERMISSION_DENIED
+        # closing it again, as a new message: there is no open file left to close
+        again = pb.Envelope.FromString(closing)
+        again.message_id += "-again"
+        refusal = _refusal(await core.exchange.handle(again.SerializeToString(), "CPAS-2"))
+        assert refusal.code == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_dmfa_is_fanned_out_to_exactly_the_agencies_the_deliberations_name(tmp_path: Path) -> None:
@@ -327,7 +356,7 @@ def test_an_agency_that_is_down_gets_it_later_from_the_outbox_in_order(tmp_path:
         assert outcomes == {"ONSS": pb.DELIVERED, "ONEM": pb.QUEUED, "MUT-2": pb.DELIVERED}
         assert core.audit.records[0].outcome == "QUEUED"
         (held,) = core.outbox.pending("ONEM")
-        forward = pb.Forward.FromString(held.forward)
+        forward = pb.Forward.FromString(held.with_index())
         assert (forward.envelope, forward.audit_index, forward.sender) == (first, reply.audit_index, "PORTAL")
         # ONEM is back, but its backlog is not yet delivered: the next one queues behind it
         core.agencies.down.clear()

@@ -9,6 +9,7 @@ import json
 import pytest
 import yaml
 
+from agencies.spec import SMALL_WORLD
 from loadtests.guarantees import owed, pending_in_outbox, received_by_agencies
 from loadtests.record import read_requests
 from testbed.loadtest import LoadtestResult, LoadtestRun, run_loadtest
@@ -17,22 +18,7 @@ pytestmark = pytest.mark.slow
 
 KILLED = "host-1"
 SCENARIO = {
-    "world": {
-        "seed": 5,
-        "persons": 3000,
-        "employers": 200,
-        "agencies": {
-            "cpas": 5,
-            "health_insurance_funds": 3,
-            "family_allowance_funds": 2,
-            "unemployment_payment_bodies": 1,
-            "social_secretariats": 2,
-            "sector_funds": 2,
-            "regional_bodies": 2,
-            "local_bodies": 3,
-            "public_mission_bodies": 2,
-        },
-    },
+    "world": dict(SMALL_WORLD),
     "loadtest": {
         "seed": 3,
         "mix": {

@@ -6,13 +6,13 @@ import argparse
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from crossroads.audit import AUDIT_DB, AuditHead, AuditLog, AuditLogError, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.identifiers import niss_problem
+from testbed.commands.state_commands import Run, add_group, add_state_command
 
 __all__ = ["register"]
 
@@ -21,16 +21,15 @@ _STATE_HELP = "the state folder of a network (holds audit.sqlite and keys/)"
 
 def register(subparsers: Any) -> None:
     """Add `audit` and its sub-commands (head, export, verify, who-accessed) to the CLI."""
-    parser = subparsers.add_parser(
+    sub = add_group(
+        subparsers,
         "audit",
-        help="read and verify the tamper-evident audit log",
+        help_text="read and verify the tamper-evident audit log",
         description=(
             "The audit log records every exchange the crossroads handled, as leaves of an RFC 6962 "
             "Merkle tree with signed C2SP checkpoints. These commands read DIR/audit.sqlite directly."
         ),
     )
-    parser.set_defaults(func=lambda _args: _usage(parser))
-    sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     _command(sub, "head", _head, "print the size, root (hex) and signed checkpoint of the log as JSON")
     _command(
         sub,
@@ -60,25 +59,10 @@ def register(subparsers: Any) -> None:
     who.add_argument("niss", metavar="NISS", help="the person's national number (11 digits)")
 
 
-def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
-    parser.add_argument("--state", metavar="DIR", type=Path, required=True, help=_STATE_HELP)
-    parser.set_defaults(func=lambda args: _reporting_errors(run, args))
-    return parser
-
-
-def _reporting_errors(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a sub-command; a damaged or unreadable store is a message and exit code 2, not a traceback."""
-    try:
-        return run(args)
-    except (AuditLogError, sqlite3.DatabaseError) as exc:
-        print(f"crossroads audit: {exc}", file=sys.stderr)
-        return 2
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+def _command(sub: Any, name: str, run: Run, text: str) -> argparse.ArgumentParser:
+    # a damaged or unreadable store is a message and exit code 2, not a traceback
+    errors = (AuditLogError, sqlite3.DatabaseError)
+    return add_state_command(sub, name, run, text, state_help=_STATE_HELP, errors=errors, prefix="crossroads audit")
 
 
 def _open(state: Path) -> AuditLog:

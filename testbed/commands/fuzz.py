@@ -1,10 +1,11 @@
 """`crossroads fuzz`: hostile input against the core's whole gRPC surface (testbed/fuzz/).
 
 Prints a JSON summary on stdout (cases by target and by status code, crashes, hangs, unspecific
-statuses, refusals audited and not, problems with a few examples, the canary consultations and
-audit verifications after each target) and writes it, with each target's state folder, to
---out. Exits 1 on any crash, hang, UNKNOWN/INTERNAL status, vague refusal, refusal without an
-audit record, or any other failed check; 0 when every case passed.
+statuses, refusals audited and not, resends checked against their first answer, problems with a
+few examples, the canary consultations and audit verifications after each target) and writes it,
+with each target's state folder, to --out. Exits 1 on any crash, hang, UNKNOWN/INTERNAL status,
+vague refusal, refusal without an audit record, resend not answered exactly once, or any other
+failed check; 0 when every case passed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ directory, audit log and outbox, forwarding to the real agency host servicer), t
 mutual TLS on 127.0.0.1 (Exchange, Audit, Health, reflection, unknown methods), the agency
 host's Deliver, and TLS handshakes with no, foreign, expired and not-yet-valid certificates.
 Cases: random and mutated protobuf bytes, oversized and deeply nested fields, invalid
-identifiers, unknown enum values, replayed and reordered messages, forged sender fields.
+identifiers, unknown enum values, forged sender fields, each under a fresh message id; and, for
+the core's exactly-once register, replayed and reordered messages, reused message ids with other
+content, and the same id several times at once.
 Shares of --cases: exchange 55 %, core 30 %, agency 14.5 %, tls 0.5 %.
 """
 

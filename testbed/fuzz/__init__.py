@@ -10,43 +10,53 @@ Targets, each a class with `async run(batch) -> list[Result]`, all fed by Hypoth
 - `AgencyTarget`: the agency host's Deliver over a socket, as the core and as anyone else;
 - `TlsTarget`: TLS handshakes to the core and the host with no, foreign-CA, expired and
   not-yet-valid client certificates (revoked ones need a CRL: a later task), beside a good one.
-Cases come from a corpus of valid exchanges of a synthetic world (agencies.samples): the valid
-ones; random bytes; byte-level mutations; hostile field values (invalid identifiers, unknown
-enum values, oversized or non-printable text, oversized payloads and lists); deeply nested
-groups and messages; forged `sender` fields; missing and unknown peers; replays of earlier
-messages; and integration lifecycles sent out of order. `run_campaign` runs them all.
+Cases come from a corpus of valid exchanges of a synthetic world (agencies.samples; the portal's
+citizen consultations carry their FAS assertion): the valid ones; random bytes; byte-level
+mutations; hostile field values (invalid identifiers, unknown enum values, oversized or
+non-printable text, oversized payloads and lists); deeply nested groups and messages; forged
+`sender` fields; missing and unknown peers; each under a fresh message id, so that its content
+is judged. Exactly-once is tested by replays of earlier messages, reused ids (an earlier
+sender's message id with other content), the same id several times in one concurrent batch,
+and integration lifecycles sent out of order with a resend. `run_campaign` runs them all.
 
 Checks, per case (a failed check is a `problem`, counted in `Tally`):
 - the call returns within CASE_DEADLINE_S (else a hang) and raises nothing (else a crash);
 - the answer is OK or a specific status, never UNKNOWN / INTERNAL; a refusal's message says
   what was wrong (`refusal_problem`: the field, the rule or the limit);
-- an exchange that reached the pipeline has exactly one new audit record, at the index its
+- an exchange handled by the pipeline has exactly one new audit record, at the index its
   answer names, with the answer's outcome, the certificate's identity as sender (never the
   envelope's `sender`) and its message id; a batch's indices are exactly the new records;
+- exactly once (`Register`, a model of the core's register per (sender, message id)): a
+  message remembered gets its first answer again, identical, and adds no record; one not
+  remembered (no key, a transient or pre-key refusal, never sent) is handled anew; refusals of
+  admission control (THROTTLED, SHED) and revocation are specific and audited, never replayed;
 - every forward carries the bytes as sent and the authenticated sender;
 - only the core may deliver to a host; a bad client certificate is refused at the handshake,
   before any HTTP/2 byte, and leaves no audit record;
 - after each target, a valid consultation is still DELIVERED and `verify_store` passes.
 
-Modules, one concept each: `world` (FuzzWorld, prepare_world, the canary), `mutators` (hostile
-values), `cases` (Case, Batch, the exchange cases), `checks` (Result, Tally, what judges an
-answer), `channels` (reaching a target over a socket), one module per target (`exchange`,
-`core`, `agency`, `tls`, each with its own cases), `driver` (drive, FuzzConfig, run_campaign)
-and `atheris_harness` (the coverage-guided campaign). This package re-exports their public API.
+Modules, one concept each: `world` (FuzzWorld, prepare_world, vouched, the canary), `mutators`
+(hostile values), `cases` (Case, Batch, the exchange cases, fresh ids), `checks` (Result, Tally,
+what judges an answer), `register` (the exactly-once model), `channels` (reaching a target over
+a socket), one module per target (`exchange`, `core`, `agency`, `tls`, each with its own cases),
+`driver` (drive, FuzzConfig, run_campaign) and `atheris_harness` (the coverage-guided campaign).
+This package re-exports their public API.
 """
 
 from testbed.fuzz.agency import AgencyTarget, agency_cases
 from testbed.fuzz.atheris_harness import atheris_campaign
-from testbed.fuzz.cases import Batch, Case, batches, exchange_cases
+from testbed.fuzz.cases import Batch, Case, Key, batches, exchange_cases, key_of, keyed_cases, placeholder
 from testbed.fuzz.checks import CASE_DEADLINE_S, Result, Tally, refusal_problem
 from testbed.fuzz.core import CoreTarget, rpc_cases
 from testbed.fuzz.driver import DEFAULT_BATCH, DEFAULT_CASES, DEFAULT_SHARES, TARGETS, FuzzConfig, drive, run_campaign
 from testbed.fuzz.exchange import ExchangeTarget
 from testbed.fuzz.mutators import pick, weighted
+from testbed.fuzz.register import BEFORE_THE_KEY, Register
 from testbed.fuzz.tls import TlsTarget, issue_with_validity, tls_cases
-from testbed.fuzz.world import FuzzError, FuzzWorld, prepare_world
+from testbed.fuzz.world import FuzzError, FuzzWorld, prepare_world, vouched
 
 __all__ = [
+    "BEFORE_THE_KEY",
     "CASE_DEADLINE_S",
     "DEFAULT_BATCH",
     "DEFAULT_CASES",
@@ -60,6 +70,8 @@ __all__ = [
     "FuzzConfig",
     "FuzzError",
     "FuzzWorld",
+    "Key",
+    "Register",
     "Result",
     "Tally",
     "TlsTarget",
@@ -69,11 +81,15 @@ __all__ = [
     "drive",
     "exchange_cases",
     "issue_with_validity",
+    "key_of",
+    "keyed_cases",
     "pick",
+    "placeholder",
     "prepare_world",
     "refusal_problem",
     "rpc_cases",
     "run_campaign",
     "tls_cases",
+    "vouched",
     "weighted",
 ]

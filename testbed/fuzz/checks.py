@@ -2,8 +2,9 @@
 
 `Result` is what one case got and the first check it failed; `Tally` counts them. An answer
 must come within CASE_DEADLINE_S (`_bounded`), be OK or a specific refusal that says what was
-wrong (`refusal_problem`), and an exchange that reached the pipeline must have exactly its one
-audit record (`_check_answer`, `_growth_problem`).
+wrong (`refusal_problem`), and an exchange handled by the pipeline must have exactly its one
+audit record (`_check_answer`, `_growth_problem`). Whether a message is handled anew or
+answered again from the core's exactly-once register is for testbed.fuzz.register to say.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,20 +31,26 @@ FORWARD_DEADLINE_S = 2.0
 MAX_EXAMPLES_KEPT = 20  # problem descriptions kept in the summary
 EXAMPLES_PER_CATEGORY = 4
 UNSPECIFIC = frozenset({"UNKNOWN", "INTERNAL"})
-# The audit outcome each refusal must be recorded with
+# The audit outcome each refusal must be recorded with (RESOURCE_EXHAUSTED and UNAVAILABLE: the
+# core's admission control, crossroads.admission; UNAUTHENTICATED also a revoked certificate)
 REFUSAL_OUTCOMES = {
     "INVALID_ARGUMENT": "INVALID",
     "PERMISSION_DENIED": "DENIED",
     "FAILED_PRECONDITION": "FAILED",
     "UNAUTHENTICATED": "UNAUTHENTICATED",
+    "RESOURCE_EXHAUSTED": "THROTTLED",
+    "UNAVAILABLE": "SHED",
 }
 # What a refusal's message must look like: it names the field, the rule or the limit
 _SAYS_WHAT = {
     "INVALID_ARGUMENT": re.compile(r"invalid [a-z_][\w.\[\]]*( \(or [\w.\[\]]+\))?: \S"),
     "PERMISSION_DENIED": re.compile(r"denied by rule [a-z_]+: \S"),
     "FAILED_PRECONDITION": re.compile(r"not routable, rule [a-z_]+: \S"),
-    "UNAUTHENTICATED": re.compile(r"client certificate"),
-    "RESOURCE_EXHAUSTED": re.compile(r"larger than max \(\d+ vs\. \d+\)"),
+    "UNAUTHENTICATED": re.compile(r"client certificate|certificate serial \S+ revoked"),
+    "RESOURCE_EXHAUSTED": re.compile(
+        r"larger than max \(\d+ vs\. \d+\)|rate limit of .+ exceeded \(|exchanges in flight, its quota; retry after"
+    ),
+    "UNAVAILABLE": re.compile(r"the core is overloaded \(\d+ exchanges in flight\); retry after|audit log unavailable"),
 }
 _HOST_SAYS_WHAT = {
     "PERMISSION_DENIED": re.compile(r"only 'core' may deliver; caller is "),
@@ -64,6 +71,7 @@ class Result:
     problem: str | None = None
     category: str | None = None
     audited_refusal: bool = False  # a refusal whose audit record was found and checked
+    replayed: bool = False  # answered again from the exactly-once register, and checked to be the first answer
 
 
 @dataclass
@@ -75,12 +83,17 @@ class Tally:
     problems: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     refused_and_audited: int = 0
+    replays_checked: int = 0
+    replays_by_label: Counter[str] = field(default_factory=Counter)  # target/label -> replays checked
     checks: dict[str, Any] = field(default_factory=dict)  # canaries, audit verification, atheris
 
     def add(self, target: str, label: str, result: Result) -> None:
         self.by_target.setdefault(target, Counter())[result.status] += 1
         self.by_label.setdefault(f"{target}/{label}", Counter())[result.status] += 1
         self.refused_and_audited += result.audited_refusal
+        self.replays_checked += result.replayed
+        if result.replayed:
+            self.replays_by_label[f"{target}/{label}"] += 1
         if result.problem is not None:
             self.problem(result.category or "other", f"{target}/{label}: {result.problem}")
 
@@ -111,6 +124,8 @@ class Tally:
             "unspecific": self.problems["unspecific"],
             "refused_unaudited": self.problems["unaudited"],
             "refused_and_audited": self.refused_and_audited,
+            "replays_checked": self.replays_checked,
+            "replays_by_case": dict(sorted(self.replays_by_label.items())),
             "problems": dict(sorted(self.problems.items())),
             "examples": self.examples,
             "checks": self.checks,
@@ -143,6 +158,12 @@ class _Answer:
     message: str = ""
     audit_index: int | None = None
     reply: pb.ExchangeReply | None = None
+    body: bytes = b""  # the ExchangeReply's bytes as the sender got them (OK only)
+
+    @property
+    def index(self) -> int | None:
+        """The audit record the answer names: the reply's, or the refusal's."""
+        return self.reply.audit_index if self.reply is not None else self.audit_index
 
 
 def _parsed(raw: bytes) -> pb.Envelope | None:
@@ -199,18 +220,17 @@ def _check_answer(log: AuditLog, case: Case, answer: _Answer) -> Result:
     return Result(status, problem, "audit" if problem else None, audited_refusal=problem is None)
 
 
-def _index_of(answer: _Answer) -> int | None:
-    return answer.reply.audit_index if answer.reply is not None else answer.audit_index
+def _growth_problem(keys: Sequence[Hashable | None], answers: Sequence[_Answer], before: int, after: int) -> str | None:
+    """The batch's answers must name exactly the records it added, and no two messages one record.
 
-
-def _growth_problem(cases: Sequence[Case], answers: Sequence[_Answer], before: int, after: int) -> str | None:
-    """The batch's answers must name exactly the records it added, each once (a replay answered
-    from an exactly-once cache may name its first record again)."""
-    named: dict[int, set[tuple[str | None, bytes]]] = {}
-    for case, answer in zip(cases, answers, strict=True):
-        index = _index_of(answer)
+    `keys[i]` is case i's exactly-once key (cases.key_of): answers of the same key may name the
+    same record; a case without a key (None) is a message of its own.
+    """
+    named: dict[int, set[Hashable]] = {}
+    for i, (key, answer) in enumerate(zip(keys, answers, strict=True)):
+        index = answer.index
         if index is not None:
-            named.setdefault(index, set()).add((case.peer, case.raw))
+            named.setdefault(index, set()).add(("case", i) if key is None else key)
     new = {i for i in named if i >= before}
     if new != set(range(before, after)):
         return f"audit grew from {before} to {after}, the answers name {sorted(new)[:10]}"

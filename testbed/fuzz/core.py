@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import grpc
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from crossroads.server import CoreConfig, RunningCore, start_core
 from protos import messages_pb2 as pb
 from protos import services_pb2
-from testbed.fuzz.cases import EXCHANGE_METHOD, Batch, Case, _History
+from testbed.fuzz.cases import EXCHANGE_METHOD, Batch, Case, _History, key_of
 from testbed.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
 from testbed.fuzz.checks import (
     CASE_DEADLINE_S,
@@ -23,13 +24,13 @@ from testbed.fuzz.checks import (
     Result,
     _Answer,
     _bounded,
-    _check_answer,
     _growth_problem,
     _with_batch_problems,
     refusal_problem,
 )
 from testbed.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world
+from testbed.fuzz.register import Register
+from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
 
 # The core's other services: method, request type, call shape
 _CORE_RPCS: tuple[tuple[str, type[Message], str], ...] = (
@@ -83,13 +84,20 @@ KNOWN_OPEN_BUGS: dict[str, str] = {}  # none open: crossroads/request_guard.py f
 
 
 class CoreTarget:
-    """The core over a real socket with mutual TLS, in front of a real agency host, all on 127.0.0.1."""
+    """The core over a real socket with mutual TLS, in front of a real agency host, all on 127.0.0.1.
+
+    The core's clock is the wall clock: the citizens' assertions in `world` are issued now, and
+    live ASSERTION_TTL (testbed.fuzz.world).
+    """
 
     name = "core"
 
     def __init__(self, world: FuzzWorld, state: Path) -> None:
-        self.world, self.state = world, state
-        self.history = _History([Case("valid", s.sender, s.envelope.SerializeToString()) for s in world.corpus])
+        self.world, self.state = vouched(world, time.time()), state
+        self.history = _History(
+            [Case("valid", s.sender, s.envelope.SerializeToString()) for s in self.world.corpus], tag="fz-core-"
+        )
+        self.register = Register()  # the running core's window: journal.ANSWER_WINDOW
         self._canaries = 0
 
     async def start(self) -> None:
@@ -106,7 +114,7 @@ class CoreTarget:
             raw = await call(case.raw, timeout=CASE_DEADLINE_S)
         except grpc.aio.AioRpcError as exc:
             return _rpc_error(exc)
-        return _Answer("OK", reply=pb.ExchangeReply.FromString(raw))
+        return _Answer("OK", reply=pb.ExchangeReply.FromString(raw), body=raw)
 
     async def _other(self, case: Case) -> _Answer:
         assert case.peer is not None
@@ -132,21 +140,24 @@ class CoreTarget:
         return await (self._exchange(case) if case.method == EXCHANGE_METHOD else self._other(case))
 
     async def run(self, batch: Batch) -> list[Result]:
-        cases = [self.history.resolve(c) for c in batch.cases]
+        """Send `batch` (resolved: replays, reused and fresh ids) and judge every answer."""
+        cases = self.history.resolve(batch.cases, self.register.remembered)
         before = self.core.audit.size
         if batch.sequential:
             answers = [await _bounded(self._one(c), CASE_DEADLINE_S + 5) for c in cases]
         else:
             answers = list(await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S + 5) for c in cases)))
-        results = [self._check(c, a) for c, a in zip(cases, answers, strict=True)]
-        self.history.remember([c for c in cases if c.method == EXCHANGE_METHOD])
-        exchanges = [(c, a) for c, a in zip(cases, answers, strict=True) if c.method == EXCHANGE_METHOD]
-        growth = _growth_problem([c for c, _ in exchanges], [a for _, a in exchanges], before, self.core.audit.size)
+        exchanges = [i for i, c in enumerate(cases) if c.method == EXCHANGE_METHOD]
+        sent, got = [cases[i] for i in exchanges], [answers[i] for i in exchanges]
+        keys = [key_of(c) for c in sent]
+        judged = dict(zip(exchanges, self.register.judge(self.core.audit, sent, got, keys, before), strict=True))
+        results = [judged[i] if i in judged else self._other_result(a) for i, a in enumerate(answers)]
+        self.history.remember(sent)
+        growth = _growth_problem(keys, got, before, self.core.audit.size)
         return _with_batch_problems(results, [("growth", growth)] if growth else [])
 
-    def _check(self, case: Case, answer: _Answer) -> Result:
-        if case.method == EXCHANGE_METHOD:
-            return _check_answer(self.core.audit, case, answer)
+    def _other_result(self, answer: _Answer) -> Result:
+        """The answer of a call to a method other than Exchange: no hang, no crash, specific."""
         if answer.status in ("HANG", "CRASH"):
             return Result(answer.status, answer.message, answer.status.lower())
         if answer.status == "OK":

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from crossroads.audit import verify_store
 from testbed.fuzz.agency import AgencyTarget, agency_cases
 from testbed.fuzz.atheris_harness import atheris_campaign
-from testbed.fuzz.cases import Batch, _lifecycle, batches, exchange_cases
+from testbed.fuzz.cases import Batch, _duplicates, _lifecycle, batches, exchange_cases
 from testbed.fuzz.checks import Tally
 from testbed.fuzz.core import CoreTarget, rpc_cases
 from testbed.fuzz.exchange import ExchangeTarget
@@ -84,12 +84,14 @@ class FuzzConfig:
 
 
 def _strategy(target: str, world: FuzzWorld, config: FuzzConfig) -> st.SearchStrategy[Batch]:
+    """What `target` is sent; `world` is the target's own (its citizens vouched for by its clock)."""
     if target == "exchange":
-        return batches(exchange_cases(world), config.batch, _lifecycle(world))
+        cases = exchange_cases(world)
+        return batches(cases, config.batch, _lifecycle(world), _duplicates(world, cases, config.batch))
     if target == "core":
         rpcs = rpc_cases(world, open_bugs=config.open_bugs)
         cases = weighted((3, exchange_cases(world, unauthenticated=False)), (1, rpcs))
-        return batches(cases, config.batch, _lifecycle(world))
+        return batches(cases, config.batch, _lifecycle(world), _duplicates(world, cases, config.batch))
     if target == "agency":
         return batches(agency_cases(world), config.batch)
     return batches(tls_cases(), min(config.batch, 8))
@@ -202,10 +204,10 @@ def _run_target(
     tally: Tally,
     step: Callable[[int], None],
 ) -> None:
-    strategy = _strategy(target, world, config)
     context = running(target, world, state)
     made = loop.run_until_complete(context.__aenter__())
     try:
+        strategy = _strategy(target, getattr(made, "world", world), config)
         if hasattr(made, "canary"):
             before = loop.run_until_complete(made.canary())
             if before != "DELIVERED":

@@ -13,15 +13,17 @@ import grpc
 from agencies.host import AgencyHost
 from agencies.inbox import Inbox
 from crossroads.audit import AuditLog
+from crossroads.citizen import CitizenGate
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.exchange import Exchange, Refusal
 from crossroads.forwarder import AgencyFailed, AgencyTimeout
+from crossroads.journal import ANSWER_WINDOW
 from crossroads.knowledge_io import load_knowledge
-from crossroads.outbox import Outbox
+from crossroads.outbox import Outbox, outbox_path
 from crossroads.pki import CORE
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Batch, Case, _History
+from testbed.fuzz.cases import Batch, Case, Key, _History, key_of
 from testbed.fuzz.checks import (
     _HOST_SAYS_WHAT,
     CASE_DEADLINE_S,
@@ -29,12 +31,12 @@ from testbed.fuzz.checks import (
     Result,
     _Answer,
     _bounded,
-    _check_answer,
     _growth_problem,
     _with_batch_problems,
     refusal_problem,
 )
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world
+from testbed.fuzz.register import Register
+from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
 
 
 class _Aborted(Exception):
@@ -83,51 +85,63 @@ class _InProcessHost:
 
 
 class ExchangeTarget:
-    """`Exchange.handle` in-process over the real stores of `state` and the real agency host servicer."""
+    """`Exchange.handle` in-process over the real stores of `state` and the real agency host servicer.
+
+    Its clock stands still at 09:00 UTC on the world's as_of date; the citizens' assertions in
+    its `world` are issued by that clock. `answer_window` is the core's (None: ANSWER_WINDOW).
+    """
 
     name = "exchange"
 
-    def __init__(self, world: FuzzWorld, state: Path) -> None:
+    def __init__(self, world: FuzzWorld, state: Path, *, answer_window: int | None = None) -> None:
         _copy_world(world, state)
-        self.world, self.state = world, state
         noon = dt.datetime.combine(world.as_of, dt.time(9, 0), dt.UTC)
+        self.world, self.state, self.clock = vouched(world, noon.timestamp()), state, lambda: noon
+        knowledge = load_knowledge(state / "knowledge.json")
         self.directory = DirectoryStore.open(state / "directory.sqlite")
         self.audit = AuditLog.open(state)
-        self.outbox = Outbox.open(state / "outbox.sqlite", clock=lambda: noon)
+        self.outbox = Outbox.open(outbox_path(state), clock=lambda: noon)
         self.inbox = Inbox(state / "inbox.sqlite")
         self.host = _InProcessHost(AgencyHost(world.agencies, world.seed, self.inbox))
         self.exchange = Exchange(
-            knowledge=load_knowledge(state / "knowledge.json"),
+            knowledge=knowledge,
             directory=self.directory,
             audit=self.audit,
             forwarder=self.host,
             outbox=self.outbox,
-            clock=lambda: noon,
+            clock=self.clock,
             forward_deadline=FORWARD_DEADLINE_S,
+            answer_window=answer_window,
+            citizen_gate=CitizenGate.load(state / "pki", knowledge),
         )
-        self.history = _History([Case("valid", s.sender, s.envelope.SerializeToString()) for s in world.corpus])
+        self.history = _History([Case("valid", s.sender, s.envelope.SerializeToString()) for s in self.world.corpus])
+        self.register = Register(answer_window or ANSWER_WINDOW)
         self._canaries = 0
 
     async def _one(self, case: Case) -> _Answer:
         result = await self.exchange.handle(case.raw, case.peer)
         if isinstance(result, Refusal):
             return _Answer(result.code.name, result.message, result.audit_index)
-        return _Answer("OK", reply=result)
+        return _Answer("OK", reply=result, body=result.SerializeToString())  # what the servicer sends
 
     async def run(self, batch: Batch) -> list[Result]:
-        cases = [self.history.resolve(c) for c in batch.cases]
+        """Send `batch` (resolved: replays, reused and fresh ids) and judge every answer."""
+        cases = self.history.resolve(batch.cases, self.register.remembered)
         before, self.host.forwards, self.host.problems = self.audit.size, [], []
         if batch.sequential:
             answers = [await _bounded(self._one(c), CASE_DEADLINE_S) for c in cases]
         else:
             answers = list(await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S) for c in cases)))
-        results = [_check_answer(self.audit, c, a) for c, a in zip(cases, answers, strict=True)]
+        keys = [key_of(c) for c in cases]
+        results = self.register.judge(self.audit, cases, answers, keys, before)
         self.history.remember(cases)
-        return _with_batch_problems(results, self._batch_problems(cases, answers, before))
+        return _with_batch_problems(results, self._batch_problems(cases, answers, keys, before))
 
-    def _batch_problems(self, cases: Sequence[Case], answers: Sequence[_Answer], before: int) -> list[tuple[str, str]]:
+    def _batch_problems(
+        self, cases: Sequence[Case], answers: Sequence[_Answer], keys: Sequence[Key | None], before: int
+    ) -> list[tuple[str, str]]:
         problems = [("host", p) for p in self.host.problems]
-        growth = _growth_problem(cases, answers, before, self.audit.size)
+        growth = _growth_problem(keys, answers, before, self.audit.size)
         if growth is not None:
             problems.append(("growth", growth))
         sent = {(c.raw, c.peer) for c in cases}

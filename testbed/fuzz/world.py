@@ -1,8 +1,10 @@
 """The world every target starts from: its files, the corpus of valid exchanges, the canary.
 
-`prepare_world` builds a synthetic world (agencies.samples) into a folder once; each target
-copies it into a state folder of its own (`_copy_world`), and checks after fuzzing that a valid
-consultation (`_canary_raw`) is still DELIVERED.
+`prepare_world` builds a synthetic world (agencies.samples) into a folder once, with the
+network's synthetic FAS (crossroads.citizen); each target copies it into a state folder of its
+own (`_copy_world`), has the FAS vouch for the citizens in its corpus by the target's own clock
+(`vouched`: the portal acting for a citizen carries their assertion, as the portal does), and
+checks after fuzzing that a valid consultation (`_canary_raw`) is still DELIVERED.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from agencies.samples import Sample, sample_any
+from agencies.samples import Sample, citizen_consultation, sample_any
 from agencies.spec import load_world_spec
 from agencies.world import World
+from crossroads.citizen import CITIZEN_PURPOSE, MAX_LIFETIME, Fas, ensure_fas
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
@@ -32,6 +35,10 @@ from testbed.commands.live import default_scenario
 DEFAULT_SEED = 0
 DEFAULT_CORPUS = 400  # valid exchanges drawn from the world, the seeds of most cases
 HOST = "host-0"
+# The longest-lived assertion the core takes: a target whose clock is the wall clock must send
+# its citizens' cases within the hour (a 100,000-case campaign's core share takes minutes).
+ASSERTION_TTL = MAX_LIFETIME
+CITIZEN_SHARE = 50  # one corpus sample in this many more: the portal consulting for a citizen
 
 
 _BODIES: dict[int, type[Message]] = {
@@ -74,7 +81,8 @@ def prepare_world(
     """Build the world of `scenario` (default: the demo) into `folder`, and draw `corpus` samples.
 
     `persons` shrinks the population (faster, for tests). Writes knowledge.json,
-    directory.sqlite and a network PKI (CA, "core", "host-0"). Deterministic per (scenario, seed).
+    directory.sqlite and a network PKI (CA, "core", "host-0", the FAS key pair). Deterministic per
+    (scenario, seed), but for the keys.
     """
     spec = load_world_spec(scenario or default_scenario())
     if persons is not None:
@@ -88,8 +96,10 @@ def prepare_world(
     finally:
         store.close()
     NetworkPki.open(folder / "pki").issue_many([CORE, HOST])
+    ensure_fas(folder / "pki")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     samples = tuple(sample_any(world, rng) for _ in range(corpus))
+    samples += tuple(citizen_consultation(world, rng) for _ in range(corpus // CITIZEN_SHARE + 1))
     nisses = tuple(dict.fromkeys(n for s in samples for n in _persons(s.envelope)))
     kbos = tuple(dict.fromkeys(s.envelope.subject_kbo for s in samples if s.envelope.subject_kbo))
     senders = tuple(dict.fromkeys(s.sender for s in samples))
@@ -116,12 +126,33 @@ def _copy_world(world: FuzzWorld, state: Path) -> None:
     shutil.copytree(world.folder / "pki", state / "pki", dirs_exist_ok=True)
 
 
+def vouched(world: FuzzWorld, now: float) -> FuzzWorld:
+    """`world` whose citizens' exchanges (purpose CITIZEN_PURPOSE) carry their FAS assertion, issued
+    at `now` (UNIX seconds by the clock of the core that will judge it) for ASSERTION_TTL seconds,
+    for the sender to present. The other samples are shared, not copied."""
+    fas = Fas.open(world.folder / "pki")
+    return dataclasses.replace(world, corpus=tuple(_vouched(s, fas, now) for s in world.corpus))
+
+
+def _vouched(sample: Sample, fas: Fas, now: float) -> Sample:
+    if sample.envelope.purpose != CITIZEN_PURPOSE:
+        return sample
+    env = pb.Envelope()
+    env.CopyFrom(sample.envelope)
+    env.ClearField("citizen")  # a fresh one: the world's samples may be vouched for another clock
+    fas.vouch(env, sample.sender, now, ASSERTION_TTL)
+    return Sample(sample.sender, env)
+
+
 def _canary(world: FuzzWorld) -> Sample:
-    """A consultation about a person no other corpus sample names: no case can close its file."""
+    """A consultation about a person no other corpus sample names: no case can close its file.
+
+    Not a citizen's (purpose CITIZEN_PURPOSE): its assertion lives an hour, the canary must not.
+    """
     named = Counter(n for s in world.corpus for n in dict.fromkeys(_persons(s.envelope)))
     for sample in world.corpus:
         env = sample.envelope
-        if env.kind == pb.CONSULTATION and named[env.subject_niss] == 1:
+        if env.kind == pb.CONSULTATION and named[env.subject_niss] == 1 and env.purpose != CITIZEN_PURPOSE:
             return sample
     raise FuzzError("the corpus holds no consultation about a person nothing else names; draw a larger corpus")
 

@@ -1,0 +1,156 @@
+"""The audit log across a crash: the head seen before a kill, and the proof that the log after it only grew.
+
+`HeadWatcher` asks the core for its signed head (crossroads.v1.Audit/Head) every few tens of
+milliseconds while the load runs, as the admin tools would, and keeps the last one it saw.
+Before the core is killed the harness takes that head; after the restart it asks the new core
+for its head and for a consistency proof from the old size to the new one
+(Audit/ConsistencyProof), and `consistency_problem` checks both signed checkpoints and the
+proof with `crossroads.merkle.verify_consistency` (RFC 9162 section 2.1.4.2). A log that lost
+an acknowledged record, or rewrote one, cannot pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from crossroads.checkpoint import CheckpointError, verify_checkpoint
+from crossroads.merkle import verify_consistency
+from crossroads.pki import ADMIN
+from protos import services_pb2
+from testbed.crash.target import Target
+
+__all__ = [
+    "HEAD_METHOD",
+    "PROOF_METHOD",
+    "Head",
+    "HeadWatcher",
+    "Restart",
+    "consistency_problem",
+    "fetch_head",
+    "fetch_proof",
+]
+
+HEAD_METHOD = "/crossroads.v1.Audit/Head"
+PROOF_METHOD = "/crossroads.v1.Audit/ConsistencyProof"
+WATCH_EVERY_S = 0.05
+CALL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A signed head of the audit log: its size, root, and the checkpoint the core signed for them."""
+
+    size: int
+    root: bytes
+    checkpoint: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"size": self.size, "root": self.root.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """One kill of the core: the head before it, the head after the restart, and what was wrong (None: nothing)."""
+
+    kill: int
+    before: Head
+    after: Head
+    proof_hashes: int
+    problem: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kill": self.kill,
+            "before": self.before.as_json(),
+            "after": self.after.as_json(),
+            "proof_hashes": self.proof_hashes,
+            "problem": self.problem,
+        }
+
+
+def fetch_head(target: Target) -> Head:
+    """The current core's signed head (grpc.RpcError if it cannot be reached)."""
+    raw = target.call(ADMIN, HEAD_METHOD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
+    head = services_pb2.AuditHead.FromString(raw)
+    return Head(int(head.size), bytes(head.root), head.checkpoint)
+
+
+def fetch_proof(target: Target, first: int, second: int) -> list[bytes]:
+    """The current core's consistency proof from tree size `first` to `second`."""
+    request = services_pb2.ConsistencyProofRequest(first=first, second=second)
+    raw = target.call(ADMIN, PROOF_METHOD)(request.SerializeToString(), timeout=CALL_TIMEOUT_S)
+    return list(services_pb2.Proof.FromString(raw).hashes)
+
+
+def _checkpoint_problem(head: Head, public_key: Ed25519PublicKey, which: str) -> str | None:
+    origin = head.checkpoint.split("\n", 1)[0]  # the log signs under its origin as key name
+    try:
+        signed = verify_checkpoint(head.checkpoint, public_key, origin)
+    except CheckpointError as exc:
+        return f"the checkpoint {which} does not verify: {exc}"
+    if signed.size != head.size or bytes(signed.root) != head.root:
+        return f"the checkpoint {which} signs size {signed.size}, the head says {head.size} (or another root)"
+    return None
+
+
+def consistency_problem(before: Head, after: Head, proof: Sequence[bytes], public_key: Ed25519PublicKey) -> str | None:
+    """What is wrong with the log's history across a restart; None when the log only grew.
+
+    Both checkpoints must carry the log's signature (`public_key`) over their own size and root,
+    the new size must not be smaller, and `proof` must show the old tree is a prefix of the new.
+    """
+    problem = _checkpoint_problem(before, public_key, "before the kill") or _checkpoint_problem(
+        after, public_key, "after the restart"
+    )
+    if problem:
+        return problem
+    if after.size < before.size:
+        return f"the log shrank from {before.size} to {after.size} records across the restart"
+    if not verify_consistency(before.size, after.size, before.root, after.root, proof):
+        return f"the consistency proof from size {before.size} to {after.size} does not verify"
+    return None
+
+
+class HeadWatcher:
+    """A thread that keeps the last head the core answered (`last`); errors (a dead core) are skipped."""
+
+    def __init__(self, target: Target, every_s: float = WATCH_EVERY_S) -> None:
+        self._target = target
+        self._every = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crash-head-watcher", daemon=True)
+        self.last: Head | None = None
+        self.seen = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.last = fetch_head(self._target)  # one reference assignment: readers see old or new
+                self.seen += 1
+            except grpc.RpcError:
+                pass  # the core is down: keep the last head it gave
+            self._stop.wait(self._every)
+
+    def fresh(self, timeout_s: float) -> Head:
+        """A head seen after this call began (waits up to `timeout_s`; else the last one seen, if any)."""
+        seen, deadline = self.seen, time.monotonic() + timeout_s
+        while self.seen == seen and time.monotonic() < deadline:
+            time.sleep(self._every / 5)
+        if self.last is None:
+            raise RuntimeError("the audit head watcher has seen no head yet")
+        return self.last
+
+    def stop(self) -> None:
+        """Stop watching (idempotent; also when it never started)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
