@@ -63,7 +63,7 @@ from crossroads.domain import AgencyId
 from crossroads.exchange import AUDIT_INDEX_KEY, Exchange, Refusal, redelivery_target
 from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
-from crossroads.outbox import Outbox, Redelivery, outbox_path
+from crossroads.outbox import DEFAULT_DEAD_AFTER, Outbox, Redelivery, outbox_path
 from crossroads.pki import CORE, channel_credentials, peer_name, server_credentials
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from crossroads.revocation import DEFAULT_CHECK_EVERY, Revocation, guarded
@@ -141,6 +141,7 @@ class CoreConfig:
     max_streams: int = DEFAULT_MAX_STREAMS  # HTTP/2 streams per connection; beyond: UNAVAILABLE, unaudited
     limits: AdmissionPolicy | None = None  # per-sender limits; None: DIR/limits.json if there is one, else defaults
     crl_check_every: float = DEFAULT_CHECK_EVERY  # seconds between looks at DIR/pki/crl.pem
+    dead_after: float = DEFAULT_DEAD_AFTER  # seconds an undeliverable outbox item waits before it is a dead letter
 
     @property
     def pki(self) -> Path:
@@ -276,7 +277,7 @@ async def start_core(config: CoreConfig) -> RunningCore:
         undo.callback(directory.close)
         audit = AuditLog.open(state)
         undo.push_async_callback(audit.aclose)
-        outbox = Outbox.open(outbox_path(state))  # in the audit store: see crossroads.journal
+        outbox = Outbox.open(outbox_path(state), dead_after=config.dead_after)  # in the audit store: crossroads.journal
         undo.push_async_callback(outbox.aclose)
         forwarder = Forwarder(hosts, channel_credentials(config.pki, CORE))
         undo.push_async_callback(forwarder.close)
@@ -425,6 +426,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_STREAMS,
         help="HTTP/2 streams one connection may have open; beyond, gRPC refuses them (UNAVAILABLE)",
     )
+    p.add_argument(
+        "--dead-after",
+        type=float,
+        default=DEFAULT_DEAD_AFTER,
+        help="seconds an outbox item may stay undeliverable before it is a dead letter (crossroads outbox)",
+    )
     return p
 
 
@@ -441,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_in_flight=args.max_in_flight,
         max_rpcs=args.max_rpcs,
         max_streams=args.max_streams,
+        dead_after=args.dead_after,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
