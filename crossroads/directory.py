@@ -16,7 +16,9 @@ All methods are synchronous and must be called from one thread (the core's event
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -179,8 +181,9 @@ class DirectoryStore:
             f"SELECT {_COLUMNS} FROM files WHERE niss IN ({marks}) ORDER BY rowid", nisses
         ).fetchall()
         grouped: dict[str, list[DirectoryEntry]] = {niss: [] for niss in nisses}
+        same_niss = {niss: niss for niss in nisses}  # the cache's key string, not a copy per row
         for row in rows:
-            grouped[row[0]].append(_from_row(row))
+            grouped[row[0]].append(_from_row(row, same_niss))
         result = {niss: tuple(entries) for niss, entries in grouped.items()}
         for niss, entries in result.items():  # persons without files are cached too: most lookups hit
             self._cache[niss] = entries
@@ -203,16 +206,25 @@ def _to_row(entry: DirectoryEntry, changed: dt.date) -> tuple[object, ...]:
     )
 
 
-def _from_row(row: _Row) -> DirectoryEntry:
+@functools.lru_cache(maxsize=8192)
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _from_row(row: _Row, same_niss: dict[str, str]) -> DirectoryEntry:
+    # Cached entries share their strings and dates: the NISS is the cache key's own string, agency
+    # ids (a few thousand) are interned and dates (a few thousand) come from one small cache. On
+    # the demo world (30,000 persons, ~2.9 files each) this took the full cache from 832 to 484
+    # bytes per person (24 -> 14 MB); a new object per row per field was most of it.
     niss, sector, agency, quality, phase, start, end = row
     return DirectoryEntry(
-        Niss(niss),
+        Niss(same_niss.get(niss, niss)),
         SectorCode(sector),
-        AgencyId(agency),
+        AgencyId(sys.intern(agency)),
         QualityCode(quality),
         phase,
-        dt.date.fromisoformat(start),
-        dt.date.fromisoformat(end) if end is not None else None,
+        _date(start),
+        _date(end) if end is not None else None,
     )
 
 

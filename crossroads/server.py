@@ -58,6 +58,7 @@ from crossroads.admission import DEFAULT_MAX_IN_FLIGHT, LIMITS_FILE, RETRY_AFTER
 from crossroads.audit import AuditLog
 from crossroads.audit_service import AuditServicer
 from crossroads.citizen import CitizenGate
+from crossroads.diagnostics import install_from_env
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.exchange import AUDIT_INDEX_KEY, Exchange, Refusal, redelivery_target
@@ -360,6 +361,7 @@ async def serve(config: CoreConfig) -> None:
     """Run the core until SIGTERM or SIGINT (or the parent's death, if asked), then stop gracefully."""
     core = await start_core(config)
     _tune_gc()
+    install_from_env()  # memory snapshots when CROSSROADS_MEMORY_DUMP is set (crossroads bench soak --memory-dump)
     print(f"core: serving on {core.address}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

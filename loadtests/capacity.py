@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_ERRORS",
     "DEFAULT_MIN_SHARE",
     "DEFAULT_P99_MS",
+    "SETTLE_S",
     "Step",
     "capacity_of",
     "evaluate",
@@ -40,7 +41,7 @@ DEFAULT_MAX_ERRORS = 0.01
 DEFAULT_MIN_SHARE = 0.9
 USERS_PER_RATE = 0.1  # users per request/s of target: 10 sends a second each, a user per ~10 ms answer in flight
 MIN_USERS = 10
-_SETTLE_S = 1.0  # the first second of a step is not judged: the rate just changed
+SETTLE_S = 1.0  # the first second of a step is not judged: the rate just changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def _users(rate: float) -> int:
 
 def plan_steps(start_rate: float, factor: float, count: int, step_s: float, warmup_s: float) -> list[Step]:
     """A warm-up at `start_rate` for `warmup_s`, then `count` steps of `step_s`, each `factor` x higher."""
-    if start_rate <= 0 or factor <= 1 or count < 1 or step_s <= _SETTLE_S:
+    if start_rate <= 0 or factor <= 1 or count < 1 or step_s <= SETTLE_S:
         raise ValueError("expected start_rate > 0, factor > 1, count >= 1 and step_s > 1 s")
     steps = [Step(start_rate, _users(start_rate), 0.0, warmup_s, warmup=True)] if warmup_s > 0 else []
     t = warmup_s
@@ -103,7 +104,7 @@ def evaluate(
     """The figures of each step that is not the warm-up, and whether it was sustained."""
     result = []
     for s in (s for s in steps if not s.warmup):
-        start, end = s.from_s + _SETTLE_S, s.until_s
+        start, end = s.from_s + SETTLE_S, s.until_s
         inside = [r for r in records if start <= r.t - t0 < end]
         failures = sum(1 for r in inside if not r.ok)
         p99 = percentile_ms(np.array([r.ms for r in inside], dtype=float), 99)

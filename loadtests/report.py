@@ -13,7 +13,7 @@ from typing import Any
 from loadtests import figures
 from reports.html import figure, fmt, page, table
 
-__all__ = ["build_loadtest_report"]
+__all__ = ["build_loadtest_report", "capacity_text", "soak_text"]
 
 Json = Mapping[str, Any]
 
@@ -34,7 +34,8 @@ core keeps it in its outbox and delivers it when the agency is back (checked bel
 
 _WHY_RESOURCES = """CPU (percent of one core; this machine has two) and resident memory of the crossroads
 core, the agency hosts and the Locust processes, sampled every second with psutil. A host killed by
-a fault disappears and comes back under the same name."""
+a fault disappears and comes back under the same name. The memory slope in the table is taken over
+the second half of the load only (the first half is the warm-up: connections open, caches fill)."""
 
 
 def _share(value: float | None) -> str:
@@ -88,7 +89,7 @@ def _resources(resources: Json) -> str:
          fmt(resources["peak_rss_mb"].get(n)), fmt(resources["rss_slope_mb_per_min"].get(n))]
         for n in names
     ]  # fmt: skip
-    return table(["process", "mean CPU %", "peak CPU %", "peak memory MB", "memory slope MB/min"], rows)
+    return table(["process", "mean CPU %", "peak CPU %", "peak memory MB", "memory slope MB/min (second half)"], rows)
 
 
 def _plan(summary: Json) -> str:
@@ -143,3 +144,82 @@ def build_loadtest_report(summary: Json, series: Json) -> str:
         _files(summary),
     ]
     return page(f"Load test: {summary['scenario']['file']}", "\n".join(parts))
+
+
+def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def capacity_text(capacity: Json) -> str:
+    """The capacity benchmark's figures (testbed.loadtest.capacity_benchmark) as a few lines for people."""
+    climbs = capacity["plan"]["repeats"]
+
+    def line(name: str) -> str:
+        each = ", ".join(_num(r) for r in capacity[f"{name}_rps_each"])
+        at_least = ">=" if capacity.get(f"{name}_at_top") else "  "
+        return (f"  {name:6}{at_least}{_num(capacity[f'{name}_rps']):>10} req/s   "
+                f"p99 {_num(capacity[f'{name}_p99_ms'], ' ms')}   climbs: {each}")  # fmt: skip
+
+    bounds = [name for name in ("core", "proxy") if capacity.get(f"{name}_at_top")]
+    bound = f" ({' and '.join(bounds)} held the top step, so its capacity is a lower bound: try more --steps)"
+    bound = bound if bounds else ""
+
+    load = capacity["load_average"]
+    return "\n".join(
+        [
+            f"capacity: the highest rate of routed consultations sustained with p99 <= "
+            f"{capacity['p99_limit_ms']:g} ms (median of {climbs} climb(s) each)",
+            line("core"),
+            line("proxy"),
+            f"  ratio core/proxy  {_num(capacity['ratio'], digits=3)}{bound}",
+            f"  load average (1, 5, 15 min) before {load['before']}, after {load['after']}",
+        ]
+    )
+
+
+def _trend_line(name: str, m: Json | None) -> str:
+    if m is None:
+        return f"  {name:8}  no samples in the second half"
+    verdict = "flat" if m["flat"] else "NOT flat"
+    return (f"  {name:8}{m['slope_mb_per_min']:+9.2f} MB/min   grew {m['total_growth_mb']:+8.1f} MB "
+            f"({m['start_mb']:.0f} -> {m['end_mb']:.0f}), {m['second_half_growth_mb']:+.1f} in the second half   "
+            f"{verdict}")  # fmt: skip
+
+
+def _breakdown_lines(b: Json | None) -> list[str]:
+    if b is None:
+        return []
+    parts = [("resident", b["rss_mb"]), ("SQLite", b["sqlite_mb"]), ("malloc in use", b["malloc_in_use_mb"]),
+             ("malloc free but kept", b["malloc_free_mb"]), ("Python traced", b["python_traced_mb"])]  # fmt: skip
+    grown = ", ".join(f"{k} {v:+.1f} MB" for k, v in parts if v is not None)
+    objects = ", ".join(f"{k} {v:+,}" for k, v in list(b["object_growth"].items())[:5])
+    return [
+        f"  the core's own snapshots, {b['from_s']:.0f} s to {b['until_s']:.0f} s after it served: {grown}",
+        f"  objects {b['objects']:+,} ({objects or 'none grew'})",
+    ]
+
+
+def soak_text(soak: Json) -> str:
+    """The soak benchmark's figures (testbed.loadtest.soak_benchmark) as a few lines for people."""
+    threshold = soak["flat_threshold_mb_per_min"]
+
+    def verdict(flat: bool | None) -> str:
+        return "unknown" if flat is None else "flat" if flat else "NOT flat"
+
+    memory = soak["memory"]
+    return "\n".join(
+        [
+            f"soak: {_num(soak['rate'])} req/s for {soak['duration_s'] / 60:g} min: "
+            f"{_num(soak['answered_per_s'])} answered/s, p50 {_num(soak['p50_ms'], ' ms')}, "
+            f"p99 {_num(soak['p99_ms'], ' ms')}, {soak['errors']} errors, "
+            f"guarantees {'held' if soak['guarantees_ok'] else 'BROKEN'}",
+            f"memory: slope over the second half of the load (the first half is the warm-up); "
+            f"flat means < {threshold:g} MB/min",
+            *(_trend_line(name, m) for name, m in memory.items()),
+            f"  core {verdict(soak['core_flat'])}, hosts {verdict(soak['hosts_flat'])} "
+            f"(steepest host {_num(soak['hosts_max_slope_mb_per_min'], ' MB/min', 2)})",
+            *_breakdown_lines(soak.get("core_breakdown")),
+            f"  load average (1, 5, 15 min) before {soak['load_average']['before']}, "
+            f"after {soak['load_average']['after']}",
+        ]
+    )

@@ -11,13 +11,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
 
-__all__ = ["DEFAULT_INTERVAL_S", "ResourceSampler", "rss_slope_mb_per_min"]
+__all__ = [
+    "DEFAULT_FLAT_MB_PER_MIN",
+    "DEFAULT_INTERVAL_S",
+    "MemoryTrend",
+    "ResourceSampler",
+    "mean_cpu_percent",
+    "memory_trend",
+    "rss_slope_mb_per_min",
+]
 
 DEFAULT_INTERVAL_S = 1.0
+DEFAULT_FLAT_MB_PER_MIN = 1.0  # "flat": the second half of a soak grows by less than this
 _MB = 2**20
 
 
@@ -95,3 +105,63 @@ def rss_slope_mb_per_min(t_s: Sequence[float], rss_mb: Sequence[float | None], s
         return None
     cov = sum((t - mean_t) * (r - mean_r) for t, r in points)
     return cov / var * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryTrend:
+    """How one process's resident memory moved while the load ran (MB, MB per minute).
+
+    `slope_mb_per_min` is the least-squares slope over the second half of the load only: the
+    first half is the warm-up (caches and connections fill, the allocator finds its size).
+    `total_growth_mb` is the last sample of the load minus the first, warm-up included;
+    `second_half_growth_mb` the same over the second half. `flat` is slope < `threshold`.
+    """
+
+    start_mb: float
+    end_mb: float
+    total_growth_mb: float
+    second_half_growth_mb: float
+    slope_mb_per_min: float
+    threshold_mb_per_min: float
+    flat: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {name: round(v, 3) if isinstance(v, float) else v for name, v in asdict(self).items()}
+
+
+def memory_trend(
+    t_s: Sequence[float],
+    rss_mb: Sequence[float | None],
+    duration_s: float,
+    threshold: float = DEFAULT_FLAT_MB_PER_MIN,
+) -> MemoryTrend | None:
+    """The trend of `rss_mb` sampled at `t_s` (seconds after the load started) during a load of
+    `duration_s` seconds (samples outside [0, duration_s] are left out: start-up and drain).
+    None when the second half has fewer than 3 samples (the process was gone, or the load too short).
+    """
+    during = [(t, r) for t, r in zip(t_s, rss_mb, strict=True) if r is not None and 0.0 <= t <= duration_s]
+    late = [(t, r) for t, r in during if t >= duration_s / 2]
+    slope = rss_slope_mb_per_min([t for t, _ in late], [r for _, r in late], skip_share=0.0)
+    if slope is None:
+        return None
+    return MemoryTrend(
+        start_mb=during[0][1],
+        end_mb=during[-1][1],
+        total_growth_mb=during[-1][1] - during[0][1],
+        second_half_growth_mb=late[-1][1] - late[0][1],
+        slope_mb_per_min=slope,
+        threshold_mb_per_min=threshold,
+        flat=slope < threshold,
+    )
+
+
+def mean_cpu_percent(resources: Mapping[str, Any], from_s: float, until_s: float) -> dict[str, float]:
+    """Each process's mean CPU (percent of one core) over the samples of `resources` (the form of
+    `ResourceSampler.as_json`) taken in [from_s, until_s); a process without such samples is left out."""
+    inside = [k for k, t in enumerate(resources["t_s"]) if from_s <= t < until_s]
+    means = {}
+    for name, values in resources["cpu_percent"].items():
+        found = [values[k] for k in inside if values[k] is not None]
+        if found:
+            means[name] = round(sum(found) / len(found), 1)
+    return means

@@ -140,6 +140,7 @@ def prepare_world(scenario: Path, state: Path, *, progress: bool = False) -> Wor
     if reused is not None:
         _say(progress, f"world of {scenario.name} reused from {state}")
         return reused
+    state.mkdir(parents=True, exist_ok=True)
     (state / "world.json").unlink(missing_ok=True)
     return _build_world(spec, scenario, state, wanted, progress)
 

@@ -16,14 +16,15 @@
 be applied; `failed` names which.
 
 The capacity and soak benchmarks (`capacity_benchmark`, `soak_benchmark`; run them with
-`python -m testbed.loadtest capacity|soak --out DIR`) use the same machinery with a staircase of
-routed consultations (loadtests/capacity.py), against the core and the raw one-hop proxy
-(testbed/proxy.py) of one network.
+`crossroads bench capacity|soak --out DIR`, also `make bench`) use the same machinery with a
+staircase of routed consultations (loadtests/capacity.py), against the core and the raw one-hop
+proxy (testbed/proxy.py) of one network; the soak judges whether memory stays flat
+(loadtests.resources.memory_trend) and can ask the core for memory snapshots
+(crossroads/diagnostics.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,20 +43,33 @@ import psutil
 import yaml
 
 import loadtests
-from loadtests.capacity import DEFAULT_P99_MS, Step, evaluate, median_capacity, plan_steps, stairs_scenario
+from crossroads.diagnostics import DUMP_ENV, INTERVAL_ENV, TRACEMALLOC_ENV, read_dump, summarise_dump
+from loadtests.capacity import (
+    DEFAULT_P99_MS,
+    SETTLE_S,
+    Step,
+    evaluate,
+    median_capacity,
+    plan_steps,
+    stairs_scenario,
+)
 from loadtests.context import STARTED_FILE, default_scenario
 from loadtests.faults import FaultInjector, FaultWindow
 from loadtests.guarantees import Check, check_budget, check_state, drain_outbox
 from loadtests.metrics import overall, series, window_stats
 from loadtests.record import RequestRecord, read_requests
 from loadtests.report import build_loadtest_report
-from loadtests.resources import ResourceSampler, rss_slope_mb_per_min
+from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN, ResourceSampler, mean_cpu_percent, memory_trend
 from loadtests.spec import LoadtestSpec, load_loadtest_spec
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
 
 __all__ = [
+    "CAPACITY_HOSTS",
+    "DIAGNOSTICS_INTERVAL_S",
     "FAULTS_APPLIED",
     "LOCUSTFILE",
+    "PROGRESS_EVERY_S",
+    "CapacityPlan",
     "LoadtestError",
     "LoadtestResult",
     "LoadtestRun",
@@ -69,6 +83,11 @@ LOCUSTFILE = Path(loadtests.__file__).resolve().parent / "locustfile.py"
 LOCUST_START_TIMEOUT_S = 120.0  # imports and the world, on a loaded machine: a ceiling, not a target
 LOCUST_STOP_MARGIN_S = 60.0  # beyond the shape's end, before Locust is told to stop
 LOCUST_STOP_TIMEOUT_S = 20.0
+DIAGNOSTICS_INTERVAL_S = 30.0  # seconds between the core's memory snapshots in a soak that asks for them
+# One agency host, as `crossroads bench core`: the proxy's path ends at one host, so the core's must
+# too, or the comparison is of one host against several (the core's path then looked faster).
+CAPACITY_HOSTS = 1
+PROGRESS_EVERY_S = 60.0  # a long load says how far it is this often
 FAULTS_APPLIED = "every fault applied as planned"
 _POLL_S = 0.1
 
@@ -94,6 +113,7 @@ class LoadtestRun:
     service_time_ms: float = 0.0
     locust_args: tuple[str, ...] = ()
     progress: bool = True
+    flat_mb_per_min: float = DEFAULT_FLAT_MB_PER_MIN  # a process's memory is flat below this slope
 
     @property
     def world_file(self) -> Path:
@@ -213,6 +233,23 @@ def _locust_pids(locust: subprocess.Popen[bytes]) -> dict[str, int]:
     return {"locust": locust.pid, **{f"locust-{k + 1}": c.pid for k, c in enumerate(children)}}
 
 
+def _wait_locust(locust: subprocess.Popen[bytes], duration: float, sampler: ResourceSampler, progress: bool) -> bool:
+    """Wait for Locust to end its load of `duration` s (True), at most LOCUST_STOP_MARGIN_S more (False);
+    on long loads, say every PROGRESS_EVERY_S how far it is and how big the core is."""
+    started = time.monotonic()
+    deadline = started + duration + LOCUST_STOP_MARGIN_S
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            locust.wait(timeout=min(left, PROGRESS_EVERY_S))
+            return True
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            core = next((v for v in reversed(sampler.rss_mb.get("core", [])) if v is not None), None)
+            memory = "" if core is None else f"; core {core:.0f} MB resident"
+            _say(progress, f"{min(elapsed, duration):.0f} of {duration:g} s{memory}")
+    return False
+
+
 # ------------------------------------------------------------------ one run against a network
 
 
@@ -225,8 +262,16 @@ def _sampling(sampler: ResourceSampler) -> Iterator[ResourceSampler]:
         sampler.stop()
 
 
-def _drive(network: LiveNetwork, run: LoadtestRun, spec: LoadtestSpec, target: str, address: str) -> _Measured:
+def _drive(
+    network: LiveNetwork,
+    run: LoadtestRun,
+    spec: LoadtestSpec,
+    target: str,
+    address: str,
+    others: Mapping[str, int] | None = None,
+) -> _Measured:
     """Run Locust against `address` with the faults of `spec`; drain the outbox; the network stays up.
+    The resources of the processes `others` (name -> pid) are sampled with the network's and Locust's.
 
     Hosts that a fault restarted are stopped at the end (they are the injector's), so a network
     that met a kill_host or slow_host fault is not driven again.
@@ -239,16 +284,14 @@ def _drive(network: LiveNetwork, run: LoadtestRun, spec: LoadtestSpec, target: s
     log = out / "locust.log"
     locust = _start_locust(_locust_command(run, network.state, address, requests, target), log)
     stop = threading.Event()
-    sampler = ResourceSampler(lambda: {**injector.pids(), **_locust_pids(locust)})
+    sampler = ResourceSampler(lambda: {**injector.pids(), **(others or {}), **_locust_pids(locust)})
     try:
         with _sampling(sampler):
             t0 = _wait_started(requests / STARTED_FILE, locust, log)
             _say(run.progress, f"load started; {spec.duration:g} s, {len(spec.faults)} fault(s)")
             faults = threading.Thread(target=injector.run, args=(spec.faults, t0, stop), name="faults", daemon=True)
             faults.start()
-            try:
-                locust.wait(timeout=spec.duration + LOCUST_STOP_MARGIN_S)
-            except subprocess.TimeoutExpired:
+            if not _wait_locust(locust, spec.duration, sampler, run.progress):
                 _stop_locust(locust)
             faults.join()
             pending, drain_s = drain_outbox(network.state, spec.drain)
@@ -274,24 +317,22 @@ def _drive(network: LiveNetwork, run: LoadtestRun, spec: LoadtestSpec, target: s
 # ------------------------------------------------------------------ the summary
 
 
-def _resources_summary(resources: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """Mean and peak CPU, peak memory, and the memory slope of each process while the load ran
-    (the samples of the start-up, drain and shutdown are left out of the slope)."""
+def _resources_summary(resources: dict[str, Any], seconds: float, flat_mb_per_min: float) -> dict[str, Any]:
+    """Mean and peak CPU, peak memory, and each process's memory trend while the load ran
+    (loadtests.resources.memory_trend: the slope over the second half, the growth, flat or not;
+    the samples of the start-up, drain and shutdown are left out)."""
 
     def clean(values: list[float | None]) -> list[float]:
         return [v for v in values if v is not None]
 
     cpu, rss, t = resources["cpu_percent"], resources["rss_mb"], resources["t_s"]
-    during = [k for k, x in enumerate(t) if 0.0 <= x <= seconds]
-
-    def slope(values: list[float | None]) -> float | None:
-        return _round(rss_slope_mb_per_min([t[k] for k in during], [values[k] for k in during]))
-
+    trends = {k: memory_trend(t, vs, seconds, flat_mb_per_min) for k, vs in rss.items()}
     return {
         "mean_cpu_percent": {k: round(sum(v) / len(v), 1) for k, vs in cpu.items() if (v := clean(vs))},
         "peak_cpu_percent": {k: max(v) for k, vs in cpu.items() if (v := clean(vs))},
         "peak_rss_mb": {k: max(v) for k, vs in rss.items() if (v := clean(vs))},
-        "rss_slope_mb_per_min": {k: slope(vs) for k, vs in rss.items()},
+        "rss_slope_mb_per_min": {k: None if m is None else _round(m.slope_mb_per_min) for k, m in trends.items()},
+        "memory": {k: None if m is None else m.as_json() for k, m in trends.items()},
     }
 
 
@@ -332,7 +373,7 @@ def _summarise(run: LoadtestRun, spec: LoadtestSpec, m: _Measured, checks: list[
         "windows": window_stats(m.requests, m.t0, m.seconds, windows),
         "guarantees": [c.as_json() for c in checks],
         "outbox": {"pending": m.pending, "drain_s": round(m.drain_s, 3)},
-        "resources": _resources_summary(m.resources, m.seconds),
+        "resources": _resources_summary(m.resources, m.seconds, run.flat_mb_per_min),
         "files": m.files,
     }
 
@@ -391,8 +432,9 @@ def _stairs_file(out: Path, world: Path, steps: Sequence[Step], seed: int, timeo
 
 
 @contextlib.contextmanager
-def _proxy(state: Path, upstream: str, log: Path) -> Iterator[str]:
-    """The raw one-hop proxy (testbed/proxy.py) in front of `upstream`, in a process of its own."""
+def _proxy(state: Path, upstream: str, log: Path) -> Iterator[tuple[str, int]]:
+    """The raw one-hop proxy (testbed/proxy.py) in front of `upstream`, in a process of its own:
+    its address and pid."""
     port_file = state / "proxy.port"
     port_file.unlink(missing_ok=True)
     with open(log, "wb") as out:
@@ -407,7 +449,7 @@ def _proxy(state: Path, upstream: str, log: Path) -> Iterator[str]:
             if popen.poll() is not None or time.monotonic() > deadline:
                 raise LoadtestError(f"the raw proxy did not start; see {log}")
             time.sleep(_POLL_S)
-        yield f"127.0.0.1:{int(port_file.read_text())}"
+        yield f"127.0.0.1:{int(port_file.read_text())}", popen.pid
     finally:
         popen.send_signal(signal.SIGTERM)
         try:
@@ -418,54 +460,77 @@ def _proxy(state: Path, upstream: str, log: Path) -> Iterator[str]:
 
 
 def _staircase(network: LiveNetwork, run: LoadtestRun, target: str, plan: Sequence[Step], p99_ms: float) -> Any:
-    """One climb of the staircase against the core ("core") or the raw proxy in front of host-0 ("proxy")."""
+    """One climb of the staircase against the core ("core") or the raw proxy in front of host-0 ("proxy").
+
+    Each step also gets the mean CPU of every process while it was judged: which one saturated.
+    """
     run.out.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if target == "core":
-            address, name = str(network.endpoints["core"]), "core"
+            address, name, pids = str(network.endpoints["core"]), "core", {}
         else:
             upstream = network.endpoints["hosts"][0]
-            address = stack.enter_context(_proxy(network.state, upstream["address"], run.out / "proxy.log"))
-            name = f"proxy:{upstream['name']}"
+            address, pid = stack.enter_context(_proxy(network.state, upstream["address"], run.out / "proxy.log"))
+            name, pids = f"proxy:{upstream['name']}", {"proxy": pid}
         _say(run.progress, f"capacity staircase against the {target}")
-        m = _drive(network, run, run.spec(), name, address)
-    return evaluate(m.requests, m.t0, plan, p99_ms=p99_ms)
+        m = _drive(network, run, run.spec(), name, address, pids)
+    judged = [s for s in plan if not s.warmup]
+    steps = evaluate(m.requests, m.t0, plan, p99_ms=p99_ms)
+    for step, figures in zip(judged, steps, strict=True):
+        figures["cpu_percent"] = mean_cpu_percent(m.resources, step.from_s + SETTLE_S, step.until_s)
+    return steps
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityPlan:
+    """The staircase of the capacity benchmark (loadtests/capacity.py says how a step is judged)."""
+
+    start_rate: float = 200.0
+    factor: float = 1.25
+    steps: int = 12  # up to 200 x 1.25**11 = 2,328/s: above what the raw proxy held on the 2-core machine
+    step_s: float = 8.0
+    warmup_s: float = 8.0  # every agency connects first (`connect: all`), within the warm-up
+    repeats: int = 3
+    p99_ms: float = DEFAULT_P99_MS
+
+    def to_steps(self) -> list[Step]:
+        return plan_steps(self.start_rate, self.factor, self.steps, self.step_s, self.warmup_s)
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def capacity_benchmark(
     out: Path,
+    plan: CapacityPlan = CapacityPlan(),
     *,
     world: Path | None = None,
-    start_rate: float = 200.0,
-    factor: float = 1.25,
-    steps: int = 10,
-    step_s: float = 8.0,
-    warmup_s: float = 8.0,  # every agency connects first (`connect: all`), within the warm-up
-    repeats: int = 3,
-    p99_ms: float = DEFAULT_P99_MS,
     processes: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The highest routed-consultation rate the core sustains with p99 <= `p99_ms`, and the same for
-    the raw one-hop proxy in front of one agency host, in one live network; their ratio.
+    """The highest routed-consultation rate the core sustains with p99 <= `plan.p99_ms`, and the same
+    for the raw one-hop proxy in front of one agency host, in one live network; their ratio.
 
-    The two staircases alternate `repeats` times (core, proxy, core, ...), so that both meet the
-    same moods of a shared machine, and each capacity is the median of its climbs. Writes
-    OUT/capacity.json (every step of every climb) and returns it.
+    The two staircases alternate `plan.repeats` times (core, proxy, core, ...), so that both meet
+    the same moods of a shared machine, and each capacity is the median of its climbs. Writes
+    OUT/capacity.json (every step of every climb, the load average before and after) and returns it.
     """
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     world = world or default_scenario()
-    plan = plan_steps(start_rate, factor, steps, step_s, warmup_s)
-    stairs = _stairs_file(out, world, plan, seed=7, timeout_s=5.0)
-    network = bring_up(world, out / "state", progress=progress)
+    steps = plan.to_steps()
+    stairs = _stairs_file(out, world, steps, seed=7, timeout_s=5.0)
+    load_before = _load_average()
+    network = bring_up(world, out / "state", hosts=CAPACITY_HOSTS, progress=progress)
     climbs: dict[str, list[Any]] = {"core": [], "proxy": []}
     try:
-        for k in range(repeats):
+        for k in range(plan.repeats):
             for target, found in climbs.items():
+                _say(progress, f"climb {k + 1} of {plan.repeats} against the {target}")
                 run = LoadtestRun(scenario=stairs, world=world, out=out / f"{target}-{k}", processes=processes,
                                   progress=progress)  # fmt: skip
-                found.append(_staircase(network, run, target, plan, p99_ms))
+                found.append(_staircase(network, run, target, steps, plan.p99_ms))
     finally:
         network.stop()
     core, proxy = median_capacity(climbs["core"]), median_capacity(climbs["proxy"])
@@ -477,11 +542,50 @@ def capacity_benchmark(
         "proxy_p99_ms": proxy["p99_ms"],
         "core_rps_each": core["each"],
         "proxy_rps_each": proxy["each"],
-        "p99_limit_ms": p99_ms,
+        # a capacity at the staircase's top step is only a lower bound: it held the highest rate tried
+        "core_at_top": core["rps"] == steps[-1].rate,
+        "proxy_at_top": proxy["rps"] == steps[-1].rate,
+        "p99_limit_ms": plan.p99_ms,
+        "plan": dataclasses.asdict(plan),
+        "load_average": {"before": load_before, "after": _load_average()},
         "climbs": climbs,
     }
     (out / "capacity.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+@contextlib.contextmanager
+def _core_diagnostics(dump: Path | None, frames: int) -> Iterator[None]:
+    """The environment that asks the processes started meanwhile (the core) for memory snapshots
+    (crossroads/diagnostics.py) in `dump`; nothing when `dump` is None. Restored afterwards."""
+    wanted = {} if dump is None else {DUMP_ENV: str(dump), INTERVAL_ENV: str(DIAGNOSTICS_INTERVAL_S)}
+    if dump is not None and frames:
+        wanted[TRACEMALLOC_ENV] = str(frames)
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _flatness(memory: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """The headline of the memory trends: the core's slope, the hosts' steepest, and whether each is flat."""
+    core = memory.get("core")
+    hosts = [m for name, m in memory.items() if name.startswith("host-") and m is not None]
+    steepest = max((m["slope_mb_per_min"] for m in hosts), default=None)
+    return {
+        "flat_threshold_mb_per_min": threshold,
+        "core_slope_mb_per_min": None if core is None else core["slope_mb_per_min"],
+        "core_growth_mb": None if core is None else core["total_growth_mb"],
+        "core_flat": None if core is None else core["flat"],
+        "hosts_max_slope_mb_per_min": steepest,
+        "hosts_flat": None if steepest is None else steepest < threshold,
+    }
 
 
 def soak_benchmark(
@@ -492,70 +596,56 @@ def soak_benchmark(
     duration_s: float = 600.0,
     processes: int = 1,
     progress: bool = True,
+    flat_mb_per_min: float = DEFAULT_FLAT_MB_PER_MIN,
+    memory_dump: bool = False,
+    tracemalloc_frames: int = 0,
 ) -> dict[str, Any]:
-    """Routed consultations at `rate` for `duration_s` against the core; the memory slope of each
-    process (MB per minute, least squares after the first 20 %), latency and errors.
+    """Routed consultations at `rate` for `duration_s` against the core: latency, errors, and whether
+    memory stays flat: each process's slope over the second half of the load (the first half is
+    the warm-up), its total growth, and flat = slope < `flat_mb_per_min` (loadtests.resources.memory_trend).
 
+    With `memory_dump`, the core is asked (through the environment) for memory snapshots every
+    DIAGNOSTICS_INTERVAL_S in OUT/memory-core.jsonl (crossroads/diagnostics.py; `tracemalloc_frames`
+    > 0 also traces Python allocations, at a cost in CPU), summarised in "core_breakdown".
     Writes OUT/soak.json (and the load test's own files) and returns it.
     """
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     world = world or default_scenario()
-    plan = plan_steps(rate, 2.0, 1, duration_s, 0.0)
-    stairs = _stairs_file(out, world, plan, seed=11, timeout_s=5.0)
-    result = run_loadtest(LoadtestRun(scenario=stairs, world=world, out=out, processes=processes, progress=progress))
-    s = result.summary
+    stairs = _stairs_file(out, world, plan_steps(rate, 2.0, 1, duration_s, 0.0), seed=11, timeout_s=5.0)
+    dump = out / "memory-core.jsonl" if memory_dump else None
+    if dump is not None:
+        dump.unlink(missing_ok=True)
+    load_before = _load_average()
+    with _core_diagnostics(dump, tracemalloc_frames):
+        run = LoadtestRun(scenario=stairs, world=world, out=out, processes=processes, progress=progress,
+                          flat_mb_per_min=flat_mb_per_min)  # fmt: skip
+        result = run_loadtest(run)
+    o = result.summary["overall"]
+    memory = result.summary["resources"]["memory"]
     soak = {
         "rate": rate,
         "duration_s": duration_s,
-        "answered_per_s": s["overall"]["per_s"],
-        "p50_ms": s["overall"]["p50_ms"],
-        "p99_ms": s["overall"]["p99_ms"],
-        "errors": s["overall"]["failures"],
-        "rss_slope_mb_per_min": s["resources"]["rss_slope_mb_per_min"],
-        "peak_rss_mb": s["resources"]["peak_rss_mb"],
+        "answered_per_s": o["per_s"],
+        "p50_ms": o["p50_ms"],
+        "p99_ms": o["p99_ms"],
+        "errors": o["failures"],
         "guarantees_ok": result.ok,
+        **_flatness(memory, flat_mb_per_min),
+        "memory": memory,
+        "peak_rss_mb": result.summary["resources"]["peak_rss_mb"],
+        "load_average": {"before": load_before, "after": _load_average()},
+        "core_breakdown": summarise_dump(read_dump(dump)) if dump is not None and dump.exists() else None,
     }
     (out / "soak.json").write_text(json.dumps(soak, indent=2) + "\n")
     return soak
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m testbed.loadtest capacity|soak --out DIR ...`: the benchmarks, last line JSON."""
-    parser = argparse.ArgumentParser(prog="python -m testbed.loadtest", description=main.__doc__)
-    sub = parser.add_subparsers(dest="which", required=True)
-    cap = sub.add_parser("capacity", help="highest rate with p99 <= 50 ms, core vs raw proxy")
-    cap.add_argument("--out", type=Path, required=True)
-    cap.add_argument("--start-rate", type=float, default=200.0)
-    cap.add_argument("--factor", type=float, default=1.25)
-    cap.add_argument("--steps", type=int, default=10)
-    cap.add_argument("--step-s", type=float, default=8.0)
-    cap.add_argument("--warmup-s", type=float, default=8.0)
-    cap.add_argument("--repeats", type=int, default=3, help="climbs of each staircase (the median is kept)")
-    cap.add_argument("--processes", type=int, default=1)
-    soak = sub.add_parser("soak", help="a steady rate for a while: is memory flat?")
-    soak.add_argument("--out", type=Path, required=True)
-    soak.add_argument("--rate", type=float, help="requests/s (default: 70%% of a capacity run first)")
-    soak.add_argument("--duration-s", type=float, default=600.0)
-    soak.add_argument("--processes", type=int, default=1)
-    args = parser.parse_args(argv)
-    if args.which == "capacity":
-        figures = capacity_benchmark(
-            args.out, start_rate=args.start_rate, factor=args.factor, steps=args.steps, step_s=args.step_s,
-            warmup_s=args.warmup_s, repeats=args.repeats, processes=args.processes,
-        )  # fmt: skip
-        keys = ("core_rps", "proxy_rps", "ratio", "core_p99_ms", "proxy_p99_ms", "core_rps_each", "proxy_rps_each")
-        print(json.dumps({k: figures[k] for k in keys}))
-        return 0
-    rate = args.rate
-    if rate is None:
-        found = capacity_benchmark(args.out / "capacity", processes=args.processes)["core_rps"]
-        if not found:
-            print("no sustained rate found: nothing to soak at", file=sys.stderr)
-            return 1
-        rate = 0.7 * found
-    print(json.dumps(soak_benchmark(args.out, rate, duration_s=args.duration_s, processes=args.processes)))
-    return 0
+    """`python -m testbed.loadtest capacity|soak ...`: the same as `crossroads bench capacity|soak ...`."""
+    from testbed.cli import main as crossroads  # the command line imports this module: only when run
+
+    return crossroads(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
