@@ -323,7 +323,7 @@ def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[An
         ("grpc.max_send_message_length", 4 * config.max_message_bytes),
         *LOOPBACK_HTTP2_OPTIONS,
     ]
-    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_rpcs)
+    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_rpcs or None)
     agencies = exchange.knowledge.agencies
 
     def category_of(agency: str) -> str | None:
