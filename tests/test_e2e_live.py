@@ -421,7 +421,8 @@ def test_the_demo_runs_verifies_and_stops_and_runs_again(tmp_path: Path) -> None
     assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0
     assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0  # its own state
     text = "\n".join(said)
-    for shown in ("PERMISSION_DENIED", "INVALID_ARGUMENT", "DmfA", "audit verification PASSED", "who-accessed"):
+    shown_all = ("PERMISSION_DENIED", "INVALID_ARGUMENT", "DmfA", "audit verification PASSED", "who-accessed")
+    for shown in (*shown_all, "the same answer", "citizen_other_person"):
         assert shown in text, shown
     results = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert results["ok"] and results["receipt"]["verified"] and results["verify"]["ok"]

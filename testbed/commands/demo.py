@@ -6,7 +6,9 @@ certificates of an earlier run are kept): the same seeded exchanges again on a d
 last run changed would not show the same thing. A step is a function of the running `Demo`;
 the steps marked `live` run while the network is up, the others after it stopped:
 
-    live:  routed exchanges of each kind, exchanges the core refuses, what happened (a table,
+    live:  routed exchanges of each kind, exchanges the core refuses, a declaration sent twice
+           (answered once), a citizen's own file through the portal and someone else's
+           (refused), what happened (a table,
            a consultation's answer, where a DmfA fanned out to, where a mutation was pushed),
            the audit head and one exchange's verified receipt;
     after: the verification of the whole audit log (crossroads.audit.verify_store), a what-if
@@ -23,6 +25,7 @@ import json
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +41,7 @@ from agencies import samples
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import verify_store
+from crossroads.citizen import Fas
 from crossroads.domain import AgencyId, Kind
 from crossroads.routing import Routed
 from network.run import Overrides, load
@@ -180,6 +184,52 @@ def send_refused(demo: Demo) -> None:
     invalid = demo.send(asked.sender, bad_niss)
     demo.ok &= (denied.outcome, invalid.outcome) == ("PERMISSION_DENIED", "INVALID_ARGUMENT")
     demo.say("sent 2 exchanges the core must refuse: no deliberation allows one, the other names an invalid NISS")
+
+
+def send_again(demo: Demo) -> None:
+    """The first declaration sent again with its own message id: the core answers it from its journal."""
+    first = next(s for s in demo.sent if s.reply is not None and s.kind != "CONSULTATION")
+    assert first.reply is not None
+    with CoreClient.connect(demo.state, first.sender) as client:
+        size = client.head().size
+        again = client.exchange(first.envelope)  # the same bytes, the same message id
+        grown = client.head().size - size
+    same = again == first.reply
+    demo.ok &= same and grown == 0
+    demo.say(
+        f"sent #{first.number} ({first.kind}, message id {first.envelope.message_id}) again: "
+        f"{'the same answer' if same else 'ANOTHER answer'} (audit record {again.audit_index}), "
+        f"{grown} new audit records, nothing forwarded twice: a message id is handled once"
+    )
+
+
+def _citizen_sample(demo: Demo) -> samples.Sample:
+    """The portal consulting a citizen's own file, about a dataset some agency holds on them."""
+    sample = samples.citizen_consultation(demo.world, demo.rng)
+    for _ in range(_DRAWS):
+        decision = expected_decision(demo.world, sample.sender, sample.envelope)
+        if isinstance(decision, Routed) and decision.destinations:
+            break
+        sample = samples.citizen_consultation(demo.world, demo.rng)
+    return sample
+
+
+def send_for_a_citizen(demo: Demo) -> None:
+    """A citizen (eID, through the FAS) consulting their own file through the portal; then someone else's."""
+    sample = _citizen_sample(demo)
+    Fas.open(demo.state / "pki").vouch(sample.envelope, sample.sender, time.time())
+    own = demo.send(sample.sender, sample.envelope)
+    other = messages_pb2.Envelope()
+    other.CopyFrom(sample.envelope)  # the same citizen's assertion, about another person, as a new message
+    other.message_id += "-other"
+    while other.subject_niss == sample.envelope.subject_niss:
+        other.subject_niss = demo.world.niss(int(demo.rng.integers(demo.world.person_count)))
+    theirs = demo.send(sample.sender, other)
+    demo.ok &= (own.outcome, theirs.outcome) == ("DELIVERED", "PERMISSION_DENIED")
+    demo.say(
+        f"the portal consulted {sample.envelope.dataset} for citizen {sample.envelope.subject_niss} "
+        f"with the FAS's assertion: {own.outcome}; the same assertion for {other.subject_niss}: {theirs.outcome}"
+    )
 
 
 def _route(sent: Sent, limit: int = _ROUTE_SHOWN) -> str:
@@ -331,6 +381,8 @@ def load_test(demo: Demo) -> None:
 DEFAULT_STEPS: tuple[Step, ...] = (
     Step("routed exchanges of each kind", send_routed),
     Step("exchanges the core refuses", send_refused),
+    Step("a message sent twice", send_again),
+    Step("a citizen's own file, and only theirs", send_for_a_citizen),
     Step("what happened", account),
     Step("the audit head", audit_head),
     Step("the audit log, verified", verify_audit, live=False),
