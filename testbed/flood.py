@@ -34,13 +34,11 @@ from grpc import aio
 from crossroads.admission import retry_after_of
 from crossroads.exchange import audit_index_of
 from crossroads.pki import channel_credentials
-from protos import messages_pb2
-from testbed.loadgen import Prepared, read_requests
+from testbed.loadgen import EXCHANGE_METHOD, Prepared, read_requests, with_message_id
 
 __all__ = ["FloodResult", "flood", "main"]
 
 CALL_TIMEOUT_S = 30.0
-EXCHANGE_METHOD = "/crossroads.v1.Crossroads/Exchange"
 DETAIL_CHARS = 60
 
 
@@ -115,14 +113,15 @@ async def flood(
         for k in range(channels)
     }
     callables = {key: {m: c.unary_unary(m) for m in {r.method for r in requests}} for key, c in opened.items()}
-    templates = [_template(r) for r in requests]
+    run_id = f"flood{time.time_ns():x}"
     result = FloodResult(started=time.monotonic())
 
     async def send(i: int) -> None:
-        request, envelope = requests[i % len(requests)], templates[i % len(requests)]
+        request = requests[i % len(requests)]
         call = callables[(request.identity, i % channels)][request.method]
         result.calls += 1
-        body = request.body if envelope is None else _renamed(envelope, result.calls)
+        fresh = request.method == EXCHANGE_METHOD  # the core answers a message id once: each call its own
+        body = with_message_id(request.body, f"{run_id}-{result.calls}") if fresh else request.body
         started = time.perf_counter()
         try:
             await call(body, timeout=CALL_TIMEOUT_S)
@@ -169,17 +168,6 @@ async def _open_loop(send: Callable[[int], Awaitable[None]], most: int, seconds:
             due += 1
         await asyncio.sleep(0.001)
     await asyncio.gather(*in_flight)
-
-
-def _template(request: Prepared) -> messages_pb2.Envelope | None:
-    return messages_pb2.Envelope.FromString(request.body) if request.method == EXCHANGE_METHOD else None
-
-
-def _renamed(envelope: messages_pb2.Envelope, serial: int) -> bytes:
-    copy = messages_pb2.Envelope()
-    copy.CopyFrom(envelope)
-    copy.message_id = f"{envelope.message_id}~{serial}"
-    return copy.SerializeToString()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -88,7 +88,7 @@ async def run_load(
         while (now := time.perf_counter()) < stop_at:
             call, body, fresh_id = calls[i % len(calls)]
             if fresh_id:
-                body += _message_id_field(f"{run_id}-{i}")
+                body = with_message_id(body, f"{run_id}-{i}")
             i += concurrency
             sent += 1
             try:
@@ -117,9 +117,12 @@ async def run_load(
     }
 
 
-def _message_id_field(message_id: str) -> bytes:
+def with_message_id(envelope: bytes, message_id: str) -> bytes:
+    """Serialized Envelope bytes with `message_id` (< 128 bytes) appended: a protobuf parser keeps the last."""
     data = message_id.encode()
-    return _MESSAGE_ID_TAG + bytes([len(data)]) + data  # ids here are < 128 bytes: a one-byte length
+    if len(data) > 127:
+        raise ValueError(f"message id of {len(data)} bytes: at most 127 here (a one-byte length)")
+    return envelope + _MESSAGE_ID_TAG + bytes([len(data)]) + data
 
 
 def main(argv: Sequence[str] | None = None) -> None:
