@@ -8,7 +8,6 @@ persons concerned with their quality code; plus the outcome and the rule that de
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from dataclasses import dataclass
 from json.encoder import encode_basestring
@@ -51,15 +50,10 @@ def audit_time(moment: dt.datetime) -> str:
     """
     if moment.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    utc = moment.astimezone(dt.UTC)
-    # once per exchange on the core's hot path: the text up to the second is formatted once per
-    # second (strftime cost ~1.5 us a call), the microseconds every time
-    return f"{_second_of(utc.replace(microsecond=0))}.{utc.microsecond:06d}Z"
-
-
-@functools.lru_cache(maxsize=4)
-def _second_of(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    utc = moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
+    # once per exchange on the core's hot path: one C call (~0.9 us; strftime was ~1.5 us), and
+    # the "+00:00" it ends with becomes "Z"
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _type_ok(name: str, value: object) -> bool:

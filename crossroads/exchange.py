@@ -137,6 +137,39 @@ class _Attempt:
     ticket: int = 0  # its place in the agency's line in the outbox
 
 
+class _Summary:
+    """What the attempts of one exchange add up to, in one pass (this runs for every message)."""
+
+    __slots__ = ("agencies", "deliveries", "detail", "forwarded", "outcome", "parcels")
+
+    def __init__(self, attempts: Sequence[_Attempt], message_id: str) -> None:
+        agencies: list[str] = []
+        deliveries: list[messages_pb2.Delivery] = []
+        details: list[str] = []
+        parcels: list[Parcel] = []
+        failed = queued = forwarded = False
+        for a in attempts:
+            agency = a.destination.agency
+            agencies.append(agency)
+            deliveries.append(_delivery(a))
+            if a.detail:
+                details.append(f"{agency}: {a.detail}")
+            if a.outcome == _FAILED:
+                failed = True
+                continue
+            forwarded = True  # delivered, or waiting in the outbox
+            if a.outcome == _QUEUED:
+                queued = True
+                parcels.append(_parcel(a, message_id))
+        # FAILED if any destination failed, else QUEUED if any is held in the outbox, else DELIVERED
+        self.outcome: messages_pb2.Outcome = _FAILED if failed else _QUEUED if queued else _DELIVERED
+        self.forwarded = forwarded
+        self.agencies = tuple(agencies)
+        self.deliveries = deliveries
+        self.detail = "; ".join(details)
+        self.parcels = tuple(parcels)
+
+
 class Exchange:
     """One message at a time, many at once: `handle` is safe to run concurrently."""
 
@@ -175,48 +208,50 @@ class Exchange:
         if peer is None:
             record = _refused_record(now, env, "", "UNAUTHENTICATED", "no verified client certificate")
             return await self._refuse(record, grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
-        if not message_id_ok(env.message_id):  # no key to recognise it by: validation will say why
+        message_id = env.message_id
+        if not message_id_ok(message_id):  # no key to recognise it by: validation will say why
             return await self._process(now, raw, env, peer)
-        return await self._once(now, raw, env, (peer, env.message_id))
+        return await self._once(now, raw, env, (peer, message_id))
 
     async def _once(
         self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, key: Key
     ) -> messages_pb2.ExchangeReply | Refusal:
         """Handle `env` unless its key was answered or is being handled: then the same answer."""
-        while (pending := self._idempotency.in_flight(key)) is not None:
+        register = self._idempotency
+        while (pending := register.waiter(key)) is not None:
             await asyncio.wait((pending,))  # not `await pending`: our own cancellation must not be masked
             if not pending.cancelled() and pending.exception() is None:
                 return pending.result()  # type: ignore[return-value]  # what `_process` returned
-        stored = self._idempotency.answered(key)
+        stored = register.answered(key)
         if stored is not None:
             return _replayed(stored)
-        future = self._idempotency.begin(key)
+        register.begin(key)
         if env.kind != messages_pb2.CONSULTATION:
             # a fan-out half done when the sender stops waiting would be lost for the rest:
             # declarations and mutations run to the end (audited, queued, answer kept) whatever
             # the sender does; `drain` waits for them on stop
             task = asyncio.ensure_future(self._process(now, raw, env, key[0]))
             self._running_on.add(task)
-            task.add_done_callback(functools.partial(self._settle, key, future))
+            task.add_done_callback(functools.partial(self._settle, key))
             return await asyncio.shield(task)
         try:
             result = await self._process(now, raw, env, key[0])
         except BaseException as exc:
-            self._idempotency.fail(key, future, exc)
+            register.fail(key, exc)
             raise
-        self._idempotency.end(key, future, result, _stored_index(result))
+        register.end(key, result, _stored_index(result))
         return result
 
-    def _settle(self, key: Key, future: asyncio.Future[object], task: asyncio.Task[_Answer]) -> None:
+    def _settle(self, key: Key, task: asyncio.Task[_Answer]) -> None:
         """A declaration or mutation ran to its end: its answer is the key's, whoever still waits."""
         self._running_on.discard(task)
         if task.cancelled():
-            self._idempotency.fail(key, future, asyncio.CancelledError())
+            self._idempotency.fail(key, asyncio.CancelledError())
         elif (error := task.exception()) is not None:
-            self._idempotency.fail(key, future, error)
+            self._idempotency.fail(key, error)
         else:
             result = task.result()
-            self._idempotency.end(key, future, result, _stored_index(result))
+            self._idempotency.end(key, result, _stored_index(result))
 
     async def _process(
         self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, peer: str
@@ -238,7 +273,12 @@ class Exchange:
             return await self._refuse(record, grpc.StatusCode.PERMISSION_DENIED, message)
         if isinstance(decision, Unroutable):
             return await self._unroutable(now, env, checked, decision)
-        return await self._routed(now, raw, env, checked, decision)
+        if decision.directory_change is not None:
+            try:
+                self._apply(checked.kind, decision.directory_change)
+            except DirectoryError as exc:
+                return await self._unroutable(now, env, checked, Unroutable("directory", str(exc)))
+        return await self._complete(now, raw, env, checked, decision)
 
     async def drain(self, timeout: float) -> bool:
         """Wait (at most `timeout` s) for declarations and mutations whose senders stopped waiting.
@@ -264,53 +304,50 @@ class Exchange:
         record = _refused_record(self._clock(), env, peer or "", outcome, _claimed(env, peer or "", message))
         return await self._refuse(record, code, message, remember=False)
 
-    async def _routed(
-        self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
-    ) -> messages_pb2.ExchangeReply | Refusal:
-        if decision.directory_change is not None:
-            try:
-                self._apply(request.kind, decision.directory_change)
-            except DirectoryError as exc:
-                return await self._unroutable(now, env, request, Unroutable("directory", str(exc)))
-        return await self._complete(now, raw, env, request, decision)
-
     async def _complete(
         self, now: dt.datetime, raw: bytes, env: messages_pb2.Envelope, request: Request, decision: Routed
     ) -> messages_pb2.ExchangeReply | Refusal:
         deliberation = ",".join(decision.deliberations)
+        destinations = decision.destinations
+        queueable = request.kind is not Kind.CONSULTATION
         try:
-            attempts = await self._forward_all(raw, request, decision.destinations)
+            if len(destinations) == 1:  # the common case: no gather, no extra tasks
+                attempts = [await self._forward_one(raw, request.sender, destinations[0], queueable)]
+            else:
+                attempts = list(
+                    await asyncio.gather(*(self._forward_one(raw, request.sender, d, queueable) for d in destinations))
+                )
         except asyncio.CancelledError:  # the sender gave up: still log that the data was asked for
-            agencies = tuple(d.agency for d in decision.destinations)
+            agencies = tuple(d.agency for d in destinations)
             detail = _claimed(env, request.sender, "the sender cancelled before the destination answered")
             await self._audit.append(  # no answer is journaled: the sender got none, a resend is new
                 _record(now, env, request, agencies, decision.quality, deliberation, "FAILED", detail)
             )
             raise
-        outcome = _overall([a.outcome for a in attempts])
-        detail = _claimed(
-            env, request.sender, "; ".join(f"{a.destination.agency}: {a.detail}" for a in attempts if a.detail)
-        )
-        destinations = tuple(a.destination.agency for a in attempts)
+        message_id = env.message_id
+        summary = _Summary(attempts, message_id)
+        detail = _claimed(env, request.sender, summary.detail)
+        outcome = summary.outcome
         record = _record(
-            now, env, request, destinations, decision.quality, deliberation, _OUTCOME_NAMES[outcome], detail
+            now, env, request, summary.agencies, decision.quality, deliberation, _OUTCOME_NAMES[outcome], detail
         )
         reply = messages_pb2.ExchangeReply(
-            message_id=env.message_id,
+            message_id=message_id,
             outcome=outcome,
-            forwarded=any(a.outcome != _FAILED for a in attempts),
-            deliveries=[_delivery(a) for a in attempts],
+            forwarded=summary.forwarded,
+            deliveries=summary.deliveries,
             deliberation=deliberation,
             detail=detail,
         )
-        parcels = tuple(_parcel(a, env.message_id) for a in attempts if a.outcome == _QUEUED)
-        journal = JournalEntry(request.sender, env.message_id, Answer(0, reply.SerializeToString()), parcels)
+        parcels = summary.parcels
+        journal = JournalEntry(request.sender, message_id, Answer(0, reply.SerializeToString()), parcels)
         try:
             index = await self._audit.append(record, journal)
         except Exception as exc:  # nothing is acknowledged without its audit record (and its parcels)
             self._outbox.settle(parcels, committed=False)
             return Refusal(grpc.StatusCode.UNAVAILABLE, f"audit log unavailable, message not accepted: {exc}", None)
-        self._outbox.settle(parcels, committed=True)
+        if parcels:
+            self._outbox.settle(parcels, committed=True)
         reply.audit_index = index
         return reply
 
@@ -319,12 +356,6 @@ class Exchange:
             self._directory.deintegrate(entry)
         else:
             self._directory.integrate(entry)
-
-    async def _forward_all(self, raw: bytes, request: Request, destinations: Sequence[Destination]) -> list[_Attempt]:
-        queueable = request.kind is not Kind.CONSULTATION
-        if len(destinations) == 1:  # the common case: no gather, no extra tasks
-            return [await self._forward_one(raw, request.sender, destinations[0], queueable)]
-        return list(await asyncio.gather(*(self._forward_one(raw, request.sender, d, queueable) for d in destinations)))
 
     async def _forward_one(self, raw: bytes, sender: str, destination: Destination, queueable: bool) -> _Attempt:
         forward = messages_pb2.Forward(
@@ -390,12 +421,6 @@ def redelivery_target(forwarder: ForwarderPort, deadline: float) -> Callable[[Ag
             raise RefusedByAgency(f"{agency} answered status {reply.status!r}")
 
     return deliver
-
-
-def _overall(outcomes: Sequence[messages_pb2.Outcome]) -> messages_pb2.Outcome:
-    if _FAILED in outcomes:
-        return _FAILED
-    return _QUEUED if _QUEUED in outcomes else _DELIVERED
 
 
 def _claimed(env: messages_pb2.Envelope, peer: str, detail: str) -> str:

@@ -50,7 +50,9 @@ class Idempotency:
             self._order.append(-1 - k)
         for index, sender, message_id in source.recent_answers(window):
             self._remember(hash((sender, message_id)), index)
-        self._inflight: dict[Key, asyncio.Future[object]] = {}
+        # key being handled -> the futures of the calls waiting for its answer. Most keys never
+        # get a duplicate, so none is made until one does (a future per call cost ~0.5 us).
+        self._inflight: dict[Key, list[asyncio.Future[object]]] = {}
 
     def answered(self, key: Key) -> StoredAnswer | None:
         """The committed answer to `key`, if it is within the window."""
@@ -62,30 +64,33 @@ class Idempotency:
             return None  # pruned, or another key with the same hash
         return stored
 
-    def in_flight(self, key: Key) -> asyncio.Future[object] | None:
-        """The future of the call handling `key` right now, if any."""
-        return self._inflight.get(key)
-
-    def begin(self, key: Key) -> asyncio.Future[object]:
-        """Mark `key` as being handled; resolve the returned future with its result via `end`."""
+    def waiter(self, key: Key) -> asyncio.Future[object] | None:
+        """If `key` is being handled right now, a future that gets its answer (see `end`); else None."""
+        waiting = self._inflight.get(key)
+        if waiting is None:
+            return None
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        waiting.append(future)
         return future
 
-    def end(self, key: Key, future: asyncio.Future[object], result: object, index: int | None) -> None:
+    def begin(self, key: Key) -> None:
+        """Mark `key` as being handled; then call `end` or `fail` once."""
+        self._inflight[key] = []
+
+    def end(self, key: Key, result: object, index: int | None) -> None:
         """`key` was answered with `result`; `index` is the record that holds it (None: not stored)."""
-        del self._inflight[key]
-        if not future.done():  # first: whatever happens next, no waiter is left hanging
-            future.set_result(result)
+        for future in self._inflight.pop(key):  # first: whatever happens next, no waiter is left hanging
+            if not future.done():
+                future.set_result(result)
         if index is not None:
             self._remember(hash(key), index)
 
-    def fail(self, key: Key, future: asyncio.Future[object], error: BaseException) -> None:
-        """Handling `key` raised: waiters get the same error; nothing is remembered."""
-        del self._inflight[key]
-        if not future.done():
-            future.set_exception(error)
-            future.exception()  # retrieved: a key nobody else waited on must not log "never retrieved"
+    def fail(self, key: Key, error: BaseException) -> None:
+        """Handling `key` raised: its waiters get the same error; nothing is remembered."""
+        for future in self._inflight.pop(key):
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # retrieved: a waiter that went away must not log "never retrieved"
 
     def _remember(self, hashed: int, index: int) -> None:
         if hashed not in self._index:

@@ -212,9 +212,13 @@ def test_a_window_must_hold_at_least_one_message(tmp_path: Path) -> None:
 
     async def two_answers() -> tuple[object, object]:
         register = Idempotency(NoAnswers(), window=1)
-        first, second = register.begin(("ONSS", "m-1")), register.begin(("ONSS", "m-2"))
-        register.end(("ONSS", "m-1"), first, "a", 7)
-        register.end(("ONSS", "m-2"), second, "b", 8)  # pushes m-1 out of the window of one
+        register.begin(("ONSS", "m-1"))
+        register.begin(("ONSS", "m-2"))
+        first, second = register.waiter(("ONSS", "m-1")), register.waiter(("ONSS", "m-2"))
+        assert first is not None and second is not None and register.waiter(("ONSS", "m-3")) is None
+        register.end(("ONSS", "m-1"), "a", 7)
+        register.end(("ONSS", "m-2"), "b", 8)  # pushes m-1 out of the window of one
+        assert register.waiter(("ONSS", "m-1")) is None  # answered: no longer in flight
         return first.result(), second.result()
 
     assert asyncio.run(two_answers()) == ("a", "b")
