@@ -140,18 +140,16 @@ class _Attempt:
 class _Summary:
     """What the attempts of one exchange add up to, in one pass (this runs for every message)."""
 
-    __slots__ = ("agencies", "deliveries", "detail", "forwarded", "outcome", "parcels")
+    __slots__ = ("agencies", "detail", "forwarded", "outcome", "parcels")
 
     def __init__(self, attempts: Sequence[_Attempt], message_id: str) -> None:
         agencies: list[str] = []
-        deliveries: list[messages_pb2.Delivery] = []
         details: list[str] = []
         parcels: list[Parcel] = []
         failed = queued = forwarded = False
         for a in attempts:
             agency = a.destination.agency
             agencies.append(agency)
-            deliveries.append(_delivery(a))
             if a.detail:
                 details.append(f"{agency}: {a.detail}")
             if a.outcome == _FAILED:
@@ -165,7 +163,6 @@ class _Summary:
         self.outcome: messages_pb2.Outcome = _FAILED if failed else _QUEUED if queued else _DELIVERED
         self.forwarded = forwarded
         self.agencies = tuple(agencies)
-        self.deliveries = deliveries
         self.detail = "; ".join(details)
         self.parcels = tuple(parcels)
 
@@ -332,13 +329,12 @@ class Exchange:
             now, env, request, summary.agencies, decision.quality, deliberation, _OUTCOME_NAMES[outcome], detail
         )
         reply = messages_pb2.ExchangeReply(
-            message_id=message_id,
-            outcome=outcome,
-            forwarded=summary.forwarded,
-            deliveries=summary.deliveries,
-            deliberation=deliberation,
-            detail=detail,
+            message_id=message_id, outcome=outcome, forwarded=summary.forwarded, deliberation=deliberation
         )
+        if detail:  # (empty fields are left out: every keyword costs, even "")
+            reply.detail = detail
+        for attempt in attempts:
+            _add_delivery(reply, attempt)
         parcels = summary.parcels
         journal = JournalEntry(request.sender, message_id, Answer(0, reply.SerializeToString()), parcels)
         try:
@@ -502,11 +498,11 @@ def _stored_index(result: messages_pb2.ExchangeReply | Refusal) -> int | None:
     return result.audit_index
 
 
-def _delivery(attempt: _Attempt) -> messages_pb2.Delivery:
-    return messages_pb2.Delivery(
-        agency=attempt.destination.agency,
-        via=attempt.destination.via or "",
-        outcome=attempt.outcome,
-        reply=attempt.reply,
-        detail=attempt.detail,
-    )
+def _add_delivery(reply: messages_pb2.ExchangeReply, attempt: _Attempt) -> None:
+    """Add what happened at `attempt`'s destination to `reply` (built in place: no copy of a Delivery)."""
+    destination = attempt.destination
+    delivery = reply.deliveries.add(agency=destination.agency, outcome=attempt.outcome, reply=attempt.reply)
+    if destination.via:
+        delivery.via = destination.via
+    if attempt.detail:
+        delivery.detail = attempt.detail
