@@ -57,7 +57,7 @@ from crossroads.merkle import (
     leaf_hashes,
     root,
 )
-from crossroads.sqlite_rows import insert_rows
+from crossroads.sqlite_rows import blob, insert_rows
 
 __all__ = [
     "AUDIT_DB",
@@ -569,7 +569,7 @@ class AuditLog:
                 conn,
                 "leaves(idx, leaf, hash)",
                 3,
-                list(chain.from_iterable(zip(range(first, size), leaves, hashes, strict=True))),
+                list(chain.from_iterable(zip(range(first, size), map(blob, leaves), map(blob, hashes), strict=True))),
             )
             insert_rows(conn, "persons(niss, idx)", 2, persons)
             insert_rows(conn, "tiles(idx, hash)", 2, [v for k, t in enumerate(new_tiles, base) for v in (k, t)])

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from crossroads.domain import AgencyId
-from crossroads.sqlite_rows import insert_rows
+from crossroads.sqlite_rows import blob, insert_rows
 
 __all__ = [
     "ANSWER_WINDOW",
@@ -127,7 +127,7 @@ def write_entries(
     answers: list[object] = []
     for i, e in entries:
         if e.answer is not None:
-            answers += (i, e.sender, e.message_id, e.answer.code, e.answer.body)
+            answers += (i, e.sender, e.message_id, e.answer.code, blob(e.answer.body))
     if answers:
         insert_rows(conn, "answers", 5, answers, verb="INSERT OR REPLACE")
         last = entries[-1][0]

@@ -6,9 +6,20 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 
-__all__ = ["ROWS_PER_INSERT", "insert_rows"]
+__all__ = ["ROWS_PER_INSERT", "blob", "insert_rows"]
 
 ROWS_PER_INSERT = 64
+
+
+def blob(data: bytes) -> bytearray:
+    """`data` to bind as a BLOB parameter, cheaply.
+
+    Python 3.11's sqlite3 looks every bound `bytes` up in its adapter registry (and fails to
+    find one) before binding it, but binds str, int, float and bytearray directly: ~0.25 us
+    less per value, for a ~0.06 us copy. The stored BLOB and what is read back (`bytes`) are
+    the same either way.
+    """
+    return bytearray(data)
 
 
 @functools.cache
