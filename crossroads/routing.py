@@ -11,14 +11,16 @@ and any directory change to apply) or a `Denied` / `Unroutable` decision naming 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 
 from crossroads.domain import (
     DECLARATIONS,
     HEAD_OF_HOUSEHOLD,
     Agency,
     AgencyId,
+    Category,
     Condition,
     Dataset,
     Deliberation,
@@ -34,7 +36,7 @@ from crossroads.domain import (
 )
 from crossroads.identifiers import Kbo, Niss
 
-__all__ = ["Decision", "Denied", "Destination", "Request", "Routed", "Unroutable", "route"]
+__all__ = ["Decision", "Denied", "Destination", "Request", "Routed", "Unroutable", "request_of", "route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,48 @@ class Request:
     deliberation: DeliberationRef | None = None  # the one the sender relies on, if named
     change: str = ""  # for mutations: "identity", "address", ...
     integration: DirectoryEntry | None = None  # for (de-)integrations
+
+
+# the descriptors' setters of Request's slots, in field order (see request_of)
+_REQUEST_SLOTS: tuple[Callable[[Request, object], None], ...] = tuple(
+    Request.__dict__[f.name].__set__ for f in fields(Request)
+)
+
+
+def request_of(
+    kind: Kind,
+    sender: AgencyId,
+    dataset: Dataset,
+    purpose: Purpose,
+    as_of: dt.date,
+    subjects: tuple[Niss, ...],
+    kbo: Kbo | None,
+    deliberation: DeliberationRef | None,
+    change: str,
+    integration: DirectoryEntry | None,
+) -> Request:
+    """`Request(...)` with every field given: the same frozen Request, built in about half the time.
+
+    Validation builds one per message on the core's one thread. The __init__ of a frozen dataclass
+    sets each field through object.__setattr__ (~70 ns a field); this sets the slots through their
+    descriptors (~35 ns), which the frozen check does not guard. No check is skipped: Request has none.
+    """
+    request = object.__new__(Request)
+    (
+        set_kind, set_sender, set_dataset, set_purpose, set_as_of,
+        set_subjects, set_kbo, set_deliberation, set_change, set_integration,
+    ) = _REQUEST_SLOTS  # fmt: skip
+    set_kind(request, kind)
+    set_sender(request, sender)
+    set_dataset(request, dataset)
+    set_purpose(request, purpose)
+    set_as_of(request, as_of)
+    set_subjects(request, subjects)
+    set_kbo(request, kbo)
+    set_deliberation(request, deliberation)
+    set_change(request, change)
+    set_integration(request, integration)
+    return request
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +131,74 @@ Decision = Routed | Denied | Unroutable
 
 
 def route(request: Request, knowledge: Knowledge, files: Sequence[DirectoryEntry]) -> Decision:
-    """Decide where `request` goes. `files` are the directory rows of `request.subjects`."""
+    """Decide where `request` goes. `files` are the directory rows of `request.subjects`.
+
+    `knowledge` is read as immutable: what is derived from it is kept while it lives (`_index_of`).
+    """
     sender = knowledge.agencies.get(request.sender)
     if sender is None:
         return Denied("unknown_sender", f"{request.sender} is not an agency of the network")
-    if request.kind is Kind.CONSULTATION:
+    kind = request.kind
+    if kind is Kind.CONSULTATION:
         return _consultation(request, sender, knowledge, files)
-    if request.kind in DECLARATIONS:
+    if kind in DECLARATIONS:
         return _declaration(request, sender, knowledge, files)
-    if request.kind is Kind.MUTATION:
+    if kind is Kind.MUTATION:
         return _mutation(request, sender, knowledge, files)
     return _integration(request, sender, knowledge)
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """What `route` would otherwise work out from a `Knowledge` for every message."""
+
+    # (dataset, requester category, purpose) -> the deliberations allowing it, in by_dataset order
+    grants: Mapping[tuple[Dataset, Category, Purpose], tuple[Deliberation, ...]]
+    # the same with the reference of the deliberation the sender names
+    named_grants: Mapping[tuple[Dataset, Category, Purpose, DeliberationRef], tuple[Deliberation, ...]]
+    # (dataset, category) -> the first deliberation of the dataset naming that category (mutations)
+    first_grant: Mapping[tuple[Dataset, Category], Deliberation]
+    # dataset -> its deliberations, each with its fixed recipients when it has no condition (declarations)
+    fan_out: Mapping[Dataset, tuple[tuple[Deliberation, tuple[AgencyId, ...] | None], ...]]
+    destinations: Mapping[AgencyId, Destination]  # every agency of the network, with its hub
+
+
+def _build_index(knowledge: Knowledge) -> _Index:
+    grants: dict[tuple[Dataset, Category, Purpose], list[Deliberation]] = {}
+    named: dict[tuple[Dataset, Category, Purpose, DeliberationRef], list[Deliberation]] = {}
+    first_grant: dict[tuple[Dataset, Category], Deliberation] = {}
+    fan_out: dict[Dataset, tuple[tuple[Deliberation, tuple[AgencyId, ...] | None], ...]] = {}
+    for dataset, deliberations in knowledge.by_dataset.items():
+        for d in deliberations:
+            for category in d.requesters:
+                first_grant.setdefault((dataset, category), d)
+                for purpose in d.purposes:
+                    grants.setdefault((dataset, category, purpose), []).append(d)
+                    named.setdefault((dataset, category, purpose, d.ref), []).append(d)
+        fan_out[dataset] = tuple((d, _fixed_recipients(d, knowledge)) for d in deliberations)
+    return _Index(
+        grants={key: tuple(ds) for key, ds in grants.items()},
+        named_grants={key: tuple(ds) for key, ds in named.items()},
+        first_grant=first_grant,
+        fan_out=fan_out,
+        destinations={id_: Destination(id_, a.hub) for id_, a in knowledge.agencies.items()},
+    )
+
+
+# Knowledge is immutable but not hashable (its mappings are dicts): its index is kept by identity,
+# with a weak reference that checks the id was not reused and drops the index with the Knowledge.
+_INDEXES: dict[int, tuple[weakref.ref[Knowledge], _Index]] = {}
+
+
+def _index_of(knowledge: Knowledge) -> _Index:
+    """The index of `knowledge`, built on its first message (pure: the same Knowledge, the same index)."""
+    key = id(knowledge)
+    held = _INDEXES.get(key)
+    if held is not None and held[0]() is knowledge:
+        return held[1]
+    index = _build_index(knowledge)
+    _INDEXES[key] = (weakref.ref(knowledge, lambda _: _INDEXES.pop(key, None)), index)
+    return index
 
 
 def _open_files(files: Iterable[DirectoryEntry], day: dt.date) -> list[DirectoryEntry]:
@@ -113,15 +214,20 @@ def _quality_at(
     return None
 
 
-def _allowing(request: Request, sender: Agency, knowledge: Knowledge) -> list[Deliberation]:
+def _allowing(request: Request, sender: Agency, index: _Index) -> Sequence[Deliberation]:
     """The deliberations letting `sender` obtain the dataset for the purpose (and named ref)."""
-    return [
-        d
-        for d in knowledge.by_dataset.get(request.dataset, ())
-        if sender.category in d.requesters
-        and request.purpose in d.purposes
-        and (request.deliberation is None or d.ref == request.deliberation)
-    ]
+    named = request.deliberation
+    if named is None:
+        return index.grants.get((request.dataset, sender.category, request.purpose), ())
+    return index.named_grants.get((request.dataset, sender.category, request.purpose, named), ())
+
+
+def _first_usable(allowing: Sequence[Deliberation], quality: QualityCode | None) -> Deliberation | None:
+    """The first of `allowing` whose condition holds: OWN_FILES wants the subject in the sender's files."""
+    for d in allowing:
+        if d.condition is Condition.NONE or quality is not None:
+            return d
+    return None
 
 
 def _holder(sector: SectorCode, subject: Niss, files: Sequence[DirectoryEntry], day: dt.date) -> AgencyId | None:
@@ -133,15 +239,17 @@ def _holder(sector: SectorCode, subject: Niss, files: Sequence[DirectoryEntry], 
     return best.agency if best else None
 
 
-def _to(agency: AgencyId, knowledge: Knowledge) -> Destination:
-    return Destination(agency, knowledge.agencies[agency].hub if agency in knowledge.agencies else None)
+def _to(agency: AgencyId, index: _Index) -> Destination:
+    destination = index.destinations.get(agency)
+    return Destination(agency) if destination is None else destination
 
 
 def _consultation(request: Request, sender: Agency, knowledge: Knowledge, files: Sequence[DirectoryEntry]) -> Decision:
     source = knowledge.sources.get(request.dataset)
     if source is None:
         return Denied("unknown_dataset", f"no agency holds a dataset called {request.dataset!r}")
-    allowing = _allowing(request, sender, knowledge)
+    index = _index_of(knowledge)
+    allowing = _allowing(request, sender, index)
     if not allowing:
         named = f" under deliberation {request.deliberation}" if request.deliberation else ""
         return Denied(
@@ -150,8 +258,8 @@ def _consultation(request: Request, sender: Agency, knowledge: Knowledge, files:
         )
     subject = request.subjects[0] if request.subjects else None
     quality = _quality_at(sender.id, subject, files, request.as_of)
-    usable = [d for d in allowing if d.condition is Condition.NONE or quality is not None]
-    if not usable:
+    usable = _first_usable(allowing, quality)
+    if usable is None:
         return Denied(
             "not_in_files",
             f"deliberation {allowing[0].ref} allows {request.dataset} only for persons in "
@@ -167,7 +275,7 @@ def _consultation(request: Request, sender: Agency, knowledge: Knowledge, files:
                 "no_holder",
                 f"no agency of sector {source.sector} has a file on {subject} on {request.as_of.isoformat()}",
             )
-    return Routed((_to(target, knowledge),), (usable[0].ref,), quality)
+    return Routed((_to(target, index),), (usable.ref,), quality)
 
 
 def _declaration(request: Request, sender: Agency, knowledge: Knowledge, files: Sequence[DirectoryEntry]) -> Decision:
@@ -185,24 +293,29 @@ def _declaration(request: Request, sender: Agency, knowledge: Knowledge, files: 
     refs: list[DeliberationRef] = []
     subjects = set(request.subjects)
     open_files = [e for e in _open_files(files, request.as_of) if e.niss in subjects]
-    for d in knowledge.by_dataset.get(request.dataset, ()):
-        named = _recipients(d, knowledge, open_files)
+    index = _index_of(knowledge)
+    for d, fixed in index.fan_out.get(request.dataset, ()):
+        named = fixed if fixed is not None else _holders(d, knowledge, open_files)
         if named:
             refs.append(d.ref)
             targets.update(dict.fromkeys(named))
     targets.pop(sender.id, None)
-    destinations = tuple(_to(a, knowledge) for a in targets)
+    destinations = tuple(_to(a, index) for a in targets)
     return Routed(destinations, tuple(refs))
 
 
-def _recipients(d: Deliberation, knowledge: Knowledge, open_files: Sequence[DirectoryEntry]) -> list[AgencyId]:
-    """Who receives a declaration under deliberation `d`, in a stable order."""
-    if d.condition is Condition.NONE:
-        return [a for c in sorted(d.requesters) for a in knowledge.by_category.get(c, ())]
+def _fixed_recipients(d: Deliberation, knowledge: Knowledge) -> tuple[AgencyId, ...] | None:
+    """Who receives a declaration under `d` whoever it is about, in a stable order; None if that depends."""
+    if d.condition is not Condition.NONE:
+        return None
+    return tuple(a for c in sorted(d.requesters) for a in knowledge.by_category.get(c, ()))
+
+
+def _holders(d: Deliberation, knowledge: Knowledge, open_files: Sequence[DirectoryEntry]) -> list[AgencyId]:
+    """The agencies of `d`'s requester categories with an open file on a person concerned, in file order."""
+    agencies = knowledge.agencies
     holders = dict.fromkeys(
-        e.agency
-        for e in open_files
-        if e.agency in knowledge.agencies and knowledge.agencies[e.agency].category in d.requesters
+        e.agency for e in open_files if (a := agencies.get(e.agency)) is not None and a.category in d.requesters
     )
     return list(holders)
 
@@ -236,7 +349,7 @@ def _mutation(request: Request, sender: Agency, knowledge: Knowledge, files: Seq
         return Denied("unknown_dataset", f"no agency is the source of {request.dataset!r}")
     if source.source != sender.id:
         return Denied("not_authentic_source", f"{sender.id} is not the authentic source of {request.dataset}")
-    grants = knowledge.by_dataset.get(request.dataset, ())
+    index = _index_of(knowledge)
     subjects = set(request.subjects)
     by_sector: dict[SectorCode, list[DirectoryEntry]] = {}
     for e in files:
@@ -248,11 +361,11 @@ def _mutation(request: Request, sender: Agency, knowledge: Knowledge, files: Seq
         rule = _rule_for(knowledge.mutation_rules, sector, request.change)
         for e in _reached(by_sector[sector], rule, request.as_of):
             agency = knowledge.agencies.get(e.agency)
-            grant = next((d for d in grants if agency is not None and agency.category in d.requesters), None)
+            grant = None if agency is None else index.first_grant.get((request.dataset, agency.category))
             if grant is not None and e.agency != sender.id:
                 targets[e.agency] = None
                 refs[grant.ref] = None
-    return Routed(tuple(_to(a, knowledge) for a in targets), tuple(refs))
+    return Routed(tuple(_to(a, index) for a in targets), tuple(refs))
 
 
 def _integration(request: Request, sender: Agency, knowledge: Knowledge) -> Decision:

@@ -23,9 +23,10 @@ DRS -> "drs_sickness" / "drs_accident" / "drs_unemployment" by family).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
@@ -42,7 +43,7 @@ from crossroads.domain import (
     SectorCode,
 )
 from crossroads.identifiers import Kbo, Niss, kbo_problem, niss_problem
-from crossroads.routing import Request
+from crossroads.routing import Request, request_of
 from protos import messages_pb2
 
 __all__ = [
@@ -72,8 +73,10 @@ DRS_DATASETS = {
 }
 # ASCII: in Python patterns \d also matches other scripts' digits ("٢٠٢٦"), which no date or quarter uses
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_ISO_LENGTH = len("2026-11-28")
 _M = TypeVar("_M", bound=ProtoMessage)
-_KINDS = frozenset(k.value for k in Kind)
+# a dict lookup: calling Kind(value) goes through EnumMeta.__call__, several times slower
+_KIND_OF = {k.value: k for k in Kind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,50 +113,85 @@ def check_envelope(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date)
     """The routing keys of `env` from the authenticated `sender`, or what is wrong with it.
 
     `today` stands for an empty `as_of`. `env.sender` is not read: identity comes from the
-    certificate. Never raises.
+    certificate. Never raises. When several things are wrong, the first found is reported: the
+    checks every envelope gets come first, in the order of `_read`, then the kind's.
     """
     try:
-        return _check(env, sender, today)
+        fields = _read(env, sender, today)
+        return _BY_KIND[fields.kind](fields)
     except _Refused as refused:
         return refused.invalid
 
 
-def _check(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date) -> Request:
-    _check_common(env)
-    as_of = _date(env.as_of, "as_of") if env.as_of else today
-    kind = Kind(env.kind)
-    request = Request(
-        kind=kind,
-        sender=sender,
-        dataset=Dataset(env.dataset),
-        purpose=Purpose(env.purpose),
-        as_of=as_of,
-        subjects=_subjects(env.subject_niss, env.related_niss),
-        kbo=Kbo(env.subject_kbo) if env.subject_kbo else None,
-        deliberation=DeliberationRef(env.deliberation) if env.deliberation else None,
-    )
-    return _BY_KIND[kind](env, request)
+@dataclass(slots=True)
+class _Fields:
+    """The envelope's fields that every kind uses, checked, each read from the message once.
+
+    Every read of a protobuf field builds a new Python object: this runs once per message on the
+    core's one thread, so the values are read once here and passed on.
+    """
+
+    kind: Kind
+    sender: AgencyId
+    as_of: dt.date
+    dataset: str
+    purpose: str
+    deliberation: str
+    subject: str
+    kbo: str
+    related: Sequence[str]
+    payload: bytes
+
+    def request(
+        self,
+        dataset: str,
+        subjects: tuple[Niss, ...],
+        kbo: Kbo | None,
+        change: str = "",
+        integration: DirectoryEntry | None = None,
+    ) -> Request:
+        """The routing keys, built once with their final values (a frozen dataclass is slow to build)."""
+        deliberation = DeliberationRef(self.deliberation) if self.deliberation else None
+        return request_of(
+            self.kind, self.sender, Dataset(dataset), Purpose(self.purpose), self.as_of,
+            subjects, kbo, deliberation, change, integration,
+        )  # fmt: skip
 
 
-def _check_common(env: messages_pb2.Envelope) -> None:
-    if not env.message_id:
+def _read(env: messages_pb2.Envelope, sender: AgencyId, today: dt.date) -> _Fields:
+    """The checks every envelope gets, in the order they are reported: ids, kind, texts, sizes, as_of."""
+    message_id = env.message_id
+    if not message_id:
         raise _Refused("message_id", "required")
-    if not message_id_ok(env.message_id):
+    if not message_id_ok(message_id):
         raise _Refused("message_id", f"must be 1..{MAX_MESSAGE_ID} printable characters")
-    if env.kind not in _KINDS:
+    kind = _KIND_OF.get(env.kind)
+    if kind is None:
         raise _Refused("kind", f"unknown message kind {env.kind}; expected one of {[k.name for k in Kind]}")
-    for name in ("dataset", "purpose", "deliberation", "sender"):
-        _text(getattr(env, name), name)
-    if len(env.payload) > MAX_PAYLOAD_BYTES:
-        raise _Refused("payload", f"{len(env.payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
-    if len(env.related_niss) > MAX_RELATED:
-        raise _Refused("related_niss", f"{len(env.related_niss)} persons, more than {MAX_RELATED}")
-    if env.subject_niss:
-        _niss(env.subject_niss, "subject_niss")
-    if env.subject_kbo:
-        _kbo(env.subject_kbo, "subject_kbo")
-    for i, niss in enumerate(env.related_niss):
-        _niss(niss, f"related_niss[{i}]")
+    dataset, purpose, deliberation = env.dataset, env.purpose, env.deliberation
+    # inline and without the names, which only a refusal needs: this runs for every message
+    texts = (dataset, purpose, deliberation, env.sender)
+    for value in texts:
+        if len(value) > MAX_TEXT or not value.isprintable():
+            for name, each in zip(_TEXT_FIELDS, texts, strict=True):  # refuses the first bad one
+                _text(each, name)
+    payload = env.payload
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _Refused("payload", f"{len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
+    related = env.related_niss
+    if len(related) > MAX_RELATED:
+        raise _Refused("related_niss", f"{len(related)} persons, more than {MAX_RELATED}")
+    subject, kbo = env.subject_niss, env.subject_kbo
+    if subject:
+        _niss(subject, "subject_niss")
+    if kbo:
+        _kbo(kbo, "subject_kbo")
+    if related:  # iterating a repeated field costs about 0.1 us even when it is empty
+        for i, niss in enumerate(related):
+            _niss(niss, f"related_niss[{i}]")
+    as_of = env.as_of
+    day = _date(as_of, "as_of") if as_of else today
+    return _Fields(kind, sender, day, dataset, purpose, deliberation, subject, kbo, related, payload)
 
 
 def _text(value: str, field: str) -> None:
@@ -182,12 +220,28 @@ def _not_ascii(value: str, what: str, digits: int) -> str:
 
 
 def _date(value: str, field: str) -> dt.date:
+    # only texts of an ISO date's length go through the cache, which so stays a few KB whatever is sent
+    parsed = _iso_date(value) if len(value) == _ISO_LENGTH else _not_iso(value)
+    if isinstance(parsed, str):
+        raise _Refused(field, parsed)
+    return parsed
+
+
+# Most envelopes name the same few dates (as_of is usually today): a bounded cache of the
+# result (the date, or what is wrong with the text) saves the pattern match and the parse.
+@functools.lru_cache(maxsize=1024)
+def _iso_date(value: str) -> dt.date | str:
+    """The date `value` names, or what is wrong with it (without the field)."""
     if not _ISO_DATE.fullmatch(value):
-        raise _Refused(field, f"expected an ISO date YYYY-MM-DD, got {value!r}")
+        return _not_iso(value)
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise _Refused(field, f"{value!r} is not a date: {exc}") from None
+        return f"{value!r} is not a date: {exc}"
+
+
+def _not_iso(value: str) -> str:
+    return f"expected an ISO date YYYY-MM-DD, got {value!r}"
 
 
 def _required(value: str, field: str, kind: Kind) -> str:
@@ -196,9 +250,11 @@ def _required(value: str, field: str, kind: Kind) -> str:
     return value
 
 
-def _subjects(subject: str, related: Iterable[str]) -> tuple[Niss, ...]:
+def _subjects(subject: str, related: Sequence[str]) -> tuple[Niss, ...]:
     """The subject first, then the related persons, each once."""
-    persons = [subject, *related] if subject else list(related)
+    if not related:  # the common case, one person or none: nothing to de-duplicate
+        return (Niss(subject),) if subject else ()
+    persons = [subject, *related] if subject else related
     return tuple(Niss(n) for n in dict.fromkeys(persons))
 
 
@@ -218,100 +274,95 @@ def _parse(payload: bytes, body: type[_M], kind: Kind) -> _M:
     return message
 
 
-def _consultation(env: messages_pb2.Envelope, request: Request) -> Request:
-    kind = request.kind
-    _required(env.subject_niss, "subject_niss", kind)
-    _required(env.purpose, "purpose", kind)
-    body = _parse(env.payload, messages_pb2.ConsultationRequest, kind)
-    dataset = _agree(env.dataset, body.dataset, "dataset", "payload.dataset")
+def _consultation(f: _Fields) -> Request:
+    kind = f.kind
+    _required(f.subject, "subject_niss", kind)
+    _required(f.purpose, "purpose", kind)
+    body = _parse(f.payload, messages_pb2.ConsultationRequest, kind)
+    dataset = _agree(f.dataset, body.dataset, "dataset", "payload.dataset")
     _text(_required(dataset, "dataset (or payload.dataset)", kind), "payload.dataset")
-    for i, name in enumerate(body.fields):
-        _text(name, f"payload.fields[{i}]")
-    return request if dataset == env.dataset else replace(request, dataset=Dataset(dataset))
+    names = body.fields
+    if names:  # iterating a repeated field costs about 0.1 us even when it is empty
+        for i, name in enumerate(names):
+            _text(name, f"payload.fields[{i}]")
+    return f.request(dataset, _subjects(f.subject, f.related), Kbo(f.kbo) if f.kbo else None)
 
 
-def _dimona(env: messages_pb2.Envelope, request: Request) -> Request:
-    body = _parse(env.payload, messages_pb2.DimonaDeclaration, request.kind)
-    if body.type not in _DIMONA_TYPES:
+def _dimona(f: _Fields) -> Request:
+    body = _parse(f.payload, messages_pb2.DimonaDeclaration, f.kind)
+    declared = body.type
+    if declared not in _DIMONA_TYPES:
         raise _Refused("payload.type", "required: one of IN, OUT, UPDATE, CANCEL")
-    worker = _person(env.subject_niss, body.worker_niss, "payload.worker_niss", request.kind)
-    employer = _employer(env.subject_kbo, body.employer_kbo, "payload.employer_kbo", request.kind, required=True)
-    if body.type == messages_pb2.IN or body.start_date:
-        _date(_required(body.start_date, "payload.start_date", request.kind), "payload.start_date")
-    if body.type == messages_pb2.OUT or body.end_date:
-        _date(_required(body.end_date, "payload.end_date", request.kind), "payload.end_date")
-    return replace(
-        request,
-        dataset=Dataset(env.dataset) if env.dataset else KIND_DATASETS[Kind.DIMONA],
-        subjects=_subjects(worker, env.related_niss),
-        kbo=employer,
-    )
+    worker = _person(f.subject, body.worker_niss, "payload.worker_niss", f.kind)
+    employer = _employer(f.kbo, body.employer_kbo, "payload.employer_kbo", f.kind, required=True)
+    start, end = body.start_date, body.end_date
+    if declared == messages_pb2.IN or start:
+        _date(_required(start, "payload.start_date", f.kind), "payload.start_date")
+    if declared == messages_pb2.OUT or end:
+        _date(_required(end, "payload.end_date", f.kind), "payload.end_date")
+    return f.request(f.dataset or KIND_DATASETS[Kind.DIMONA], _subjects(worker, f.related), employer)
 
 
-def _dmfa(env: messages_pb2.Envelope, request: Request) -> Request:
-    kind = request.kind
-    employer = _employer(env.subject_kbo, "", "subject_kbo", kind, required=True)
-    body = _parse(env.payload, messages_pb2.DmfaDeclaration, kind)
+def _dmfa(f: _Fields) -> Request:
+    kind = f.kind
+    employer = _employer(f.kbo, "", "subject_kbo", kind, required=True)
+    body = _parse(f.payload, messages_pb2.DmfaDeclaration, kind)
     if body.employer_kbo:
         _kbo(body.employer_kbo, "payload.employer_kbo")
-        _agree(env.subject_kbo, body.employer_kbo, "subject_kbo", "payload.employer_kbo")
+        _agree(f.kbo, body.employer_kbo, "subject_kbo", "payload.employer_kbo")
     if body.quarter and not _QUARTER.fullmatch(body.quarter):
         raise _Refused("payload.quarter", f"expected a quarter like 2026Q3, got {body.quarter!r}")
-    if not 1 <= len(body.lines) <= MAX_RELATED:
-        raise _Refused("payload.lines", f"a DmfA declares 1..{MAX_RELATED} worker lines, got {len(body.lines)}")
-    workers = [_niss(line.worker_niss, f"payload.lines[{i}].worker_niss") for i, line in enumerate(body.lines)]
-    return replace(
-        request,
-        dataset=Dataset(env.dataset) if env.dataset else KIND_DATASETS[Kind.DMFA],
-        subjects=_subjects(env.subject_niss, env.related_niss or workers),
-        kbo=employer,
-    )
+    lines = body.lines
+    if not 1 <= len(lines) <= MAX_RELATED:
+        raise _Refused("payload.lines", f"a DmfA declares 1..{MAX_RELATED} worker lines, got {len(lines)}")
+    named = set(f.related)  # checked already: a worker also named there is not checked twice (~0.5 us each)
+    workers: list[Niss] = []
+    for i, line in enumerate(lines):
+        niss = line.worker_niss
+        workers.append(Niss(niss) if niss in named else _niss(niss, f"payload.lines[{i}].worker_niss"))
+    return f.request(f.dataset or KIND_DATASETS[Kind.DMFA], _subjects(f.subject, f.related or workers), employer)
 
 
-def _drs(env: messages_pb2.Envelope, request: Request) -> Request:
-    body = _parse(env.payload, messages_pb2.DrsDeclaration, request.kind)
+def _drs(f: _Fields) -> Request:
+    body = _parse(f.payload, messages_pb2.DrsDeclaration, f.kind)
     default = DRS_DATASETS.get(body.family)
     if default is None:
         raise _Refused("payload.family", "required: one of SICKNESS_MATERNITY, WORK_ACCIDENT, UNEMPLOYMENT")
-    worker = _person(env.subject_niss, body.worker_niss, "payload.worker_niss", request.kind)
-    employer = _employer(env.subject_kbo, body.employer_kbo, "payload.employer_kbo", request.kind, required=False)
-    if body.event_date:
-        _date(body.event_date, "payload.event_date")
-    return replace(
-        request,
-        dataset=Dataset(env.dataset) if env.dataset else default,
-        subjects=_subjects(worker, env.related_niss),
-        kbo=employer,
-    )
+    worker = _person(f.subject, body.worker_niss, "payload.worker_niss", f.kind)
+    employer = _employer(f.kbo, body.employer_kbo, "payload.employer_kbo", f.kind, required=False)
+    event = body.event_date
+    if event:
+        _date(event, "payload.event_date")
+    return f.request(f.dataset or default, _subjects(worker, f.related), employer)
 
 
-def _integration(env: messages_pb2.Envelope, request: Request) -> Request:
-    body = _parse(env.payload, messages_pb2.DirectoryIntegration, request.kind)
-    niss = _person(env.subject_niss, body.niss, "payload.niss", request.kind)
-    if body.sector < 0:
-        raise _Refused("payload.sector", f"a sector code is not negative, got {body.sector}")
-    if not 0 <= body.quality_code <= 999:
-        raise _Refused("payload.quality_code", f"expected 000..999, got {body.quality_code}")
-    start = _date(_required(body.start, "payload.start", request.kind), "payload.start")
-    end = _date(body.end, "payload.end") if body.end else None
-    if request.kind is Kind.DEINTEGRATION and end is None:
-        end = request.as_of  # closing a file without a date closes it on the day of the exchange
+def _integration(f: _Fields) -> Request:
+    body = _parse(f.payload, messages_pb2.DirectoryIntegration, f.kind)
+    niss = _person(f.subject, body.niss, "payload.niss", f.kind)
+    sector, quality, first, last = body.sector, body.quality_code, body.start, body.end
+    if sector < 0:
+        raise _Refused("payload.sector", f"a sector code is not negative, got {sector}")
+    if not 0 <= quality <= 999:
+        raise _Refused("payload.quality_code", f"expected 000..999, got {quality}")
+    start = _date(_required(first, "payload.start", f.kind), "payload.start")
+    end = _date(last, "payload.end") if last else None
+    if f.kind is Kind.DEINTEGRATION and end is None:
+        end = f.as_of  # closing a file without a date closes it on the day of the exchange
     if end is not None and end < start:
-        raise _Refused("payload.end" if body.end else "as_of", f"{end.isoformat()} is before start {body.start}")
-    entry = DirectoryEntry(
-        niss, SectorCode(body.sector), request.sender, QualityCode(body.quality_code), body.phase_code, start, end
-    )
-    return replace(request, subjects=(niss,), integration=entry)
+        raise _Refused("payload.end" if last else "as_of", f"{end.isoformat()} is before start {first}")
+    entry = DirectoryEntry(niss, SectorCode(sector), f.sender, QualityCode(quality), body.phase_code, start, end)
+    return f.request(f.dataset, (niss,), Kbo(f.kbo) if f.kbo else None, integration=entry)
 
 
-def _mutation(env: messages_pb2.Envelope, request: Request) -> Request:
-    _required(env.dataset, "dataset", request.kind)
-    body = _parse(env.payload, messages_pb2.MutationNotice, request.kind)
-    niss = _person(env.subject_niss, body.niss, "payload.niss", request.kind)
-    _text(_required(body.change, "payload.change", request.kind), "payload.change")
+def _mutation(f: _Fields) -> Request:
+    _required(f.dataset, "dataset", f.kind)
+    body = _parse(f.payload, messages_pb2.MutationNotice, f.kind)
+    niss = _person(f.subject, body.niss, "payload.niss", f.kind)
+    change = body.change
+    _text(_required(change, "payload.change", f.kind), "payload.change")
     if body.effective_date:
         _date(body.effective_date, "payload.effective_date")
-    return replace(request, subjects=_subjects(niss, env.related_niss), change=body.change)
+    return f.request(f.dataset, _subjects(niss, f.related), Kbo(f.kbo) if f.kbo else None, change=change)
 
 
 def _person(in_envelope: str, in_payload: str, payload_field: str, kind: Kind) -> Niss:
@@ -332,9 +383,10 @@ def _employer(in_envelope: str, in_payload: str, payload_field: str, kind: Kind,
     return Kbo(kbo) if kbo else None
 
 
+_TEXT_FIELDS = ("dataset", "purpose", "deliberation", "sender")
 _DIMONA_TYPES = frozenset({messages_pb2.IN, messages_pb2.OUT, messages_pb2.UPDATE, messages_pb2.CANCEL})
 _QUARTER = re.compile(r"\d{4}Q[1-4]", re.ASCII)
-_BY_KIND: dict[Kind, Callable[[messages_pb2.Envelope, Request], Request]] = {
+_BY_KIND: dict[Kind, Callable[[_Fields], Request]] = {
     Kind.CONSULTATION: _consultation,
     Kind.DIMONA: _dimona,
     Kind.DMFA: _dmfa,

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import inspect
+import weakref
+from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
-from crossroads.domain import AgencyId, Dataset, DeliberationRef, Kind, Purpose, QualityCode
-from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, route
-from tests.small_network import ALICE, BOB, CPAS, FAMILY, FILES, KNOWLEDGE, file
+from crossroads import routing
+from crossroads.domain import (
+    AgencyId,
+    Category,
+    Condition,
+    Dataset,
+    Deliberation,
+    DeliberationRef,
+    Kind,
+    Knowledge,
+    Purpose,
+    QualityCode,
+)
+from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, request_of, route
+from tests.small_network import ALICE, BOB, CPAS, EMPLOYER, FAMILY, FILES, KNOWLEDGE, file
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -127,3 +143,86 @@ def test_integration_only_in_the_senders_own_sector(sender: str, allowed: bool) 
 def test_route_is_pure() -> None:
     request = _request(Kind.DMFA, "PORTAL", "dmfa", "declaration", subjects=(ALICE, BOB))
     assert route(request, KNOWLEDGE, FILES) == route(request, KNOWLEDGE, list(FILES))
+
+
+def test_request_of_builds_the_same_frozen_request() -> None:
+    values = (
+        Kind.MUTATION,
+        AgencyId("RN"),
+        Dataset("identity"),
+        Purpose("mutation"),
+        TODAY,
+        (ALICE, BOB),
+        EMPLOYER,
+        DeliberationRef("95/001"),
+        "address",
+        FILES[0],
+    )  # every field set, none to its default
+    built = request_of(*values)
+    assert built == Request(*values) and hash(built) == hash(Request(*values))
+    assert list(inspect.signature(request_of).parameters) == [f.name for f in fields(Request)]
+    with pytest.raises(FrozenInstanceError):
+        built.change = "identity"  # type: ignore[misc]
+
+
+def _wages_knowledge(*grants: tuple[str, str, Condition]) -> Knowledge:
+    """The small network, with only `grants` (ref, purpose, condition) letting CPAS obtain wages."""
+    return Knowledge.build(
+        KNOWLEDGE.agencies.values(),
+        KNOWLEDGE.sources.values(),
+        [
+            Deliberation(
+                DeliberationRef(r), frozenset({Category("cpas")}), Dataset("wages"), frozenset({Purpose(p)}), c
+            )
+            for r, p, c in grants
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "named", "outcome"),
+    [
+        ("CPAS-1", None, "01/own"),  # in its files: the first deliberation holds
+        ("CPAS-2", None, "02/any"),  # not in its files: the next one, without condition
+        ("CPAS-1", "02/any", "02/any"),
+        ("CPAS-2", "01/own", "not_in_files"),
+        ("CPAS-1", "03/other", "no_deliberation"),  # allows wages, but for another purpose
+    ],
+)
+def test_the_first_deliberation_whose_condition_holds_allows_a_consultation(
+    sender: str, named: str | None, outcome: str
+) -> None:
+    knowledge = _wages_knowledge(
+        ("01/own", "social_integration", Condition.OWN_FILES),
+        ("02/any", "social_integration", Condition.NONE),
+        ("03/other", "research", Condition.NONE),
+    )
+    ref = DeliberationRef(named) if named else None
+    request = _request(Kind.CONSULTATION, sender, "wages", "social_integration", subjects=(ALICE,), deliberation=ref)
+    decision = route(request, knowledge, FILES)
+    if isinstance(decision, Denied):
+        assert decision.rule == outcome
+    else:
+        assert isinstance(decision, Routed) and decision.deliberations == (outcome,)
+        assert decision.quality == (QualityCode(0) if sender == "CPAS-1" else None)
+
+
+def test_each_knowledge_routes_by_its_own_deliberations() -> None:
+    request = _request(Kind.CONSULTATION, "CPAS-2", "wages", "social_integration", subjects=(ALICE,))
+    for _ in range(2):  # what route derives from a Knowledge must not leak into another
+        assert isinstance(route(request, KNOWLEDGE, FILES), Denied)
+        assert isinstance(route(request, _wages_knowledge(("1", "social_integration", Condition.NONE)), FILES), Routed)
+        assert isinstance(route(request, _wages_knowledge(("1", "research", Condition.NONE)), FILES), Denied)
+
+
+def test_a_knowledge_no_longer_used_leaves_nothing_behind() -> None:
+    request = _request(Kind.CONSULTATION, "CPAS-1", "wages", "social_integration", subjects=(ALICE,))
+    gc.collect()
+    kept = len(routing._INDEXES)
+    knowledge = _wages_knowledge(("1", "social_integration", Condition.NONE))
+    assert isinstance(route(request, knowledge, FILES), Routed)
+    assert len(routing._INDEXES) == kept + 1
+    gone = weakref.ref(knowledge)
+    del knowledge
+    gc.collect()
+    assert gone() is None and len(routing._INDEXES) == kept

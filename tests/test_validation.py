@@ -9,7 +9,7 @@ import pytest
 from crossroads.domain import AgencyId, DirectoryEntry, Kind, QualityCode, SectorCode
 from crossroads.identifiers import make_kbo, make_niss
 from crossroads.routing import Request
-from crossroads.validation import MAX_PAYLOAD_BYTES, MAX_RELATED, Invalid, check_envelope
+from crossroads.validation import MAX_PAYLOAD_BYTES, MAX_REASON, MAX_RELATED, Invalid, check_envelope
 from protos import messages_pb2 as pb
 
 TODAY = dt.date(2026, 11, 28)
@@ -256,3 +256,69 @@ def test_mutation_carries_its_change() -> None:
 def test_a_consultation_may_name_its_dataset_in_the_payload_only() -> None:
     payload = pb.ConsultationRequest(dataset="wages").SerializeToString()
     assert _valid(_consultation(dataset="", payload=payload)).dataset == "wages"
+
+
+@pytest.mark.parametrize(
+    ("texts", "field"),
+    [
+        ({"purpose": "p\n", "sender": "s\n"}, "purpose"),
+        ({"deliberation": "d" * 129, "sender": "s\n"}, "deliberation"),
+        ({"sender": "s" * 129}, "sender"),
+        ({"sender": "s\n", "subject_niss": BAD_NISS}, "sender"),  # texts before identifiers
+    ],
+)
+def test_of_several_bad_fields_the_first_checked_is_named(texts: dict[str, str], field: str) -> None:
+    assert _invalid(_consultation(**texts)).field == field
+
+
+def test_the_common_checks_come_before_the_kinds() -> None:
+    env = _body(pb.DRS, pb.DrsDeclaration(worker_niss=ALICE), as_of="2026-13-01")  # and no family
+    assert _invalid(env).field == "as_of"
+
+
+def test_a_bad_field_name_in_a_consultation_is_named_by_its_index() -> None:
+    payload = pb.ConsultationRequest(dataset="wages", fields=["gross", "net\n"]).SerializeToString()
+    assert _invalid(_consultation(payload=payload)).field == "payload.fields[1]"
+
+
+def test_subjects_are_the_subject_first_then_each_related_person_once() -> None:
+    assert _valid(_consultation(related_niss=[BOB, ALICE, BOB])).subjects == (ALICE, BOB)
+    notice = pb.MutationNotice(niss=BOB, change="address")
+    assert _valid(_body(pb.MUTATION, notice, dataset="identity", related_niss=[ALICE, BOB])).subjects == (BOB, ALICE)
+
+
+def test_a_bad_date_is_named_by_the_field_it_is_in_every_time() -> None:
+    body = pb.DimonaDeclaration(type=pb.OUT, worker_niss=ALICE, employer_kbo=EMPLOYER, end_date="2026-02-30")
+    for _ in range(2):  # the second time from what the first one learnt
+        in_envelope = _invalid(_consultation(as_of="2026-02-30"))
+        in_payload = _invalid(_body(pb.DIMONA, body))
+        assert (in_envelope.field, in_payload.field) == ("as_of", "payload.end_date")
+        assert in_envelope.reason == in_payload.reason and "2026-02-30" in in_envelope.reason
+    assert _valid(_consultation(as_of="2026-02-28")).as_of == dt.date(2026, 2, 28)
+
+
+def test_a_huge_date_is_refused_with_a_bounded_reason() -> None:
+    invalid = _invalid(_consultation(as_of="2026-11-28" * 10_000))
+    assert invalid.field == "as_of" and "expected an ISO date" in invalid.reason
+    assert len(invalid.reason) <= MAX_REASON
+
+
+def test_a_declaration_becomes_all_its_routing_keys() -> None:
+    body = pb.DrsDeclaration(family=pb.WORK_ACCIDENT, worker_niss=ALICE, event_date="2026-11-02")
+    env = _body(pb.DRS, body, subject_kbo=EMPLOYER, related_niss=[BOB], purpose="declaration", deliberation="12/34")
+    assert _valid(env) == Request(
+        Kind.DRS,
+        SENDER,
+        "drs_accident",  # type: ignore[arg-type]
+        "declaration",  # type: ignore[arg-type]
+        TODAY,
+        subjects=(ALICE, BOB),
+        kbo=EMPLOYER,
+        deliberation="12/34",  # type: ignore[arg-type]
+    )
+
+
+def test_a_dmfa_line_is_checked_even_when_the_envelope_names_other_workers() -> None:
+    lines = [pb.DmfaLine(worker_niss=ALICE), pb.DmfaLine(worker_niss=BAD_NISS), pb.DmfaLine(worker_niss=BOB)]
+    assert _invalid(_dmfa(lines, related_niss=[ALICE, BOB])).field == "payload.lines[1].worker_niss"
+    assert _valid(_dmfa(lines[::2], related_niss=[BOB, ALICE])).subjects == (BOB, ALICE)
