@@ -13,26 +13,25 @@ Services: crossroads.v1.Crossroads (thin: the envelope arrives as raw bytes and 
 (SERVING once ready) and server reflection.
 
 Where the time of one routed consultation goes (`crossroads bench core`: one agency host, the
-same load generator for the core and a raw mTLS proxy, 327 sending agencies; 2-core shared
-machine, grpcio 1.75.0; CPU = user+sys of the process per call, all its threads, medians):
-- the two gRPC hops dominate: the raw proxy (testbed/proxy.py) spends ~230-245 us per call,
-  the core ~335-370 us; the core reduced to authenticate + forward (no validation, routing
-  or audit) ~260-285 us;
-- the exchange's own Python takes ~21 us per call in a tight loop (validation ~7, routing ~3,
-  audit record ~5 of which `audit_time` ~3, reply ~3), two to three times that in the running
-  core among gRPC's work;
-- the durable audit append costs ~20-30 us per call: a commit costs ~135 us of CPU (fsync,
-  WAL frames) plus ~10 us per record, so the writer lets appends gather for up to 8 ms under
-  concurrent load (~20 per commit at ~2.7k/s; before, nearly every record had a commit of its
-  own: ~100-150 us per call), and no longer re-hashes the partial tile on every commit;
+same load generator for the core and a raw mTLS proxy, ~350 sending agencies, 256 calls in
+flight; 2-core shared machine, grpcio 1.75.0; per-thread CPU read from /proc during the runs):
+- the machine is the limit on both paths (client, host and server share two cores), so what
+  counts is CPU per call: the raw proxy (testbed/proxy.py) ~230-240 us, the core ~340-370 us;
+- the core's event-loop thread does the Python: ~225 us per call against the proxy's ~150
+  (the two gRPC hops are most of both), and it gets only ~0.65 of a CPU beside the other
+  processes; gRPC's poller thread (TLS, HTTP/2, no GIL) ~60 us on both; the audit writer
+  thread ~40 us (SQLite and fsync, mostly without the GIL);
+- the exchange's own Python is ~20 us per call in a tight loop (validation ~4, routing ~1.3,
+  audit record ~3, reply and journal ~2.5, exactly-once ~1.5; crossroads/exchange.py), about
+  two and a half times that in the running core among gRPC's work;
+- the durable audit append: a commit costs ~135 us of CPU (fsync, WAL frames), so the writer
+  lets appends gather for up to 8 ms under concurrent load (~20 per commit at ~2.7k/s);
 - gRPC's aio server leaves a reference cycle per call; `_tune_gc` cut the collector from ~12
   to ~3 us per call. BDP probing is off on the core's own hops (~10-20 us per call per side,
   on loopback, for nothing); the proxy uses the same settings.
-The core's Python runs under one GIL, so it saturates one CPU at ~2.8-3k consultations/s
-(from ~128 in flight); throughput at 64 / 128 / 256 in flight, 5 alternating 10 s runs each:
-core 2.77k / 2.93k / 2.63k vs proxy 3.46k / 3.51k / 3.35k req/s (0.80 / 0.83 / 0.79x). The
-same benchmark on the code before this tuning (3 runs each): 0.67 / 0.72 / 0.58x, the core at
-~425-490 us per call.
+Throughput, core / proxy at 256 in flight (medians of 5 alternating 10 s runs per benchmark):
+0.78-0.83, median 0.80 over five benchmarks, up from 0.77-0.81 before the hot path was trimmed
+(see the closing notes of issue 2 for every run).
 """
 
 from __future__ import annotations
