@@ -157,7 +157,7 @@ def test_the_installed_entry_point_runs(state: Path) -> None:
 def test_verify_index_notices_a_removed_who_accessed_row(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conn = sqlite3.connect(state / AUDIT_DB)
     with conn:
-        conn.execute("DELETE FROM persons WHERE niss = ? AND idx = 8", (CAROL,))
+        conn.execute("DELETE FROM access_recent WHERE niss = ? AND idx = 8", (CAROL,))
     conn.close()
     assert run(capsys, "verify", "--state", str(state))[0] == 0
     code, out, _ = run(capsys, "verify", "--index", "--state", str(state))

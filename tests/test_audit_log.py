@@ -525,7 +525,7 @@ def test_verify_with_index_catches_a_hidden_access(tmp_path: Path) -> None:
             [record(i, subject=ALICE if i % 3 else BOB, related=(BOB,) if i == 5 else ()) for i in range(40)]
         )
     assert verify_store(tmp_path, check_index=True).ok
-    _sql(tmp_path, "DELETE FROM persons WHERE niss = ? AND idx = 5", BOB)  # hide one access to Bob
+    _sql(tmp_path, "DELETE FROM access_recent WHERE niss = ? AND idx = 5", BOB)  # hide one access to Bob
     assert verify_store(tmp_path).ok  # the tree itself is intact
     result = verify_store(tmp_path, check_index=True)
     assert not result.ok and "who-accessed" in result.message
