@@ -76,6 +76,7 @@ __all__ = [
     "format_summary",
     "headline",
     "machine_info",
+    "paired_ratios",
     "prepare_workload",
     "run_loadgen",
     "running_proxy",
@@ -387,12 +388,18 @@ def _median(runs: Sequence[dict[str, float]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def paired_ratios(each: dict[str, list[dict[str, float]]]) -> list[float]:
+    """core/proxy req/s of each run, against the proxy run made just before or after it."""
+    return [c["rps"] / p["rps"] for c, p in zip(each["core"], each["proxy"], strict=True) if p["rps"]]
+
+
 def _figures(
     config: CoreBenchConfig, each: dict[str, list[dict[str, float]]], workload: Workload, outcomes: dict[str, int]
 ) -> dict[str, Any]:
     core, proxy = each["core"], each["proxy"]
     core_rps, proxy_rps = _median(core, "rps"), _median(proxy, "rps")
     ratio = core_rps / proxy_rps if proxy_rps else 0.0
+    pairs = paired_ratios(each)
     return {
         "core_rps": round(core_rps, 1),
         "proxy_rps": round(proxy_rps, 1),
@@ -408,6 +415,11 @@ def _figures(
         "client_cpu_us_per_call": round(_median(core + proxy, "client_cpu_us"), 1),
         "concurrency": config.concurrency,
         "seconds": config.seconds,
+        # each core run against the proxy run next to it (ABBA): steadier than the ratio of the
+        # medians when the machine drifts between runs (seen here: benchmark medians of the same
+        # code from 0.75 to 0.88, paired medians within a few hundredths)
+        "ratio_paired": round(statistics.median(pairs), 3) if pairs else 0.0,
+        "ratio_paired_each": [round(r, 3) for r in pairs],
         "goal_ratio": GOAL_RATIO,
         "meets_goal": ratio >= GOAL_RATIO,
         "core_ok": sum(int(r["ok"]) for r in core),
@@ -486,7 +498,9 @@ def format_summary(figures: dict[str, Any]) -> str:
         f"{'':12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}   (medians)",
         _row("raw proxy", figures, "proxy"),
         _row("core", figures, "core"),
-        f"ratio core/proxy {figures['ratio']:.3f} (goal >= {figures['goal_ratio']}: {verdict})",
+        f"ratio core/proxy {figures['ratio']:.3f} (goal >= {figures['goal_ratio']}: {verdict}); "
+        f"run by run, paired: median {figures['ratio_paired']:.3f} of "
+        + ", ".join(f"{r:.3f}" for r in figures["ratio_paired_each"]),
         f"CPU per call, medians: core {figures['core_cpu_us_per_call']:.0f} us, "
         f"proxy {figures['proxy_cpu_us_per_call']:.0f} us, agency host {figures['host_cpu_us_per_call']:.0f} us, "
         f"load generator {figures['client_cpu_us_per_call']:.0f} us",

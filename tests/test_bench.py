@@ -174,3 +174,20 @@ def test_append_many_gives_each_batch_consecutive_indices_once_durable(tmp_path:
     for batch, indices in zip(batches, many, strict=True):
         assert indices == list(range(indices[0], indices[0] + len(batch)))  # consecutive, in order
         assert [leaves[i] for i in indices] == [r.leaf_bytes() for r in batch]
+
+
+def test_paired_ratios_set_each_core_run_against_the_proxy_run_beside_it() -> None:
+    each = {
+        "proxy": [{"rps": 1000.0}, {"rps": 500.0}, {"rps": 0.0}],
+        "core": [{"rps": 800.0}, {"rps": 450.0}, {"rps": 300.0}],  # the last proxy run served nothing
+    }
+    assert bc.paired_ratios(each) == [0.8, 0.9]
+
+
+def test_the_figures_carry_the_paired_ratios(smoke: tuple[Path, list[str]]) -> None:
+    out, lines = smoke
+    figures = json.loads((out / "bench_core.json").read_text())
+    (run,) = figures["ratio_paired_each"]
+    assert run == pytest.approx(figures["each"]["core"][0]["rps"] / figures["each"]["proxy"][0]["rps"], abs=1e-3)
+    assert figures["ratio_paired"] == run
+    assert any("paired: median" in line for line in lines[:-1])

@@ -60,8 +60,9 @@ Figures (last line of stdout, JSON; everything in OUT/bench_core.json):
   core_p50_ms, core_p99_ms, proxy_p50_ms, proxy_p99_ms
                         latency percentiles of each path, milliseconds
   runs                  runs per path
-  (and in the file: CPU time per call of the core, the proxy, the host and the load generator,
-  steadier than throughput on a shared machine; every run's figures; the audit outcomes)
+  (and in the file: ratio_paired, the median of each core run's req/s over the proxy run beside
+  it, steadier than `ratio` when the machine drifts between runs; CPU time per call of the core,
+  the proxy, the host and the load generator; every run's figures; the audit outcomes)
 Why 256 in flight by default: the ratio depends on the load. A closed-loop client measures a
 server's capacity only once the server is saturated; on the 2-core machine the core saturates
 from ~128 in flight (its one busy CPU is the limit) and the proxy from ~256 (the machine is),
