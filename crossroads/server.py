@@ -29,9 +29,10 @@ flight; 2-core shared machine, grpcio 1.75.0; per-thread CPU read from /proc dur
 - gRPC's aio server leaves a reference cycle per call; `_tune_gc` cut the collector from ~12
   to ~3 us per call. BDP probing is off on the core's own hops (~10-20 us per call per side,
   on loopback, for nothing); the proxy uses the same settings.
-Throughput, core / proxy at 256 in flight (medians of 5 alternating 10 s runs per benchmark):
-0.78-0.83, median 0.80 over five benchmarks, up from 0.77-0.81 before the hot path was trimmed
-(see the closing notes of issue 2 for every run).
+Throughput, core / proxy at 256 in flight (`crossroads bench core`, 5 alternating 10 s runs):
+benchmark medians 0.80-0.92 on this code (five benchmarks; each core run over the proxy run
+beside it: median 0.82), 0.75-0.88 over the last eleven; 0.76 before the hot path was trimmed.
+The machine's drift between benchmarks is as large as the margin: see the closing notes.
 """
 
 from __future__ import annotations
