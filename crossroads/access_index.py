@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 
 from crossroads.sqlite_rows import insert_rows
 
-__all__ = ["MERGE_ROWS", "PART_BITS", "SCHEMA", "add", "indices_about", "pairs", "pending", "upgrade"]
+__all__ = ["MERGE_ROWS", "PART_BITS", "SCHEMA", "add", "indices_about", "is_current", "pairs", "pending", "upgrade"]
 
 PART_BITS = 16
 MERGE_ROWS = 8_192
@@ -84,6 +84,11 @@ def pairs(conn: sqlite3.Connection) -> Iterator[tuple[str, int]]:
     """Every (niss, idx) pair the index holds, in no particular order."""
     yield from conn.execute("SELECT niss, idx FROM access")
     yield from conn.execute("SELECT niss, idx FROM access_recent")
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """Whether the store has these tables (a log written before them has `persons` instead; see `upgrade`)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'access'").fetchone() is not None
 
 
 def upgrade(conn: sqlite3.Connection) -> None:

@@ -150,10 +150,10 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA page_size=8192")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # every commit is fsynced: durable when acknowledged
-        # the who-accessed index takes random keys: keep its pages cached (16 MiB: the same CPU per
-        # record as 64 MiB in 400k-append runs, and a long-running core reaches its plateau within
-        # a minute instead of growing for three); and fold the WAL back into the database every
-        # ~40 MB rather than every 4 MB (fewer, larger checkpoints)
+        # the who-accessed index's merges touch the pages of its latest parts: keep them cached
+        # (16 MiB: the same CPU per record as 64 MiB in 400k-append runs, and a long-running core
+        # reaches its plateau within a minute instead of growing for three); and fold the WAL back
+        # into the database every ~40 MB rather than every 4 MB (fewer, larger checkpoints)
         conn.execute("PRAGMA cache_size=-16384")
         conn.execute("PRAGMA wal_autocheckpoint=10000")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -317,7 +317,7 @@ class AuditLog:
             if not path.exists():
                 raise AuditLogError(f"no audit log in {state_dir} (expected {path})")
             conn = _connect(path, read_only=True)
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'access'").fetchone() is None:
+            if not access_index.is_current(conn):
                 conn.close()
                 raise AuditLogError(
                     f"{path} was written by an older version: open it once for writing (start the core on "

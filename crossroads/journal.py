@@ -136,7 +136,7 @@ def write_entries(
     parcels: list[object] = []
     for i, e in entries:
         for p in e.parcels:
-            parcels += (p.ticket, p.agency, p.message_id, p.forward, i, accepted)
+            parcels += (p.ticket, p.agency, p.message_id, blob(p.forward), i, accepted)
     if parcels:
         insert_rows(conn, "outbox(ticket, agency, message_id, forward, audit_index, accepted)", 6, parcels)
 

@@ -54,7 +54,7 @@ from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2
-from testbed.live import LiveNetwork, bring_up
+from testbed.live import LiveNetwork, bring_up, child_env
 from testbed.loadgen import EXCHANGE_METHOD, Prepared, write_requests
 
 __all__ = [
@@ -177,14 +177,6 @@ def prepare_workload(
 # ------------------------------------------------------------------ processes
 
 
-def _child_env() -> dict[str, str]:
-    # children import the very code this process runs, wherever it was started from
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _wait_for_port(popen: subprocess.Popen[bytes], port_file: Path, log: Path) -> str:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -228,7 +220,7 @@ def running_proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the proxy
         )
     try:
@@ -249,7 +241,7 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
-            env=_child_env(),
+            env=child_env(),
             timeout=timeout,
             check=False,
         )

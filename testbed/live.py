@@ -59,6 +59,8 @@ __all__ = [
     "WorldFiles",
     "bring_up",
     "check_health",
+    "child_env",
+    "log_tail",
     "prepare_world",
     "start_network",
     "status",
@@ -181,15 +183,20 @@ class _Process:
         return self.popen.poll()
 
     def log_tail(self) -> str:
-        try:
-            lines = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+        return log_tail(self.log)
 
 
-def _child_env() -> dict[str, str]:
-    # children import the very code this process runs, wherever they are started from
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a child's log, for an error message."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child process: it imports the very code this process runs, wherever started."""
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -205,7 +212,7 @@ def _spawn(name: str, module: str, args: Sequence[str], state: Path, port_file: 
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,  # a terminal Ctrl-C reaches us only; we stop children in order
         )
     return _Process(name, popen, log, port_file)

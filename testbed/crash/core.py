@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from testbed.live import child_env, log_tail
+
 __all__ = ["CORE_LOG", "CoreProcess", "CoreProcessError"]
 
 CORE_LOG = "core.log"
@@ -26,7 +28,6 @@ STOP_TIMEOUT_S = 15.0
 SAME_PORT_TRIES = 3  # starts on the old port before taking any free one
 _RETRY_PAUSE_S = 0.2
 _POLL_S = 0.02
-_LOG_TAIL = 20
 
 
 class CoreProcessError(RuntimeError):
@@ -74,7 +75,7 @@ class CoreProcess:
                 return self.address
             tries += 1
             if time.monotonic() > deadline:
-                raise CoreProcessError(f"the core did not start; last lines of {self.log}:\n{self._log_tail()}")
+                raise CoreProcessError(f"the core did not start; last lines of {self.log}:\n{log_tail(self.log)}")
             time.sleep(_RETRY_PAUSE_S)  # e.g. the old port not yet free
 
     def _start_once(self, port: int, deadline: float) -> int | None:
@@ -89,6 +90,7 @@ class CoreProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=child_env(),
                 start_new_session=True,  # a Ctrl-C reaches the harness only; it stops the core itself
             )
         while time.monotonic() < deadline:
@@ -130,10 +132,3 @@ class CoreProcess:
             self._popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(lines[-_LOG_TAIL:]) or "(empty log)"
