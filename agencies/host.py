@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import sys
 import time
 import zlib
@@ -50,6 +48,7 @@ from agencies.inbox import Inbox, inbox_path
 from crossroads.domain import AgencyId, Dataset
 from crossroads.identifiers import Niss
 from crossroads.pki import CORE, peer_identity, server_credentials
+from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from protos import messages_pb2, services_pb2_grpc
 
 __all__ = [
@@ -58,6 +57,7 @@ __all__ = [
     "AnswerFn",
     "RunningHost",
     "ServiceTime",
+    "command",
     "main",
     "start_host",
 ]
@@ -67,7 +67,6 @@ AnswerFn = Callable[[int, AgencyId, Dataset, Niss], Mapping[str, str]]
 
 DEFAULT_GRACE_S = 2.0
 BIND_TIMEOUT_S = 10.0  # a killed host's port is free again at once on Linux; this is a ceiling
-PARENT_POLL_S = 0.5
 SERVICE_NAME = "crossroads.v1.Agency"
 SERVER_OPTIONS = (("grpc.so_reuseport", 0),)  # this process must own its port
 MAX_AUDIT_INDEX = 2**63 - 1  # the largest audit index the inbox stores (SQLite INTEGER)
@@ -272,18 +271,6 @@ async def _bound_server(port: int, credentials: grpc.ServerCredentials, deadline
         await asyncio.sleep(0.1)
 
 
-def _write_port_file(path: Path, port: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)  # readers see no file or the whole port
-
-
-async def _parent_gone(parent: int) -> None:
-    # re-parenting means the process that started us died: do not outlive it
-    while os.getppid() == parent:
-        await asyncio.sleep(PARENT_POLL_S)
-
-
 async def _serve(args: argparse.Namespace) -> None:
     agencies = [AgencyId(a) for a in json.loads(Path(args.agencies_file).read_text())]
     rng_time = (
@@ -291,21 +278,35 @@ async def _serve(args: argparse.Namespace) -> None:
         if args.service_time == "fixed"
         else ServiceTime.seeded(args.service_time_ms, args.seed, args.name)
     )
+    stopping = StopSignal(exit_with_parent=args.exit_with_parent)  # before the port file says "serving"
     host = await start_host(Path(args.state), args.name, agencies, args.seed, service_time=rng_time, port=args.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    watchers: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
-    if args.exit_with_parent:
-        watchers.append(asyncio.create_task(_parent_gone(os.getppid())))
-    _write_port_file(Path(args.port_file), host.port)
+    write_port_file(Path(args.port_file), host.port)
     print(f"{args.name}: serving {len(agencies)} agencies on {host.address}", file=sys.stderr, flush=True)
-    _, pending = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
+    await stopping.wait()
     await host.stop(args.grace)
     print(f"{args.name}: stopped", file=sys.stderr, flush=True)
+
+
+def command(
+    state: Path,
+    name: str,
+    agencies_file: Path,
+    seed: int,
+    *,
+    port: int = 0,
+    service_time_ms: float = 0.0,
+) -> ServerCommand:
+    """How a starter runs host `name` as a child process: `python -m agencies.host`, answering for
+    the agencies listed in `agencies_file` (JSON), on `port` (0: any free one; a restarted host
+    asks for its old one, since the core knows hosts by address), writing its port to
+    DIR/hosts/NAME.port once serving, stopping by itself if its starter dies."""
+    port_file = state / "hosts" / f"{name}.port"
+    args = (
+        *("--state", str(state), "--name", name, "--agencies-file", str(agencies_file), "--seed", str(seed)),
+        *("--port", str(port), "--port-file", str(port_file), "--service-time-ms", str(service_time_ms)),
+        EXIT_WITH_PARENT,
+    )
+    return ServerCommand(name, "agencies.host", args, port_file)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -321,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port-file", required=True, help="where to write the port once serving")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="seconds calls in flight get at stop")
-    p.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process dies")
+    p.add_argument(EXIT_WITH_PARENT, action="store_true", help="stop when the starting process dies")
     return p
 
 

@@ -42,10 +42,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +64,7 @@ from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
 from crossroads.outbox import DEFAULT_DEAD_AFTER, Outbox, Redelivery, outbox_path
 from crossroads.pki import CORE, channel_credentials, peer_name, server_credentials
+from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from crossroads.revocation import DEFAULT_CHECK_EVERY, Revocation, guarded
 from protos import services_pb2, services_pb2_grpc
@@ -84,6 +83,7 @@ __all__ = [
     "CoreConfig",
     "CrossroadsServicer",
     "RunningCore",
+    "command",
     "main",
     "serve",
     "start_core",
@@ -117,8 +117,8 @@ DEFAULT_MAX_RPCS = 4 * DEFAULT_MAX_IN_FLIGHT
 # window); 1,024 is far above what one sender's channel carries in the load tests and
 # benchmarks (a few to a few tens of calls at once), so only a flood meets it.
 DEFAULT_MAX_STREAMS = 1024
-DEFAULT_PARENT_POLL = 0.5  # seconds between checks that the starting process is alive
 CROSSROADS_SERVICE = "crossroads.v1.Crossroads"
+PORT_FILE = "core.port"  # in the state folder, unless the starter names another
 GC_THRESHOLDS = (10_000, 20, 20)  # young-generation size and the two promotion counts (Python's: 700, 10, 10)
 
 
@@ -310,7 +310,7 @@ async def start_core(config: CoreConfig) -> RunningCore:
             config, server, port, exchange, health_servicer, redelivery, forwarder, outbox, audit, directory, admission
         )
         if config.port_file is not None:
-            _write_port_file(config.port_file, port)
+            write_port_file(config.port_file, port)
         undo.pop_all()  # started: from now on `core.stop()` closes everything
     return core
 
@@ -351,32 +351,35 @@ def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[An
     return server, health_servicer, admission
 
 
-def _write_port_file(path: Path, port: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{port}\n", encoding="ascii")
-    tmp.replace(path)  # a reader sees no file or the whole port
-
-
 async def serve(config: CoreConfig) -> None:
     """Run the core until SIGTERM or SIGINT (or the parent's death, if asked), then stop gracefully."""
+    stopping = StopSignal(exit_with_parent=config.exit_with_parent)  # before the port file says "serving"
     core = await start_core(config)
     _tune_gc()
     install_from_env()  # memory snapshots when CROSSROADS_MEMORY_DUMP is set (crossroads bench soak --memory-dump)
     print(f"core: serving on {core.address}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    watchers: list[asyncio.Task[Any]] = [loop.create_task(stop.wait())]
-    if config.exit_with_parent:
-        watchers.append(loop.create_task(_parent_gone(os.getppid())))
     try:
-        await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        await stopping.wait()
     finally:
-        for task in watchers:
-            task.cancel()
         await core.stop()
         print("core: stopped", file=sys.stderr, flush=True)
+
+
+def command(
+    state: Path,
+    *,
+    port: int = 0,
+    port_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+) -> ServerCommand:
+    """How a starter runs the core as a child process: `python -m crossroads.server` on `state`,
+    on `port` (0: any free one), writing the port to `port_file` (default DIR/core.port) once
+    serving, stopping by itself if its starter dies; `options` are more of its flags (`--help`),
+    `env` is added to its environment (e.g. crossroads.diagnostics' variables)."""
+    port_file = state / PORT_FILE if port_file is None else port_file
+    args = ("--state", str(state), "--port", str(port), "--port-file", str(port_file), EXIT_WITH_PARENT, *options)
+    return ServerCommand(CORE, "crossroads.server", args, port_file, dict(env or {}))
 
 
 def _tune_gc() -> None:
@@ -392,11 +395,6 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def _parent_gone(parent: int) -> None:
-    while os.getppid() == parent:  # re-parented: whoever started us is gone
-        await asyncio.sleep(DEFAULT_PARENT_POLL)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m crossroads.server", description=__doc__.split("\n\n")[0])
     p.add_argument("--state", type=Path, required=True, help="the state folder of the live network")
@@ -404,7 +402,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", type=Path, help="write the port here once serving")
     p.add_argument("--forward-deadline", type=float, default=DEFAULT_FORWARD_DEADLINE, help="seconds per forward")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds calls in flight get on stop")
-    p.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process dies")
+    p.add_argument(EXIT_WITH_PARENT, action="store_true", help="stop when the starting process dies")
     p.add_argument(
         "--limits",
         type=Path,

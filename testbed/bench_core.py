@@ -27,11 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -54,7 +51,8 @@ from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2
-from testbed.live import LiveNetwork, bring_up, child_env
+from testbed import processes, proxy
+from testbed.live import LiveNetwork, bring_up
 from testbed.loadgen import EXCHANGE_METHOD, Prepared, write_requests
 
 __all__ = [
@@ -79,7 +77,6 @@ __all__ = [
     "paired_ratios",
     "prepare_workload",
     "run_loadgen",
-    "running_proxy",
 ]
 
 # The headline compares capacities: at 256 calls in flight both servers are saturated on the
@@ -177,28 +174,6 @@ def prepare_workload(
 # ------------------------------------------------------------------ processes
 
 
-def _wait_for_port(popen: subprocess.Popen[bytes], port_file: Path, log: Path) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise BenchError(f"the proxy exited with code {popen.returncode}; see {log}")
-        try:
-            return f"127.0.0.1:{int(port_file.read_text())}"
-        except (FileNotFoundError, ValueError):
-            time.sleep(0.05)
-    raise BenchError(f"the proxy did not start serving within {START_TIMEOUT_S} s; see {log}")
-
-
-def _stop(popen: subprocess.Popen[bytes]) -> None:
-    if popen.poll() is None:
-        popen.send_signal(signal.SIGTERM)
-    try:
-        popen.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        popen.kill()  # it ignored a graceful stop: do not leave it behind
-        popen.wait()
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far, all its threads (Linux /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -206,27 +181,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def running_proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
-    """A testbed/proxy.py process forwarding to `upstream` (identity "core" on both hops).
-
-    Yields its address and pid.
-    """
-    port_file, log = folder / "proxy.port", folder / "proxy.log"
-    port_file.unlink(missing_ok=True)
-    args = ["--pki", str(pki), "--upstream", upstream, "--port-file", str(port_file)]
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "testbed.proxy", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the proxy
-        )
+def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
     try:
-        yield _wait_for_port(popen, port_file, log), popen.pid
-    finally:
-        _stop(popen)
+        with proxy.running(pki, upstream, folder) as (address, pid):
+            yield address, pid
+    except processes.ChildError as exc:
+        raise BenchError(f"the raw proxy did not start: {exc}") from exc
 
 
 def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig, log: Path) -> dict[str, float]:
@@ -235,19 +195,10 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
     args += ["--concurrency", str(config.concurrency), "--seconds", str(config.seconds)]
     args += ["--warmup", str(config.warmup_s)]
     timeout = config.seconds + config.warmup_s + 60.0
-    with log.open("ab") as err:
-        done = subprocess.run(
-            [sys.executable, "-m", "testbed.loadgen", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=child_env(),
-            timeout=timeout,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise BenchError(f"the load generator exited with code {done.returncode}; see {log}")
-    figures: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    code, out = processes.run("loadgen", ["-m", "testbed.loadgen", *args], log=log, timeout_s=timeout)
+    if code != 0:
+        raise BenchError(f"the load generator exited with code {code}; see {log}")
+    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return figures
 
 
@@ -457,15 +408,15 @@ def _measure(
     pki, core, host = network.state / "pki", network.core, network.hosts[0]
     if core is None or core.address is None or host.address is None:
         raise BenchError("the live network came up without a core or a host address")
-    with running_proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
+    with _proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
         check_paths(pki, core.address, proxy, workload)
         paths = {
-            "core": _Path(core.address, requests["core"], core.popen.pid),
+            "core": _Path(core.address, requests["core"], core.pid),
             "proxy": _Path(proxy, requests["proxy"], proxy_pid),
         }
         start = _audit_size(network.state)
         _say(f"{config.runs} runs per path, {config.seconds:g} s each, {config.concurrency} in flight")
-        return _alternate(config, pki, paths, host.popen.pid, log), start
+        return _alternate(config, pki, paths, host.pid, log), start
 
 
 def headline(figures: dict[str, Any]) -> dict[str, Any]:

@@ -30,11 +30,9 @@ import importlib.util
 import itertools
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,12 +42,16 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 import agencies
+from agencies import host
 from agencies.spec import WorldSpec, load_world_spec
+from crossroads import server
 from crossroads.citizen import ensure_fas
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
 from crossroads.pki import ADMIN, CORE, NetworkPki, channel_credentials, host_identity
+from testbed import processes
+from testbed.processes import Child, ChildError
 
 __all__ = [
     "DEFAULT_HOSTS",
@@ -59,8 +61,6 @@ __all__ = [
     "WorldFiles",
     "bring_up",
     "check_health",
-    "child_env",
-    "log_tail",
     "prepare_world",
     "start_network",
     "status",
@@ -71,8 +71,6 @@ DEFAULT_SERVICE_TIME_MS = 0.0
 START_TIMEOUT_S = 120.0  # a generous ceiling for a loaded machine, not a target
 STOP_TIMEOUT_S = 15.0
 HEALTH_TIMEOUT_S = 2.0
-POLL_S = 0.05
-LOG_TAIL_LINES = 20
 WORLD_FORMAT = 1  # bump when the world files' meaning changes, so old state folders are rebuilt
 
 _HEALTH = "/grpc.health.v1.Health/Check"
@@ -171,100 +169,26 @@ def _build_world(spec: WorldSpec, scenario: Path, state: Path, fingerprint: str,
 # ------------------------------------------------------------------ processes
 
 
-@dataclass
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    port_file: Path
-    address: str | None = None
-
-    def exited(self) -> int | None:
-        return self.popen.poll()
-
-    def log_tail(self) -> str:
-        return log_tail(self.log)
-
-
-def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last `lines` lines of a child's log, for an error message."""
-    try:
-        text = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(empty log)"
-
-
-def child_env() -> dict[str, str]:
-    """The environment for a child process: it imports the very code this process runs, wherever started."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _spawn(name: str, module: str, args: Sequence[str], state: Path, port_file: Path) -> _Process:
-    log = state / "logs" / f"{name}.log"
-    port_file.unlink(missing_ok=True)
-    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            start_new_session=True,  # a terminal Ctrl-C reaches us only; we stop children in order
-        )
-    return _Process(name, popen, log, port_file)
-
-
-def _spawn_host(index: int, agencies: Sequence[AgencyId], state: Path, seed: int, service_time_ms: float) -> _Process:
+def _spawn_host(index: int, agencies: Sequence[AgencyId], state: Path, seed: int, service_time_ms: float) -> Child:
     name = host_identity(index)
     agencies_file = state / "hosts" / f"{name}.agencies.json"
     _write_json(agencies_file, list(agencies))
-    args = ["--state", str(state), "--name", name, "--agencies-file", str(agencies_file), "--seed", str(seed)]
-    port_file = state / "hosts" / f"{name}.port"
-    args += ["--service-time-ms", str(service_time_ms), "--port-file", str(port_file), "--exit-with-parent"]
-    return _spawn(name, "agencies.host", args, state, port_file)
+    command = host.command(state, name, agencies_file, seed, service_time_ms=service_time_ms)
+    return processes.start_server(command, state / "logs" / f"{name}.log")
 
 
-def _spawn_core(state: Path) -> _Process:
+def _spawn_core(state: Path, env: Mapping[str, str] | None) -> Child:
     if importlib.util.find_spec("crossroads.server") is None:
         raise LiveNetworkError("the core module crossroads.server is not installed")
-    port_file = state / "core.port"
-    args = ["--state", str(state), "--port-file", str(port_file), "--exit-with-parent"]
-    return _spawn(CORE, "crossroads.server", args, state, port_file)
+    return processes.start_server(server.command(state, env=env), state / "logs" / f"{CORE}.log")
 
 
-def _check_alive(processes: Iterable[_Process]) -> None:
-    for p in processes:
-        code = p.exited()
-        if code is not None:
-            raise LiveNetworkError(
-                f"{p.name} exited with code {code} during start-up; last lines of {p.log}:\n{p.log_tail()}"
-            )
-
-
-def _read_port(port_file: Path) -> str | None:
-    """The address in `port_file`, or None while it is absent or still being written."""
-    try:
-        return f"127.0.0.1:{int(port_file.read_text())}"
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _wait_for_ports(processes: Sequence[_Process], deadline: float) -> None:
+def _wait_for_ports(children: Sequence[Child], deadline: float) -> None:
     """Wait until every process wrote its port file (it writes it once serving)."""
-    waiting = [p for p in processes if p.address is None]
-    while waiting:
-        _check_alive(processes)
-        for p in waiting:
-            p.address = _read_port(p.port_file)
-        waiting = [p for p in waiting if p.address is None]
-        if waiting and time.monotonic() > deadline:
-            raise LiveNetworkError(f"{', '.join(p.name for p in waiting)} did not start serving in time")
-        if waiting:
-            time.sleep(POLL_S)
+    try:
+        processes.wait_serving(children, deadline)
+    except ChildError as exc:
+        raise LiveNetworkError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------ health
@@ -285,15 +209,14 @@ def check_health(address: str, credentials: grpc.ChannelCredentials, timeout_s: 
     return _STATUS_NAMES.get(reply.status, "NOT_SERVING")
 
 
-def _wait_serving(processes: Sequence[_Process], credentials: grpc.ChannelCredentials, deadline: float) -> None:
-    pending = list(processes)
-    while pending:
-        _check_alive(processes)
-        pending = [p for p in pending if check_health(str(p.address), credentials) != "SERVING"]
-        if pending and time.monotonic() > deadline:
-            raise LiveNetworkError(f"{', '.join(p.name for p in pending)} never answered SERVING")
-        if pending:
-            time.sleep(POLL_S)
+def _serving_all(children: Sequence[Child], credentials: grpc.ChannelCredentials, deadline: float) -> None:
+    def serving(child: Child) -> bool:
+        return check_health(str(child.address), credentials) == "SERVING"
+
+    try:
+        processes.wait_until(children, serving, deadline=deadline, what="answer SERVING")
+    except ChildError as exc:
+        raise LiveNetworkError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------ the network
@@ -304,8 +227,8 @@ class LiveNetwork:
     """The running processes of a live network. `stop()` ends them; also a context manager."""
 
     state: Path
-    hosts: list[_Process]
-    core: _Process | None
+    hosts: list[Child]
+    core: Child | None
     endpoints: dict[str, Any] = field(default_factory=dict)
     _stopped: bool = False
 
@@ -313,7 +236,7 @@ class LiveNetwork:
     def endpoints_path(self) -> Path:
         return self.state / "endpoints.json"
 
-    def processes(self) -> list[_Process]:
+    def processes(self) -> list[Child]:
         """The core first, then the hosts: the order they are stopped in."""
         return ([self.core] if self.core else []) + self.hosts
 
@@ -323,7 +246,7 @@ class LiveNetwork:
 
     def rss_bytes(self) -> dict[str, int]:
         """Resident memory of each live process (Linux /proc), by name."""
-        return {p.name: rss for p in self.processes() if (rss := _rss_bytes(p.popen.pid)) is not None}
+        return {p.name: rss for p in self.processes() if (rss := _rss_bytes(p.pid)) is not None}
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the core, then the hosts (SIGTERM, then SIGKILL after `timeout_s`). Idempotent."""
@@ -332,8 +255,8 @@ class LiveNetwork:
         self._stopped = True
         atexit.unregister(self.stop)
         if self.core is not None:
-            _terminate([self.core], timeout_s)
-        _terminate(self.hosts, timeout_s)
+            processes.stop([self.core], timeout_s)
+        processes.stop(self.hosts, timeout_s)
         if self.endpoints:
             self.endpoints["up"] = False
             _write_json(self.endpoints_path, self.endpoints)
@@ -343,19 +266,6 @@ class LiveNetwork:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
-
-
-def _terminate(processes: Sequence[_Process], timeout_s: float) -> None:
-    for p in processes:
-        if p.exited() is None:
-            p.popen.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for p in processes:
-        try:
-            p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.popen.kill()  # it ignored a graceful stop: do not leave it behind
-            p.popen.wait()
 
 
 def _rss_bytes(pid: int) -> int | None:
@@ -372,7 +282,7 @@ def _share(agencies: Sequence[AgencyId], hosts: int) -> list[list[AgencyId]]:
     return [list(agencies[k::hosts]) for k in range(hosts)]
 
 
-def _hosts_json(hosts: Sequence[_Process], shares: Sequence[Sequence[AgencyId]]) -> dict[str, Any]:
+def _hosts_json(hosts: Sequence[Child], shares: Sequence[Sequence[AgencyId]]) -> dict[str, Any]:
     return {
         "hosts": [
             {"name": p.name, "address": p.address, "agencies": list(share)}
@@ -387,10 +297,10 @@ def _endpoints(network: LiveNetwork, world: WorldFiles, shares: Sequence[Sequenc
         "core": network.core.address if network.core else None,
         "agencies": len(world.agencies),
         "hosts": [
-            {"name": p.name, "address": p.address, "agencies": len(share), "pid": p.popen.pid}
+            {"name": p.name, "address": p.address, "agencies": len(share), "pid": p.pid}
             for p, share in zip(network.hosts, shares, strict=True)
         ],
-        "pids": {p.name: p.popen.pid for p in network.processes()},
+        "pids": {p.name: p.pid for p in network.processes()},
         "pki": str(network.state / "pki"),
         "admin_identity": ADMIN,
         "seed": world.seed,
@@ -411,12 +321,14 @@ def start_network(
     hosts: int = DEFAULT_HOSTS,
     service_time_ms: float = DEFAULT_SERVICE_TIME_MS,
     start_core: bool = True,
+    core_env: Mapping[str, str] | None = None,
     progress: bool = False,
     timeout_s: float = START_TIMEOUT_S,
 ) -> LiveNetwork:
     """Issue certificates, start the hosts and the core, wait until all serve; write endpoints.json.
 
-    `start_core=False` brings up the hosts alone (for tests of the hosts and of this module).
+    `start_core=False` brings up the hosts alone (for tests of the hosts and of this module);
+    `core_env` is added to the core's environment (e.g. crossroads.diagnostics' variables).
     On any failure or interrupt the processes started so far are stopped before raising.
     """
     if not 1 <= hosts <= max(1, len(world.agencies)):
@@ -429,37 +341,40 @@ def start_network(
     network = LiveNetwork(state, [], None)
     atexit.register(network.stop)  # a forgotten network does not outlive its Python
     try:
-        _start_all(network, pki, world, hosts, service_time_ms, start_core, time.monotonic() + timeout_s, progress)
+        plan = _Plan(hosts, service_time_ms, start_core, core_env, time.monotonic() + timeout_s, progress)
+        _start_all(network, pki, world, plan)
     except BaseException:
         network.stop()
         raise
     return network
 
 
-def _start_all(
-    network: LiveNetwork,
-    pki: NetworkPki,
-    world: WorldFiles,
-    hosts: int,
-    service_time_ms: float,
-    start_core: bool,
-    deadline: float,
-    progress: bool,
-) -> None:
-    state = network.state
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    hosts: int
+    service_time_ms: float
+    start_core: bool
+    core_env: Mapping[str, str] | None
+    deadline: float
+    progress: bool
+
+
+def _start_all(network: LiveNetwork, pki: NetworkPki, world: WorldFiles, plan: _Plan) -> None:
+    state, hosts = network.state, plan.hosts
     shares = _share(world.agencies, hosts)
     for k, share in enumerate(shares):
-        network.hosts.append(_spawn_host(k, share, state, world.seed, service_time_ms))
+        network.hosts.append(_spawn_host(k, share, state, world.seed, plan.service_time_ms))
     # the agencies' own certificates are for clients: issue them while the hosts boot
-    issued = pki.issue_many(world.agencies, progress=progress)
-    _say(progress, f"agency certificates: {issued} issued, {len(set(world.agencies)) - issued} kept")
-    _wait_for_ports(network.hosts, deadline)
+    issued = pki.issue_many(world.agencies, progress=plan.progress)
+    _say(plan.progress, f"agency certificates: {issued} issued, {len(set(world.agencies)) - issued} kept")
+    _wait_for_ports(network.hosts, plan.deadline)
     _write_json(state / "hosts.json", _hosts_json(network.hosts, shares))
-    _say(progress, f"{hosts} agency hosts listening; starting the core" if start_core else f"{hosts} hosts listening")
-    if start_core:
-        network.core = _spawn_core(state)
-        _wait_for_ports(network.processes(), deadline)
-    _wait_serving(network.processes(), channel_credentials(state / "pki", ADMIN), deadline)
+    then = "; starting the core" if plan.start_core else ""
+    _say(plan.progress, f"{hosts} agency hosts listening{then}")
+    if plan.start_core:
+        network.core = _spawn_core(state, plan.core_env)
+        _wait_for_ports(network.processes(), plan.deadline)
+    _serving_all(network.processes(), channel_credentials(state / "pki", ADMIN), plan.deadline)
     network.endpoints = _endpoints(network, world, shares)
     _write_json(network.endpoints_path, network.endpoints)
 
@@ -472,6 +387,7 @@ def bring_up(
     service_time_ms: float = DEFAULT_SERVICE_TIME_MS,
     progress: bool = True,
     start_core: bool = True,
+    core_env: Mapping[str, str] | None = None,
 ) -> LiveNetwork:
     """Bring the live network of `scenario` up with its state in `state`; see the module doc.
 
@@ -484,7 +400,13 @@ def bring_up(
     started = time.perf_counter()
     world = prepare_world(Path(scenario), state, progress=progress)
     network = start_network(
-        state, world, hosts=hosts, service_time_ms=service_time_ms, start_core=start_core, progress=progress
+        state,
+        world,
+        hosts=hosts,
+        service_time_ms=service_time_ms,
+        start_core=start_core,
+        core_env=core_env,
+        progress=progress,
     )
     network.endpoints["startup_s"] = round(time.perf_counter() - started, 3)
     _write_json(network.endpoints_path, network.endpoints)

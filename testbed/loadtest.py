@@ -29,8 +29,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -54,14 +52,17 @@ from loadtests.capacity import (
     stairs_scenario,
 )
 from loadtests.context import STARTED_FILE, default_scenario
-from loadtests.faults import FaultInjector, FaultWindow
+from loadtests.faults import FaultWindow
 from loadtests.guarantees import Check, check_budget, check_state, drain_outbox
 from loadtests.metrics import overall, series, window_stats
 from loadtests.record import RequestRecord, read_requests
 from loadtests.report import build_loadtest_report
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN, ResourceSampler, mean_cpu_percent, memory_trend
 from loadtests.spec import LoadtestSpec, load_loadtest_spec
+from testbed import processes, proxy
+from testbed.faults import FaultInjector
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
+from testbed.processes import Child, ChildError
 
 __all__ = [
     "CAPACITY_HOSTS",
@@ -114,6 +115,7 @@ class LoadtestRun:
     locust_args: tuple[str, ...] = ()
     progress: bool = True
     flat_mb_per_min: float = DEFAULT_FLAT_MB_PER_MIN  # a process's memory is flat below this slope
+    core_env: Mapping[str, str] = field(default_factory=dict)  # added to the core's environment
 
     @property
     def world_file(self) -> Path:
@@ -159,18 +161,10 @@ def _say(progress: bool, message: str) -> None:
 # ------------------------------------------------------------------ Locust as a subprocess
 
 
-def _locust_env() -> dict[str, str]:
-    # Locust imports the very code this process runs, wherever it is started from
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _locust_command(run: LoadtestRun, state: Path, address: str, requests: Path, target: str) -> list[str]:
     out = run.out.resolve()
     command = [
-        *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", address),
+        *("-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", address),
         *("--crossroads-state", str(state), "--crossroads-scenario", str(run.scenario.resolve())),
         *("--crossroads-world", str(run.world_file.resolve()), "--crossroads-out", str(requests)),
         *("--crossroads-run-id", os.urandom(4).hex(), "--crossroads-target", target),
@@ -187,45 +181,27 @@ def _locust_command(run: LoadtestRun, state: Path, address: str, requests: Path,
     return [*command, *run.locust_args]
 
 
-def _start_locust(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_locust_env(),
-            start_new_session=True,  # its workers form a group of their own, which we stop as one
-        )
+def _start_locust(command: Sequence[str], log: Path) -> Child:
+    # in a process group of its own with its workers, which are stopped as one
+    return processes.start("locust", command, log=log, group=True)
 
 
-def _wait_started(started: Path, locust: subprocess.Popen[bytes], log: Path) -> float:
+def _wait_started(started: Path, locust: Child) -> float:
     """The UNIX time the load started (Locust's test_start), once Locust has written it."""
     deadline = time.monotonic() + LOCUST_START_TIMEOUT_S
-    while not started.exists():
-        if locust.poll() is not None:
-            raise LoadtestError(f"Locust exited with code {locust.returncode} before the load started; see {log}")
-        if time.monotonic() > deadline:
-            raise LoadtestError(f"Locust did not start the load within {LOCUST_START_TIMEOUT_S:g} s; see {log}")
-        time.sleep(_POLL_S)
+    try:
+        processes.wait_until([locust], lambda _: started.exists(), deadline=deadline, what="start the load")
+    except ChildError as exc:
+        raise LoadtestError(str(exc)) from exc
     return float(json.loads(started.read_text())["wall"])
 
 
-def _stop_locust(locust: subprocess.Popen[bytes]) -> None:
+def _stop_locust(locust: Child) -> None:
     """SIGTERM to Locust's process group (it quits cleanly, writing its files), SIGKILL if it hangs."""
-    if locust.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(locust.pid, signal.SIGTERM)
-    try:
-        locust.wait(timeout=LOCUST_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(locust.pid, signal.SIGKILL)
-        locust.wait()
+    processes.stop([locust], LOCUST_STOP_TIMEOUT_S)
 
 
-def _locust_pids(locust: subprocess.Popen[bytes]) -> dict[str, int]:
+def _locust_pids(locust: Child) -> dict[str, int]:
     try:
         children = psutil.Process(locust.pid).children()
     except psutil.Error:
@@ -233,20 +209,18 @@ def _locust_pids(locust: subprocess.Popen[bytes]) -> dict[str, int]:
     return {"locust": locust.pid, **{f"locust-{k + 1}": c.pid for k, c in enumerate(children)}}
 
 
-def _wait_locust(locust: subprocess.Popen[bytes], duration: float, sampler: ResourceSampler, progress: bool) -> bool:
+def _wait_locust(locust: Child, duration: float, sampler: ResourceSampler, progress: bool) -> bool:
     """Wait for Locust to end its load of `duration` s (True), at most LOCUST_STOP_MARGIN_S more (False);
     on long loads, say every PROGRESS_EVERY_S how far it is and how big the core is."""
     started = time.monotonic()
     deadline = started + duration + LOCUST_STOP_MARGIN_S
     while (left := deadline - time.monotonic()) > 0:
-        try:
-            locust.wait(timeout=min(left, PROGRESS_EVERY_S))
+        if locust.wait(min(left, PROGRESS_EVERY_S)):
             return True
-        except subprocess.TimeoutExpired:
-            elapsed = time.monotonic() - started
-            core = next((v for v in reversed(sampler.rss_mb.get("core", [])) if v is not None), None)
-            memory = "" if core is None else f"; core {core:.0f} MB resident"
-            _say(progress, f"{min(elapsed, duration):.0f} of {duration:g} s{memory}")
+        elapsed = time.monotonic() - started
+        core = next((v for v in reversed(sampler.rss_mb.get("core", [])) if v is not None), None)
+        memory = "" if core is None else f"; core {core:.0f} MB resident"
+        _say(progress, f"{min(elapsed, duration):.0f} of {duration:g} s{memory}")
     return False
 
 
@@ -287,7 +261,7 @@ def _drive(
     sampler = ResourceSampler(lambda: {**injector.pids(), **(others or {}), **_locust_pids(locust)})
     try:
         with _sampling(sampler):
-            t0 = _wait_started(requests / STARTED_FILE, locust, log)
+            t0 = _wait_started(requests / STARTED_FILE, locust)
             _say(run.progress, f"load started; {spec.duration:g} s, {len(spec.faults)} fault(s)")
             faults = threading.Thread(target=injector.run, args=(spec.faults, t0, stop), name="faults", daemon=True)
             faults.start()
@@ -299,8 +273,8 @@ def _drive(
         stop.set()
         _stop_locust(locust)
         injector.close()  # SIGCONT a frozen core, stop the hosts it restarted
-    if locust.returncode not in (0, None):
-        raise LoadtestError(f"Locust exited with code {locust.returncode}; see {log}")
+    if locust.exited() not in (0, None):
+        raise LoadtestError(f"Locust exited with code {locust.exited()}; see {log}")
     return _Measured(
         t0=t0,
         seconds=spec.duration,
@@ -310,7 +284,7 @@ def _drive(
         resources=sampler.as_json(t0),
         pending=pending,
         drain_s=drain_s,
-        locust_code=locust.returncode or 0,
+        locust_code=locust.exited() or 0,
     )
 
 
@@ -405,7 +379,7 @@ def run_loadtest(run: LoadtestRun) -> LoadtestResult:
     out = run.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     network = bring_up(run.world_file, out / "state", hosts=run.hosts, service_time_ms=run.service_time_ms,
-                       progress=run.progress)  # fmt: skip
+                       core_env=run.core_env, progress=run.progress)  # fmt: skip
     try:
         measured = _drive(network, run, spec, "core", str(network.endpoints["core"]))
     finally:
@@ -432,31 +406,12 @@ def _stairs_file(out: Path, world: Path, steps: Sequence[Step], seed: int, timeo
 
 
 @contextlib.contextmanager
-def _proxy(state: Path, upstream: str, log: Path) -> Iterator[tuple[str, int]]:
-    """The raw one-hop proxy (testbed/proxy.py) in front of `upstream`, in a process of its own:
-    its address and pid."""
-    port_file = state / "proxy.port"
-    port_file.unlink(missing_ok=True)
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "testbed.proxy", "--pki", str(state / "pki"), "--upstream", upstream,
-             "--port-file", str(port_file)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_locust_env(), start_new_session=True,
-        )  # fmt: skip
+def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
     try:
-        deadline = time.monotonic() + LOCUST_START_TIMEOUT_S
-        while not port_file.exists() or not port_file.read_text().strip():
-            if popen.poll() is not None or time.monotonic() > deadline:
-                raise LoadtestError(f"the raw proxy did not start; see {log}")
-            time.sleep(_POLL_S)
-        yield f"127.0.0.1:{int(port_file.read_text())}", popen.pid
-    finally:
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(timeout=LOCUST_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        with proxy.running(pki, upstream, folder) as (address, pid):
+            yield address, pid
+    except ChildError as exc:
+        raise LoadtestError(f"the raw proxy did not start: {exc}") from exc
 
 
 def _staircase(network: LiveNetwork, run: LoadtestRun, target: str, plan: Sequence[Step], p99_ms: float) -> Any:
@@ -470,7 +425,7 @@ def _staircase(network: LiveNetwork, run: LoadtestRun, target: str, plan: Sequen
             address, name, pids = str(network.endpoints["core"]), "core", {}
         else:
             upstream = network.endpoints["hosts"][0]
-            address, pid = stack.enter_context(_proxy(network.state, upstream["address"], run.out / "proxy.log"))
+            address, pid = stack.enter_context(_proxy(network.state / "pki", upstream["address"], run.out))
             name, pids = f"proxy:{upstream['name']}", {"proxy": pid}
         _say(run.progress, f"capacity staircase against the {target}")
         m = _drive(network, run, run.spec(), name, address, pids)
@@ -554,23 +509,13 @@ def capacity_benchmark(
     return result
 
 
-@contextlib.contextmanager
-def _core_diagnostics(dump: Path | None, frames: int) -> Iterator[None]:
-    """The environment that asks the processes started meanwhile (the core) for memory snapshots
-    (crossroads/diagnostics.py) in `dump`; nothing when `dump` is None. Restored afterwards."""
+def _core_diagnostics(dump: Path | None, frames: int) -> dict[str, str]:
+    """The environment that asks the core for memory snapshots (crossroads/diagnostics.py) in
+    `dump`; none when `dump` is None."""
     wanted = {} if dump is None else {DUMP_ENV: str(dump), INTERVAL_ENV: str(DIAGNOSTICS_INTERVAL_S)}
     if dump is not None and frames:
         wanted[TRACEMALLOC_ENV] = str(frames)
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return wanted
 
 
 def _flatness(memory: dict[str, Any], threshold: float) -> dict[str, Any]:
@@ -617,10 +562,10 @@ def soak_benchmark(
     if dump is not None:
         dump.unlink(missing_ok=True)
     load_before = _load_average()
-    with _core_diagnostics(dump, tracemalloc_frames):
-        run = LoadtestRun(scenario=stairs, world=world, out=out, processes=processes, progress=progress,
-                          flat_mb_per_min=flat_mb_per_min)  # fmt: skip
-        result = run_loadtest(run)
+    diagnostics = _core_diagnostics(dump, tracemalloc_frames)
+    run = LoadtestRun(scenario=stairs, world=world, out=out, processes=processes, progress=progress,
+                      flat_mb_per_min=flat_mb_per_min, core_env=diagnostics)  # fmt: skip
+    result = run_loadtest(run)
     o = result.summary["overall"]
     memory = result.summary["resources"]["memory"]
     soak = {

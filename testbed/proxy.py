@@ -6,15 +6,15 @@ upstream's reply bytes. It authenticates both hops like the core does, but check
 routes nothing and audits nothing: whatever the core costs beyond this is the price of the
 crossroads' work.
 
-Run: `python -m testbed.proxy --pki DIR/pki --upstream 127.0.0.1:PORT --port-file FILE`.
+Run: `python -m testbed.proxy --pki DIR/pki --upstream 127.0.0.1:PORT --port-file FILE` (`command`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,8 +22,11 @@ from grpc import aio
 
 from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS
 from crossroads.pki import channel_credentials, server_credentials
+from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
+from testbed import processes
 
 DEFAULT_DEADLINE_S = 5.0
+START_TIMEOUT_S = 60.0  # a ceiling for a loaded machine, not a target
 # the same HTTP/2 settings as the core on both hops, so that the baseline is as cheap as the
 # transport allows and the comparison is of the work done, not of the settings
 SERVER_OPTIONS = (("grpc.so_reuseport", 0), *LOOPBACK_HTTP2_OPTIONS)
@@ -64,14 +67,28 @@ async def serve_proxy(pki: Path, upstream: str, port: int = 0, name: str = "core
     return server, bound
 
 
+def command(pki: Path, upstream: str, port_file: Path) -> ServerCommand:
+    """How a starter runs the proxy as a child process: `python -m testbed.proxy` in front of
+    `upstream`, writing its port to `port_file` once serving, stopping by itself if its starter dies."""
+    args = ("--pki", str(pki), "--upstream", upstream, "--port-file", str(port_file), EXIT_WITH_PARENT)
+    return ServerCommand("proxy", "testbed.proxy", args, port_file)
+
+
+@contextlib.contextmanager
+def running(pki: Path, upstream: str, folder: Path, timeout_s: float = START_TIMEOUT_S) -> Iterator[tuple[str, int]]:
+    """The proxy in front of `upstream` in a process of its own (testbed.processes), its port file
+    and log in `folder`: yields its address and pid once it serves, stops it on leaving.
+    testbed.processes.ChildError, quoting its log, if it does not serve within `timeout_s`."""
+    server = command(pki, upstream, folder / "proxy.port")
+    with processes.running_server(server, folder / "proxy.log", timeout_s) as child:
+        yield str(child.address), child.pid
+
+
 async def _main(args: argparse.Namespace) -> None:
+    stopping = StopSignal(exit_with_parent=args.exit_with_parent)  # before the port file says "serving"
     server, port = await serve_proxy(Path(args.pki), args.upstream, args.port)
-    Path(args.port_file).write_text(str(port))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    write_port_file(Path(args.port_file), port)
+    await stopping.wait()
     await server.stop(1.0)
 
 
@@ -81,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--upstream", required=True, help="host:port to forward every call to")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = a free one)")
     parser.add_argument("--port-file", required=True, help="file to write the bound port to once serving")
+    parser.add_argument(EXIT_WITH_PARENT, action="store_true", help="stop when the starting process dies")
     asyncio.run(_main(parser.parse_args(argv)))
 
 

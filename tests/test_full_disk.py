@@ -39,13 +39,13 @@ from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import load_public_key
 from crossroads.merkle import leaf_hashes, root
 from loadtests.client import EXCHANGE
-from loadtests.faults import FaultInjector
 from loadtests.spec import Fault
 from protos import messages_pb2
 from testbed.crash.checks import audit_records, outbox_items, pending
 from testbed.crash.core import CoreProcess
 from testbed.crash.heads import Head, consistency_problem, fetch_head, fetch_proof
 from testbed.crash.target import Target
+from testbed.faults import FaultInjector
 from testbed.live import prepare_world, start_network
 
 BEFORE, AFTER, TRIES = 300, 50, 3  # records before the disk fills, after it has space again; appends tried while full

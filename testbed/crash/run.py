@@ -37,13 +37,13 @@ from agencies.world import World
 from crossroads.audit import KEYS_DIR
 from crossroads.checkpoint import load_public_key
 from crossroads.pki import host_identity
-from loadtests.faults import FaultInjector
 from loadtests.spec import Fault
 from testbed.crash.checks import Verdict, check_run, outbox_items, pending
 from testbed.crash.core import CoreProcess, CoreProcessError
 from testbed.crash.heads import Head, HeadWatcher, Restart, consistency_problem, fetch_head, fetch_proof
 from testbed.crash.load import DEFAULT_RATE, DEFAULT_WORKERS, LoadGenerator
 from testbed.crash.target import Target
+from testbed.faults import FaultInjector
 from testbed.live import LiveNetwork, prepare_world, start_network
 
 __all__ = [

@@ -7,9 +7,6 @@ _ATHERIS_BOOT WORLD AS_OF [libFuzzer flags] CORPUS`, which imports it from this 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +18,7 @@ from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import load_knowledge
 from protos import messages_pb2 as pb
+from testbed import processes
 from testbed.fuzz.world import FuzzWorld
 
 
@@ -37,7 +35,6 @@ def atheris_campaign(world: FuzzWorld, runs: int, seed: int, folder: Path) -> di
         (corpus / f"seed-{i}").write_bytes(bytes([sender]) + sample.envelope.SerializeToString())
     started = time.perf_counter()
     args = [
-        sys.executable,
         "-c",
         _ATHERIS_BOOT,
         str(world.folder),
@@ -48,17 +45,15 @@ def atheris_campaign(world: FuzzWorld, runs: int, seed: int, folder: Path) -> di
         f"-artifact_prefix={folder}/",
         str(corpus),
     ]
-    # The repository root (this file is testbed/fuzz/atheris_harness.py), so the harness imports this checkout
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
-    )
-    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-    (folder / "atheris.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-    tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+    log = folder / "atheris.log"  # libFuzzer reports on stderr
+    log.unlink(missing_ok=True)
+    code, out = processes.run("atheris", args, log=log, timeout_s=None)
+    with log.open("a", encoding="utf-8") as f:
+        f.write(out)
+    tail = processes.log_tail(log, 3).splitlines()
     return {
         "runs": runs,
-        "exit_code": done.returncode,
+        "exit_code": code,
         "seconds": round(time.perf_counter() - started, 1),
         "tail": tail,
     }
