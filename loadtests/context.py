@@ -33,7 +33,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -45,32 +44,25 @@ from crossroads.domain import AgencyId
 from loadtests.client import Channels
 from loadtests.record import RequestLog
 from loadtests.spec import USER_KINDS, LoadtestSpec, load_loadtest_spec
+from scenarios.shipped import default_loadtest
 
 __all__ = [
-    "DEFAULT_SCENARIO",
     "RunContext",
     "RunOptions",
     "add_arguments",
     "connect_all",
     "context_of",
-    "default_scenario",
     "existing_context",
     "mark_started",
     "options_of",
 ]
 
-DEFAULT_SCENARIO = "loadtest_smoke.yaml"
 CONNECT_CONCURRENCY = 32  # handshakes in flight when every agency connects up front
 STARTED_FILE = "started.json"  # written by the master when the load starts: the faults' time zero
 _ATTR = "crossroads_context"
 _LOCK_ATTR = "crossroads_context_lock"
 _STARTED_ATTR = "crossroads_started"
 _USER_KINDS = tuple(USER_KINDS)
-
-
-def default_scenario() -> Path:
-    """The shipped smoke load test."""
-    return Path(str(files("scenarios").joinpath(DEFAULT_SCENARIO)))
 
 
 def add_arguments(parser: Any) -> None:
@@ -114,7 +106,7 @@ def options_of(parsed: Any) -> RunOptions:
     state = getattr(parsed, "crossroads_state", None)
     if not state:
         raise ValueError("--crossroads-state (or CROSSROADS_STATE) is required: the live network's state folder")
-    scenario = Path(getattr(parsed, "crossroads_scenario", None) or default_scenario()).resolve()
+    scenario = Path(getattr(parsed, "crossroads_scenario", None) or default_loadtest()).resolve()
     return RunOptions(
         state=Path(state).resolve(),
         scenario=scenario,

@@ -467,7 +467,7 @@ def test_servicer_over_a_loopback_socket(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- benchmarks stay runnable
 def test_bench_functions_return_their_figures(tmp_path: Path) -> None:
-    from testbed.bench_audit import bench_appends, bench_verify
+    from testbed.bench.audit import bench_appends, bench_verify
 
     appends = bench_appends(tmp_path / "a", 600, batch=200, concurrency=50, seed=3)
     assert appends["records"] == 600

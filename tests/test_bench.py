@@ -17,8 +17,9 @@ import pytest
 from crossroads.audit import AuditLog, verify_store
 from crossroads.merkle import LeafHash, leaf_hashes, root
 from protos import messages_pb2
-from testbed import bench_core as bc
-from testbed.bench_audit import synthetic_records
+from scenarios.shipped import default_scenario
+from testbed.bench import core as bc
+from testbed.bench.audit import synthetic_records
 from testbed.cli import main
 from testbed.loadgen import read_requests
 
@@ -73,9 +74,9 @@ def test_the_proxy_gets_the_very_forward_the_core_sends(smoke: tuple[Path, list[
 
 def test_the_config_refuses_what_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        bc.CoreBenchConfig(out=tmp_path, scenario=bc.default_scenario(), concurrency=0)
+        bc.CoreBenchConfig(out=tmp_path, scenario=default_scenario(), concurrency=0)
     with pytest.raises(ValueError, match="seconds"):
-        bc.CoreBenchConfig(out=tmp_path, scenario=bc.default_scenario(), seconds=0)
+        bc.CoreBenchConfig(out=tmp_path, scenario=default_scenario(), seconds=0)
 
 
 def test_bench_without_a_benchmark_prints_its_usage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,7 +111,7 @@ def test_bench_audit_reports_each_figure_against_its_goal(tmp_path: Path, capsys
 
 
 def test_bench_world_builds_in_a_fresh_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "world", "--out", str(tmp_path), "--scenario", str(bc.default_scenario())]) == 0
+    assert main(["bench", "world", "--out", str(tmp_path), "--scenario", str(default_scenario())]) == 0
     figures = json.loads((tmp_path / "bench_world.json").read_text())
     assert figures["runs"] == 1 and figures["each"][0]["agencies"] == 3000
     assert set(figures["goals"]) == {"world_seconds", "world_peak_rss_mb"}

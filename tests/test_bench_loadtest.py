@@ -24,9 +24,9 @@ from crossroads.diagnostics import (
 )
 from loadtests.report import capacity_text, soak_text
 from loadtests.resources import memory_trend
-from testbed import bench_core as bc
+from testbed.bench.goals import BenchError
+from testbed.bench.soak import SOAK_SHARE, soak_rate
 from testbed.cli import main
-from testbed.commands.bench import SOAK_SHARE, soak_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_WORLD = {
@@ -167,7 +167,7 @@ def test_a_capacity_at_the_top_of_the_staircase_is_reported_as_a_lower_bound() -
 
 def test_the_soak_runs_at_seventy_percent_of_the_core_capacity_or_not_at_all() -> None:
     assert soak_rate({"core_rps": 500.0}) == pytest.approx(SOAK_SHARE * 500.0) == pytest.approx(350.0)
-    with pytest.raises(bc.BenchError, match="sustained no rate"):
+    with pytest.raises(BenchError, match="sustained no rate"):
         soak_rate({"core_rps": None})
 
 

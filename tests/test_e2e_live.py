@@ -31,10 +31,10 @@ from crossroads.domain import AgencyId, Dataset, DirectoryEntry, Kind
 from crossroads.pki import channel_credentials, channel_credentials_from, foreign_identity, load_identity
 from crossroads.routing import Routed
 from protos import messages_pb2, services_pb2, services_pb2_grpc
+from scenarios.shipped import default_scenario
 from testbed import cli
 from testbed.client import CoreClient, ExchangeRefused, audit_public_key, expected_decision, load_world, verify_receipt
 from testbed.commands.demo import DEFAULT_STEPS, load_test, run_demo, what_if
-from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
 from testbed.examples import Ask, prepare
 from testbed.live import LiveNetwork, bring_up

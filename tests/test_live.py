@@ -20,8 +20,8 @@ from agencies.spec import WorldSpec
 from crossroads.domain import AgencyId, Dataset
 from crossroads.pki import CORE, NetworkPki, channel_credentials
 from protos import messages_pb2
+from scenarios.shipped import default_scenario
 from testbed import live
-from testbed.commands.live import default_scenario
 from testbed.live import LiveNetworkError, WorldFiles, bring_up, prepare_world, start_network, status
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,6 +27,7 @@ from crossroads.merkle import leaf_hash, verify_inclusion
 from crossroads.pki import NetworkPki
 from crossroads.routing import Denied, Routed
 from protos import messages_pb2, services_pb2
+from scenarios.shipped import default_scenario
 from testbed import cli, live
 from testbed.client import (
     ClientError,
@@ -38,7 +39,6 @@ from testbed.client import (
     verify_receipt,
 )
 from testbed.commands.demo import DEFAULT_STEPS
-from testbed.commands.live import default_scenario
 from testbed.commands.send import (
     ask_from_args,
     count_outcomes,

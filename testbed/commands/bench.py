@@ -1,42 +1,46 @@
-"""`crossroads bench core|audit|world|up|capacity|soak|all`: the benchmarks of issues 2 and 4, each
+"""`crossroads bench core|audit|world|up|capacity|soak|all`: the benchmarks (testbed/bench/), each
 against its goal.
 
 Benchmarks are not tests: they print figures and whether each goal was met, and exit 0 when
 they ran (1 when they could not). Progress goes to stderr; the summary and a last line of JSON
-to stdout; the full figures to a JSON file in --out.
+to stdout; the full figures to a JSON file in --out. This module parses, calls and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from loadtests.capacity import DEFAULT_P99_MS
 from loadtests.report import capacity_text, soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
-from testbed import bench_core as bc
-from testbed.loadtest import CapacityPlan, capacity_benchmark, soak_benchmark
+from scenarios.shipped import default_scenario, shipped
+from testbed.bench import core as bc
+from testbed.bench.all import DEFAULT_AUDIT_RUNS, DEFAULT_WORLD_RUNS, AllPlan, bench_all
+from testbed.bench.audit import audit_figures
+from testbed.bench.capacity import CapacityPlan, measure_capacity
+from testbed.bench.goals import (
+    GOAL_APPENDS_PER_S,
+    GOAL_CORE_RATIO,
+    GOAL_UP_MB,
+    GOAL_UP_S,
+    GOAL_VERIFY_S,
+    GOAL_WORLD_MB,
+    GOAL_WORLD_S,
+    BenchError,
+    goal_lines,
+    goal_values,
+    write_figures,
+)
+from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
+from testbed.bench.up import up_figures
+from testbed.bench.world import world_figures
 
 DEFAULT_OUT = Path("runs/bench")
-DEFAULT_AUDIT_RUNS = 3
-DEFAULT_WORLD_RUNS = 1  # one national build is ~20-40 s; --runs 3 for a median
-GOAL_APPENDS_PER_S = 100_000.0
-GOAL_VERIFY_S = 5.0
-GOAL_WORLD_S = 60.0
-GOAL_WORLD_MB = 4096.0
-GOAL_UP_S = 10.0
-GOAL_UP_MB = 1024.0
-DEFAULT_SOAK_MINUTES = 10.0
-SOAK_SHARE = 0.7  # issue 4: the soak runs at 70 % of the capacity measured
 _PLAN = CapacityPlan()
 
 _BENCH_HELP = """\
@@ -56,7 +60,7 @@ Runs alternate proxy/core (ABBA) to share the machine's noise; figures are media
 
 Figures (last line of stdout, JSON; everything in OUT/bench_core.json):
   core_rps, proxy_rps   completed calls per second (closed loop, --concurrency in flight)
-  ratio                 core_rps / proxy_rps                               goal >= {bc.GOAL_RATIO}
+  ratio                 core_rps / proxy_rps                               goal >= {GOAL_CORE_RATIO}
   core_p50_ms, core_p99_ms, proxy_p50_ms, proxy_p99_ms
                         latency percentiles of each path, milliseconds
   runs                  runs per path
@@ -181,7 +185,7 @@ def _reporting(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     def guarded(args: argparse.Namespace) -> int:
         try:
             return run(args)
-        except (bc.BenchError, OSError, RuntimeError, ValueError) as exc:
+        except (BenchError, OSError, RuntimeError, ValueError) as exc:
             print(f"crossroads bench: {exc}", file=sys.stderr)
             return 1
 
@@ -252,151 +256,21 @@ def _all_args(p: argparse.ArgumentParser) -> None:
     _soak_only_args(p)
 
 
-def _shipped(name: str) -> Path:
-    return Path(str(files("scenarios").joinpath(name)))
+def _print_goals(goals: dict[str, dict[str, Any]]) -> None:
+    print("\n".join(goal_lines(goals)))
+    print(json.dumps(goal_values(goals)), flush=True)
 
 
-def _say(message: str) -> None:
-    print(f"crossroads bench: {message}", file=sys.stderr, flush=True)
-
-
-def _write(out: Path, name: str, figures: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(json.dumps(figures, indent=2) + "\n")
-
-
-def _goal(value: float, op: str, target: float) -> dict[str, Any]:
-    met = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
-    return {"value": value, "goal": f"{op} {target:g}", "met": met}
-
-
-# ------------------------------------------------------------------ core
-
-
-def core_figures(out: Path, args: argparse.Namespace, runs: int | None = None) -> dict[str, Any]:
-    config = bc.CoreBenchConfig(
+def _core_config(args: argparse.Namespace, out: Path) -> bc.CoreBenchConfig:
+    return bc.CoreBenchConfig(
         out=out,
-        scenario=getattr(args, "scenario", None) or bc.default_scenario(),
+        scenario=args.scenario or default_scenario(),
         seconds=args.seconds,
         concurrency=args.concurrency,
-        runs=runs or getattr(args, "runs", None) or bc.DEFAULT_RUNS,
+        runs=args.runs or bc.DEFAULT_RUNS,
         warmup_s=getattr(args, "warmup", bc.DEFAULT_WARMUP_S),
         requests=getattr(args, "requests", bc.DEFAULT_REQUESTS),
     )
-    return bc.bench_core(config)
-
-
-def run_core(args: argparse.Namespace) -> int:
-    figures = core_figures(args.out, args)
-    print(bc.format_summary(figures))
-    print(json.dumps(bc.headline(figures)), flush=True)
-    return 0
-
-
-# ------------------------------------------------------------------ audit
-
-
-def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: float(statistics.median(run[key] for run in runs)) for key in runs[0]} if runs else {}
-
-
-def audit_figures(out: Path, runs: int, appends: int, verify: int, concurrency: int) -> dict[str, Any]:
-    """Medians of `runs` runs of testbed/bench_audit.py's append and verify benchmarks, in `out`."""
-    from testbed.bench_audit import bench_appends, bench_verify
-
-    out.mkdir(parents=True, exist_ok=True)
-    append_runs, verify_runs = [], []
-    for run in range(runs):
-        with tempfile.TemporaryDirectory(prefix="bench-audit-", dir=out) as tmp:  # on the run folder's disk
-            _say(f"audit run {run + 1}/{runs}: {appends:,} appends per mode")
-            append_runs.append(bench_appends(Path(tmp), appends, concurrency=concurrency, seed=run))
-            if verify:
-                _say(f"audit run {run + 1}/{runs}: building and verifying {verify:,} records")
-                verify_runs.append(bench_verify(Path(tmp), verify, seed=run))
-    appended, verified = _medians(append_runs), _medians(verify_runs)
-    goals = {
-        "audit_sync_appends_per_s": _goal(round(appended["sync_records_per_s"]), ">=", GOAL_APPENDS_PER_S),
-        "audit_async_appends_per_s": _goal(round(appended["async_records_per_s"]), ">=", GOAL_APPENDS_PER_S),
-        "audit_many_appends_per_s": _goal(round(appended["many_records_per_s"]), ">=", GOAL_APPENDS_PER_S),
-    }
-    if verified:
-        goals["audit_verify_s"] = _goal(round(verified["verify_seconds"], 3), "<=", GOAL_VERIFY_S)
-    each = {"appends": append_runs, "verify": verify_runs}
-    return {"runs": runs, "appends": appended, "verify": verified, "goals": goals, "each": each}
-
-
-def run_audit(args: argparse.Namespace) -> int:
-    figures = audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
-    _write(args.out, "bench_audit.json", figures)
-    _print_goals(figures["goals"])
-    print(json.dumps({k: g["value"] for k, g in figures["goals"].items()}), flush=True)
-    return 0
-
-
-# ------------------------------------------------------------------ world
-
-
-def world_figures(scenario: Path, runs: int) -> dict[str, Any]:
-    """bench_world_runs (a fresh spawned process per build) with the goals of issue 2."""
-    from testbed.bench_world import bench_world_runs
-
-    _say(f"world: {runs} build(s) of {scenario.name}, each in a fresh process")
-    figures = bench_world_runs(scenario, runs)
-    figures["goals"] = {
-        "world_seconds": _goal(float(figures["median_seconds"]), "<=", GOAL_WORLD_S),  # type: ignore[arg-type]
-        "world_peak_rss_mb": _goal(float(figures["median_peak_rss_mb"]), "<=", GOAL_WORLD_MB),  # type: ignore[arg-type]
-    }
-    return figures
-
-
-def run_world(args: argparse.Namespace) -> int:
-    figures = world_figures(args.scenario or _shipped("national.yaml"), args.runs)
-    _write(args.out, "bench_world.json", figures)
-    _print_goals(figures["goals"])
-    print(json.dumps({k: g["value"] for k, g in figures["goals"].items()}), flush=True)
-    return 0
-
-
-# ------------------------------------------------------------------ up
-
-
-def _bring_up_once(scenario: Path, state: Path) -> tuple[float, float, int]:
-    from testbed.live import bring_up
-
-    started = time.perf_counter()
-    with bring_up(scenario, state, progress=True) as network:
-        seconds = time.perf_counter() - started
-        rss = sum(network.rss_bytes().values()) / 2**20
-        agencies = int(network.endpoints["agencies"])
-    return seconds, rss, agencies
-
-
-def up_figures(out: Path) -> dict[str, Any]:
-    """The demo network brought up cold (fresh state folder), then warm (its files reused)."""
-    with tempfile.TemporaryDirectory(prefix="bench-up-", dir=out.resolve()) as tmp:
-        _say("up: bringing the demo network up on a fresh state folder")
-        cold, cold_rss, agencies = _bring_up_once(_shipped("demo.yaml"), Path(tmp))
-        _say("up: and again, warm")
-        warm, warm_rss, _ = _bring_up_once(_shipped("demo.yaml"), Path(tmp))
-    rss = max(cold_rss, warm_rss)
-    goals = {
-        "up_cold_seconds": _goal(round(cold, 2), "<=", GOAL_UP_S),
-        "up_warm_seconds": _goal(round(warm, 2), "<=", GOAL_UP_S),
-        "up_rss_mb": _goal(round(rss, 1), "<=", GOAL_UP_MB),
-    }
-    return {"agencies": agencies, "cold_seconds": cold, "warm_seconds": warm, "rss_mb": rss, "goals": goals}
-
-
-def run_up(args: argparse.Namespace) -> int:
-    args.out.mkdir(parents=True, exist_ok=True)
-    figures = up_figures(args.out)
-    _write(args.out, "bench_up.json", figures)
-    _print_goals(figures["goals"])
-    print(json.dumps({k: g["value"] for k, g in figures["goals"].items()}), flush=True)
-    return 0
-
-
-# ------------------------------------------------------------------ capacity and soak (issue 4)
 
 
 def _plan(args: argparse.Namespace) -> CapacityPlan:
@@ -404,39 +278,9 @@ def _plan(args: argparse.Namespace) -> CapacityPlan:
                         warmup_s=args.warmup_s, repeats=args.repeats, p99_ms=args.p99_ms)  # fmt: skip
 
 
-def capacity_figures(out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """`capacity_benchmark` in OUT/capacity (a fresh state folder), with its summary in capacity.txt."""
-    folder = out.resolve() / "capacity"
-    _fresh_state(folder)
-    plan = _plan(args)
-    _say(f"capacity: {plan.repeats} climb(s) each of core and proxy, {plan.steps} steps from {plan.start_rate:g}/s")
-    figures = capacity_benchmark(folder, plan, world=args.scenario, processes=args.processes)
-    (folder / "capacity.txt").write_text(capacity_text(figures) + "\n")
-    return figures
-
-
-def soak_figures(out: Path, args: argparse.Namespace, rate: float) -> dict[str, Any]:
-    """`soak_benchmark` at `rate` in OUT/soak (a fresh state folder), with its summary in soak.txt."""
-    folder = out.resolve() / "soak"
-    _fresh_state(folder)
-    _say(f"soak: {rate:g} requests/s for {args.minutes:g} min; progress every minute")
-    figures = soak_benchmark(folder, rate, world=args.scenario, duration_s=60.0 * args.minutes,
-                             processes=args.processes, flat_mb_per_min=args.flat_mb_per_min,
-                             memory_dump=args.memory_dump, tracemalloc_frames=args.tracemalloc)  # fmt: skip
-    (folder / "soak.txt").write_text(soak_text(figures) + "\n")
-    return figures
-
-
-def _fresh_state(folder: Path) -> None:
-    """A benchmark starts from an empty audit log and outbox: the state folder of an earlier run goes."""
-    shutil.rmtree(folder / "state", ignore_errors=True)
-
-
-def soak_rate(capacity: dict[str, Any]) -> float:
-    """SOAK_SHARE of the core's capacity; BenchError when the capacity run sustained no rate."""
-    if not capacity["core_rps"]:
-        raise bc.BenchError("the capacity run sustained no rate with the core: nothing to soak at")
-    return round(SOAK_SHARE * float(capacity["core_rps"]), 1)
+def _soak_plan(args: argparse.Namespace) -> SoakPlan:
+    return SoakPlan(minutes=args.minutes, flat_mb_per_min=args.flat_mb_per_min, memory_dump=args.memory_dump,
+                    tracemalloc_frames=args.tracemalloc)  # fmt: skip
 
 
 _CAPACITY_KEYS = ("core_rps", "proxy_rps", "ratio", "core_p99_ms", "proxy_p99_ms", "core_rps_each", "proxy_rps_each",
@@ -445,30 +289,48 @@ _SOAK_KEYS = ("rate", "answered_per_s", "p50_ms", "p99_ms", "errors", "guarantee
               "core_growth_mb", "core_flat", "hosts_max_slope_mb_per_min", "hosts_flat")  # fmt: skip
 
 
-def capacity_and_soak(out: Path, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The capacity, then the soak at SOAK_SHARE of it (None when no rate was sustained)."""
-    capacity = capacity_figures(out, args)
-    try:
-        rate = soak_rate(capacity)
-    except bc.BenchError as exc:
-        _say(f"{exc}; the soak is left out")
-        return capacity, None
-    return capacity, soak_figures(out, args, rate)
+def run_core(args: argparse.Namespace) -> int:
+    figures = bc.bench_core(_core_config(args, args.out))
+    print(bc.format_summary(figures))
+    print(json.dumps(bc.headline(figures)), flush=True)
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    figures = audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
+    write_figures(args.out, "bench_audit.json", figures)
+    _print_goals(figures["goals"])
+    return 0
+
+
+def run_world(args: argparse.Namespace) -> int:
+    figures = world_figures(args.scenario or shipped("national.yaml"), args.runs)
+    write_figures(args.out, "bench_world.json", figures)
+    _print_goals(figures["goals"])
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    figures = up_figures(args.out)
+    write_figures(args.out, "bench_up.json", figures)
+    _print_goals(figures["goals"])
+    return 0
 
 
 def run_capacity(args: argparse.Namespace) -> int:
-    figures = capacity_figures(args.out, args)
+    figures = measure_capacity(args.out, _plan(args), world=args.scenario, processes=args.processes)
     print(capacity_text(figures))
     print(json.dumps({k: figures[k] for k in _CAPACITY_KEYS}), flush=True)
     return 0
 
 
 def run_soak(args: argparse.Namespace) -> int:
+    plan, where = _soak_plan(args), {"world": args.scenario, "processes": args.processes}
     if args.rate is None:
-        capacity, soak = capacity_and_soak(args.out, args)
+        capacity, soak = capacity_and_soak(args.out, _plan(args), plan, **where)
         print(capacity_text(capacity))
     else:
-        soak = soak_figures(args.out, args, args.rate)
+        soak = measure_soak(args.out, args.rate, plan, **where)
     if soak is None:
         return 1
     print(soak_text(soak))
@@ -476,37 +338,14 @@ def run_soak(args: argparse.Namespace) -> int:
     return 0
 
 
-def _soak_goals(soak: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    threshold = soak["flat_threshold_mb_per_min"]
-    slopes = {"soak_core_mb_per_min": soak["core_slope_mb_per_min"],
-              "soak_hosts_max_mb_per_min": soak["hosts_max_slope_mb_per_min"]}  # fmt: skip
-    return {name: _goal(value, "<", threshold) for name, value in slopes.items() if value is not None}
-
-
-# ------------------------------------------------------------------ all
-
-
-def _print_goals(goals: dict[str, dict[str, Any]]) -> None:
-    for name, goal in goals.items():
-        print(f"{name:28}{goal['value']:>14,}  goal {goal['goal']:<10} {'met' if goal['met'] else 'NOT met'}")
-
-
 def run_all(args: argparse.Namespace) -> int:
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    core = core_figures(out / "core", args, runs=args.runs)
-    audit = audit_figures(out, args.runs or DEFAULT_AUDIT_RUNS, 200_000, 1_000_000, 10_000)
-    world = world_figures(_shipped("national.yaml"), args.runs or DEFAULT_WORLD_RUNS)
-    up = up_figures(out)
-    capacity, soak = capacity_and_soak(out, args)
-    goals = {"core_ratio": _goal(core["ratio"], ">=", bc.GOAL_RATIO)} | audit["goals"] | world["goals"] | up["goals"]
-    goals |= _soak_goals(soak) if soak else {}
-    report = {"machine": bc.machine_info(), "goals": goals, "core": core, "audit": audit, "world": world, "up": up,
-              "capacity": capacity, "soak": soak}  # fmt: skip
-    _write(out, "bench.json", report)
-    print(bc.format_summary(core))
-    print(capacity_text(capacity))
+    report = bench_all(AllPlan(out=args.out, runs=args.runs, seconds=args.seconds, concurrency=args.concurrency,
+                               capacity=_plan(args), soak=_soak_plan(args), world=args.scenario,
+                               processes=args.processes))  # fmt: skip
+    soak = report["soak"]
+    print(bc.format_summary(report["core"]))
+    print(capacity_text(report["capacity"]))
     print(soak_text(soak) if soak else "soak: not run (the capacity run sustained no rate)")
-    _print_goals(goals)
-    print(json.dumps(bc.headline(core) | {k: g["value"] for k, g in goals.items()}), flush=True)
+    print("\n".join(goal_lines(report["goals"])))
+    print(json.dumps(bc.headline(report["core"]) | goal_values(report["goals"])), flush=True)
     return 0

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,8 +45,8 @@ from crossroads.domain import AgencyId, Kind
 from crossroads.routing import Routed
 from network.run import Overrides, load
 from protos import messages_pb2, services_pb2
+from scenarios.shipped import default_scenario, shipped
 from testbed.client import CoreClient, ExchangeRefused, Receipt, expected_decision
-from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
 from testbed.commands.simulate import simulate_to
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, LiveNetworkError, bring_up, status
@@ -349,7 +348,7 @@ def where_to_look(demo: Demo) -> None:
 
 def what_if(demo: Demo) -> None:
     """A what-if simulation of the whole network: a sector hub down during the DmfA peak."""
-    scenario_file = Path(str(files("scenarios").joinpath(DEMO_SIMULATION)))
+    scenario_file = shipped(DEMO_SIMULATION)
     scenario = Overrides(replications=DEMO_REPLICATIONS).apply(load(scenario_file))
     demo.say(f"simulating {scenario_file.name}: {scenario.description}")
     report = simulate_to(demo.out / "simulation", scenario_file, scenario, workers=2, say=demo.say)
@@ -358,7 +357,7 @@ def what_if(demo: Demo) -> None:
 
 def load_test(demo: Demo) -> None:
     """A short Locust load test of a network of its own, with a host killed and the core frozen."""
-    scenario = Path(str(files("scenarios").joinpath(DEMO_LOADTEST)))
+    scenario = shipped(DEMO_LOADTEST)
     demo.say(
         f"load-testing a fresh network with {scenario.name} for {DEMO_LOADTEST_S:.0f} s (Locust, faults, audit checks)"
     )

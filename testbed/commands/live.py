@@ -7,11 +7,11 @@ import json
 import signal
 import sys
 import threading
-from importlib.resources import files
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from scenarios.shipped import default_scenario
 from testbed.live import DEFAULT_HOSTS, DEFAULT_SERVICE_TIME_MS, LiveNetwork, LiveNetworkError, bring_up, status
 
 WATCH_S = 1.0  # how often a running network is checked for a process that died
@@ -33,11 +33,6 @@ UNREACHABLE, whether its pid is alive, its resident memory. Exit code 0 when all
 
 class _Raw(argparse.RawDescriptionHelpFormatter):
     """Keeps the paragraphs of the descriptions as written."""
-
-
-def default_scenario() -> Path:
-    """The demo scenario shipped in the installed `scenarios` package."""
-    return Path(str(files("scenarios").joinpath("demo.yaml")))
 
 
 def register(sub: Any) -> None:

@@ -30,7 +30,7 @@ from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
 from crossroads.pki import CORE, NetworkPki
 from protos import messages_pb2 as pb
-from testbed.commands.live import default_scenario
+from scenarios.shipped import default_scenario
 
 DEFAULT_SEED = 0
 DEFAULT_CORPUS = 400  # valid exchanges drawn from the world, the seeds of most cases

@@ -1,23 +1,20 @@
 """Benchmarks of the audit log: durable appends (batched and concurrent), verification, proofs.
 
 Each function builds its own logs under `tmp_dir` and returns plain figures (records/s,
-seconds), so a `crossroads bench` command can run and tabulate them. Records are synthetic
-and deterministic per seed. Run directly for the median of several runs:
-
-    .venv/bin/python -m testbed.bench_audit --runs 3
+seconds); `audit_figures` runs them several times against the goals (`crossroads bench audit`).
+Records are synthetic and deterministic per seed.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +22,9 @@ from crossroads.audit import AuditLog, verify_store
 from crossroads.audit_record import AuditRecord, audit_time
 from crossroads.identifiers import make_niss
 from crossroads.merkle import leaf_hashes, root
+from testbed.bench.goals import GOAL_APPENDS_PER_S, GOAL_VERIFY_S, goal, medians, say
 
-__all__ = ["bench_appends", "bench_verify", "synthetic_records"]
+__all__ = ["audit_figures", "bench_appends", "bench_verify", "synthetic_records"]
 
 DEFAULT_APPENDS = 200_000
 DEFAULT_VERIFY = 1_000_000
@@ -156,7 +154,7 @@ def _timed_ms(action: Callable[..., object], calls: Sequence[tuple[int, ...]]) -
         started = time.perf_counter()
         action(*args)
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return float(statistics.median(times))
 
 
 def bench_verify(tmp_dir: Path, n: int = DEFAULT_VERIFY, *, seed: int = 0) -> dict[str, float]:
@@ -201,27 +199,24 @@ def bench_verify(tmp_dir: Path, n: int = DEFAULT_VERIFY, *, seed: int = 0) -> di
     }
 
 
-def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the audit log; prints medians as JSON.")
-    parser.add_argument("--appends", type=int, default=DEFAULT_APPENDS, help="records per append mode")
-    parser.add_argument("--verify", type=int, default=DEFAULT_VERIFY, help="records in the verified log (0 = skip)")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="concurrent appending coroutines")
-    parser.add_argument("--runs", type=int, default=3, help="runs; the median of each figure is printed")
-    args = parser.parse_args(argv)
-    appends, verifies = [], []
-    for run in range(args.runs):
-        with TemporaryDirectory(prefix="bench-audit-") as tmp:
-            appends.append(bench_appends(Path(tmp), args.appends, concurrency=args.concurrency, seed=run))
-            if args.verify:
-                verifies.append(bench_verify(Path(tmp), args.verify, seed=run))
-    report = {"runs": args.runs, "appends": _medians(appends), "verify": _medians(verifies) if verifies else {}}
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def audit_figures(out: Path, runs: int, appends: int, verify: int, concurrency: int) -> dict[str, Any]:
+    """Medians of `runs` runs of the append and verify benchmarks (logs in temporary folders
+    under `out`, on the run folder's disk), with the goals of issue 2."""
+    out.mkdir(parents=True, exist_ok=True)
+    append_runs, verify_runs = [], []
+    for run in range(runs):
+        with TemporaryDirectory(prefix="bench-audit-", dir=out) as tmp:
+            say(f"audit run {run + 1}/{runs}: {appends:,} appends per mode")
+            append_runs.append(bench_appends(Path(tmp), appends, concurrency=concurrency, seed=run))
+            if verify:
+                say(f"audit run {run + 1}/{runs}: building and verifying {verify:,} records")
+                verify_runs.append(bench_verify(Path(tmp), verify, seed=run))
+    appended, verified = medians(append_runs), medians(verify_runs)
+    goals = {
+        f"audit_{mode}_appends_per_s": goal(round(appended[f"{mode}_records_per_s"]), ">=", GOAL_APPENDS_PER_S)
+        for mode in ("sync", "async", "many")
+    }
+    if verified:
+        goals["audit_verify_s"] = goal(round(verified["verify_seconds"], 3), "<=", GOAL_VERIFY_S)
+    each = {"appends": append_runs, "verify": verify_runs}
+    return {"runs": runs, "appends": appended, "verify": verified, "goals": goals, "each": each}

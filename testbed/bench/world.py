@@ -1,26 +1,23 @@
 """How long the synthetic world takes to build, and how much memory, for one scenario.
 
-    python -m testbed.bench_world scenarios/national.yaml --runs 3
-
-Each run builds the world in a fresh process (multiprocessing "spawn"), so that every run's
-peak RSS is its own; the figures printed are the median over the runs, with each run's.
-The national world must build in <= 60 s and <= 4 GB on the project's 2-core machine.
+`crossroads bench world` runs `world_figures`. Each run builds the world in a fresh process
+(multiprocessing "spawn"), so that every run's peak RSS is its own; the figures are the median
+over the runs, with each run's. The goals: the national world in <= 60 s and <= 4 GB.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import statistics
-import sys
 import time
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
-__all__ = ["bench_world", "bench_world_runs", "main"]
+from testbed.bench.goals import GOAL_WORLD_MB, GOAL_WORLD_S, goal, say
+
+__all__ = ["bench_world", "bench_world_runs", "world_figures"]
 
 
 def bench_world(spec_path: Path | str) -> dict[str, float | int]:
@@ -64,17 +61,12 @@ def bench_world_runs(spec_path: Path | str, runs: int) -> dict[str, object]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("scenario", type=Path, help="a scenario YAML file with a world: section")
-    parser.add_argument("--runs", type=int, default=3, help="builds, each in a fresh process (default 3)")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    json.dump(bench_world_runs(args.scenario, args.runs), sys.stdout, indent=2)
-    print()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def world_figures(scenario: Path, runs: int) -> dict[str, Any]:
+    """`bench_world_runs` with the goals of issue 2."""
+    say(f"world: {runs} build(s) of {scenario.name}, each in a fresh process")
+    figures: dict[str, Any] = bench_world_runs(scenario, runs)
+    figures["goals"] = {
+        "world_seconds": goal(float(figures["median_seconds"]), "<=", GOAL_WORLD_S),
+        "world_peak_rss_mb": goal(float(figures["median_peak_rss_mb"]), "<=", GOAL_WORLD_MB),
+    }
+    return figures
