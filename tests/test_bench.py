@@ -16,12 +16,12 @@ import pytest
 
 from crossroads.audit import AuditLog, verify_store
 from crossroads.merkle import LeafHash, leaf_hashes, root
+from loadtests.loadgen import read_requests
 from protos import messages_pb2
 from scenarios.shipped import default_scenario
 from testbed.bench import core as bc
 from testbed.bench.audit import synthetic_records
 from testbed.cli import main
-from testbed.loadgen import read_requests
 
 HEADLINE = ["core_rps", "proxy_rps", "ratio", "core_p50_ms", "core_p99_ms", "proxy_p50_ms", "proxy_p99_ms", "runs"]
 SMOKE = ["--seconds", "0.5", "--warmup", "0.5", "--runs", "1", "--concurrency", "4", "--requests", "40"]

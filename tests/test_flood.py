@@ -3,7 +3,7 @@
 The core runs in a process of its own with its default limits, in front of a slow-ish agency
 host (FORWARD_DELAY per forward) in this process. A few agencies send at a modest fixed rate,
 first alone (their unflooded latency, measured here, is the yardstick), then while one agency
-floods from a third process (testbed.flood: FLOOD_CONCURRENCY calls in flight, as fast as it
+floods from a third process (loadtests.flood: FLOOD_CONCURRENCY calls in flight, as fast as it
 can, ignoring retry advice). The others' success rate and p95 latency must hold; every refusal
 the flooder got must carry retry advice and match an audit record of the core.
 
@@ -34,8 +34,8 @@ import psutil
 from crossroads.admission import DEFAULT_BURST, DEFAULT_RATE, AdmissionPolicy, Limit
 from crossroads.audit_record import AuditRecord
 from crossroads.pki import NetworkPki, channel_credentials
+from loadtests.loadgen import Prepared, write_requests
 from protos import messages_pb2 as pb
-from testbed.loadgen import Prepared, write_requests
 from tests.small_network import ALICE
 from tests.test_admission import CountingHost, exchange, live_core, records
 from tests.test_core_server import _hosts_json, _start_host, _state
@@ -144,13 +144,13 @@ def _flooder(
     fields: int = 1,
     rate: float | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start testbed.flood as FLOODER (consultations with `fields` field names); the process, and its result file."""
+    """Start loadtests.flood as FLOODER (consultations with `fields` field names); the process, and its result file."""
     requests, out = work / "flood-requests.jsonl", work / "flood.json"
     write_requests(requests, [Prepared(FLOODER, EXCHANGE, _identity_consultation("flood", fields).SerializeToString())])
     args = ["--pki", str(state / "pki"), "--target", address, "--requests", str(requests), "--out", str(out)]
     args += ["--seconds", str(seconds), "--concurrency", str(concurrency), "--channels", str(channels)]
     args += [] if rate is None else ["--rate", str(rate)]
-    return _python("testbed.flood", *args), out
+    return _python("loadtests.flood", *args), out
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 `bench_core(config)` brings up the demo world's live network with one agency host, starts a
 raw one-hop byte-forwarding proxy (testbed/proxy.py, mutual TLS on both hops) in front of that
-same host, and drives both with the same closed-loop client (testbed/loadgen.py, a process of
+same host, and drives both with the same closed-loop client (loadtests/loadgen.py, a process of
 its own, one mutual-TLS channel per sending agency):
 - through the core: `Crossroads/Exchange` with consultation Envelopes drawn from the world
   (agencies.samples), each sent as the agency the sample names, so that the core
@@ -49,11 +49,11 @@ from crossroads.knowledge_io import load_knowledge
 from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
+from loadtests.loadgen import EXCHANGE_METHOD, Prepared, write_requests
 from protos import messages_pb2
 from testbed import processes, proxy
 from testbed.bench.goals import GOAL_CORE_RATIO, BenchError, machine_info
 from testbed.live import LiveNetwork, bring_up
-from testbed.loadgen import EXCHANGE_METHOD, Prepared, write_requests
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -176,12 +176,12 @@ def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
 
 
 def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig, log: Path) -> dict[str, float]:
-    """One closed-loop run of testbed/loadgen.py in a process of its own; its JSON figures."""
+    """One closed-loop run of loadtests/loadgen.py in a process of its own; its JSON figures."""
     args = ["--pki", str(pki), "--target", target, "--requests", str(requests)]
     args += ["--concurrency", str(config.concurrency), "--seconds", str(config.seconds)]
     args += ["--warmup", str(config.warmup_s)]
     timeout = config.seconds + config.warmup_s + 60.0
-    code, out = processes.run("loadgen", ["-m", "testbed.loadgen", *args], log=log, timeout_s=timeout)
+    code, out = processes.run("loadgen", ["-m", "loadtests.loadgen", *args], log=log, timeout_s=timeout)
     if code != 0:
         raise BenchError(f"the load generator exited with code {code}; see {log}")
     figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """A flooding client: one sender (or a few) sending as fast as it can, recording how it was turned away.
 
-    python -m testbed.flood --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S --out FILE
+    python -m loadtests.flood --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S --out FILE
 
 Keeps `concurrency` calls in flight (closed loop, no pause, retry advice ignored: a flood), or
 with --rate sends that many calls per second answered or not (open loop), for `seconds`, over
@@ -12,7 +12,7 @@ call rather than answering a resend from its memory.
      "ok_ms": [latency of each OK call, ms], "refused_ms": [latency of each refusal, ms],
      "details": {"CODE: what the refusal said (numbers as N)": N, ...},
      "started": time.monotonic() at the start, "ended": ... once the last call came back}
-The requests file is the load generator's (testbed.loadgen.write_requests). Run it in a process
+The requests file is the load generator's (loadtests.loadgen.write_requests). Run it in a process
 of its own, so that the flood and the server under test never share an event loop.
 """
 
@@ -34,7 +34,7 @@ from grpc import aio
 from crossroads.admission import retry_after_of
 from crossroads.exchange import audit_index_of
 from crossroads.pki import channel_credentials
-from testbed.loadgen import EXCHANGE_METHOD, Prepared, read_requests, with_message_id
+from loadtests.loadgen import EXCHANGE_METHOD, Prepared, read_requests, with_message_id
 
 __all__ = ["FloodResult", "flood", "main"]
 
@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pki", required=True, type=Path, help="the network PKI folder (DIR/pki)")
     parser.add_argument("--target", required=True, help="host:port of the core")
-    parser.add_argument("--requests", required=True, type=Path, help="file written by testbed.loadgen.write_requests")
+    parser.add_argument("--requests", required=True, type=Path, help="file written by loadtests.loadgen.write_requests")
     parser.add_argument("--concurrency", type=int, default=200, help="calls in flight")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to flood")
     parser.add_argument("--channels", type=int, default=1, help="channels (connections) per identity")

@@ -3,7 +3,7 @@
 It sends prepared unary requests (raw bytes, one mutual-TLS channel per sender identity) with
 a fixed number of calls in flight for a fixed time, and reports throughput and latency
 percentiles. Run it in its own process so that it never shares an event loop with a server:
-`python -m testbed.loadgen --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S`
+`python -m loadtests.loadgen --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S`
 prints one JSON line with the figures.
 
 Every call to Crossroads/Exchange carries a message id of its own: the core answers a message
