@@ -21,8 +21,8 @@ demo: setup  ## set up, bring the live network up, send exchanges, show the audi
 test: setup  ## set up and run every test (lint and types included)
 	$(PY) -m pytest -q
 
-bench: setup  ## the benchmarks (not tests), ~35 min: core vs proxy, audit, world, start-up, capacity, 10-min soak
-	$(VENV)/bin/crossroads bench all --out runs/bench $(BENCH_ARGS)
+bench: setup  ## the benchmarks (not tests), ~35 min: core vs proxy, audit, world, start-up, capacity, 10-min soak; rewrites the end of docs/PERFORMANCE.md
+	$(VENV)/bin/crossroads bench all --out runs/bench --performance docs/PERFORMANCE.md $(BENCH_ARGS)
 
 protos: setup  ## regenerate the gRPC modules from protos/*.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. protos/messages.proto protos/services.proto

@@ -23,10 +23,9 @@ A policy file (JSON, `AdmissionPolicy.load`):
      "agencies": {"CPAS-1": {"rate": 5, "burst": 5, "in_flight": 2}}}
 where a limit that names only some fields takes the others from the default.
 
-Cost: `enter` + `leave` take ~0.3 us per call (a monotonic clock read, two dict lookups, a few
-float operations; no locks: the core's event loop is the only caller). Measured on the 2-core
-machine, 3,000 senders, 300k calls in a tight loop, median of 5 runs: 0.25-0.31 us; the core
-spends ~350-430 us of CPU per consultation.
+Cost: `enter` + `leave` are a monotonic clock read, two dict lookups and a few float
+operations, with no locks (the core's event loop is the only caller); docs/PERFORMANCE.md has
+the measured figure.
 """
 
 from __future__ import annotations

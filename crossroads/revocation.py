@@ -7,9 +7,7 @@ was revoked since is checked here, on every call, against the CRL the operator m
 `Revocation.refusal(auth)` takes the call's auth context (`context.auth_context()`, read once
 per call by the servicer) and returns the reason to refuse, or None. Its cost per call is a
 clock read and, when anything is revoked, one dict lookup keyed by the peer's certificate PEM
-(its serial is parsed once per distinct certificate): measured on the 2-core machine, 300k
-calls each with fresh PEM bytes as gRPC gives them, median of 5 runs, ~0.1 us with no CRL and
-~0.15-0.4 us with one.
+(its serial is parsed once per distinct certificate); docs/PERFORMANCE.md has its measured cost.
 
 The CRL file is looked at (one stat) at most every `check_every` seconds, from the call path:
 when its modification time, size or inode changed it is read again and its signature checked

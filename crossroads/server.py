@@ -2,37 +2,18 @@
 
     python -m crossroads.server --state DIR [--port 0] --port-file FILE [--exit-with-parent]
 
-reads DIR/knowledge.json, DIR/directory.sqlite, DIR/hosts.json and DIR/pki, keeps its audit
-log, answers and outbox (DIR/audit.sqlite, DIR/keys/) in DIR, binds 127.0.0.1
-(mutual TLS required, identity "core"), writes the port to FILE once serving, and stops
-gracefully on SIGTERM or SIGINT (health NOT_SERVING, calls in flight finish within the grace
-period, the outbox and the audit log are flushed and closed).
+(a starter gets that command line from `command`) reads DIR/knowledge.json,
+DIR/directory.sqlite, DIR/hosts.json and DIR/pki, keeps its audit log, answers and outbox
+(DIR/audit.sqlite, DIR/keys/) in DIR, binds 127.0.0.1 (mutual TLS required, identity "core"),
+writes the port to FILE once serving, and stops gracefully on SIGTERM or SIGINT (health
+NOT_SERVING, calls in flight finish within the grace period, the outbox and the audit log are
+flushed and closed).
 
 Services: crossroads.v1.Crossroads (thin: the envelope arrives as raw bytes and goes to
 `exchange.Exchange`, which forwards those very bytes), crossroads.v1.Audit, grpc.health.v1
 (SERVING once ready) and server reflection.
 
-Where the time of one routed consultation goes (`crossroads bench core`: one agency host, the
-same load generator for the core and a raw mTLS proxy, ~350 sending agencies, 256 calls in
-flight; 2-core shared machine, grpcio 1.75.0; per-thread CPU read from /proc during the runs):
-- the machine is the limit on both paths (client, host and server share two cores), so what
-  counts is CPU per call: the raw proxy (testbed/proxy.py) ~230-240 us, the core ~340-370 us;
-- the core's event-loop thread does the Python: ~225 us per call against the proxy's ~150
-  (the two gRPC hops are most of both), and it gets only ~0.65 of a CPU beside the other
-  processes; gRPC's poller thread (TLS, HTTP/2, no GIL) ~60 us on both; the audit writer
-  thread ~40 us (SQLite and fsync, mostly without the GIL);
-- the exchange's own Python is ~20 us per call in a tight loop (validation ~4, routing ~1.3,
-  audit record ~3, reply and journal ~2.5, exactly-once ~1.5; crossroads/exchange.py), about
-  two and a half times that in the running core among gRPC's work;
-- the durable audit append: a commit costs ~135 us of CPU (fsync, WAL frames), so the writer
-  lets appends gather for up to 8 ms under concurrent load (~20 per commit at ~2.7k/s);
-- gRPC's aio server leaves a reference cycle per call; `_tune_gc` cut the collector from ~12
-  to ~3 us per call. BDP probing is off on the core's own hops (~10-20 us per call per side,
-  on loopback, for nothing); the proxy uses the same settings.
-Throughput, core / proxy at 256 in flight (`crossroads bench core`, 5 alternating 10 s runs):
-benchmark medians 0.80-0.92 on this code (five benchmarks; each core run over the proxy run
-beside it: median 0.82), 0.75-0.88 over the last eleven; 0.76 before the hot path was trimmed.
-The machine's drift between benchmarks is as large as the margin: see the closing notes.
+Where a call's time goes, and the throughput against a raw proxy, are in docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations

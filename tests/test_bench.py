@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from protos import messages_pb2
 from scenarios.shipped import default_scenario
 from testbed.bench import core as bc
 from testbed.bench.audit import synthetic_records
+from testbed.bench.goals import BenchError
+from testbed.bench.performance import MARKER, update_performance
 from testbed.cli import main
 
 HEADLINE = ["core_rps", "proxy_rps", "ratio", "core_p50_ms", "core_p99_ms", "proxy_p50_ms", "proxy_p99_ms", "runs"]
@@ -192,3 +195,30 @@ def test_the_figures_carry_the_paired_ratios(smoke: tuple[Path, list[str]]) -> N
     assert run == pytest.approx(figures["each"]["core"][0]["rps"] / figures["each"]["proxy"][0]["rps"], abs=1e-3)
     assert figures["ratio_paired"] == run
     assert any("paired: median" in line for line in lines[:-1])
+
+
+def test_make_bench_rewrites_only_the_last_section_of_the_performance_page(tmp_path: Path) -> None:
+    page = tmp_path / "PERFORMANCE.md"
+    page.write_text(f"# Performance\nprose kept\n{MARKER}\nold figures\n")
+    goals = {
+        "core_ratio": {"value": 0.82, "goal": ">= 0.8", "met": True},
+        "up_rss_mb": {"value": 2048.0, "goal": "<= 1024", "met": False},
+    }
+    report = {
+        "machine": {"cpus": 2, "cpu_model": "EPYC", "load_average_1m": 0.4, "python": "3.11.7", "grpcio": "1.75.0"},
+        "goals": goals,
+        "core": {"ratio": 0.81, "ratio_paired": 0.82, "runs": 5},
+        "capacity": {"p99_limit_ms": 50.0, "core_rps": 954.0, "proxy_rps": 1490.0, "ratio": 0.64},
+    }
+    update_performance(page, report, dt.date(2026, 12, 5))
+    text = page.read_text()
+    assert text.startswith(f"# Performance\nprose kept\n{MARKER}\nMeasured 2026-12-05")
+    assert "old figures" not in text
+    assert "| core_ratio | 0.82 | >= 0.8 | yes |" in text and "| up_rss_mb | 2,048.0 | <= 1024 | NO |" in text
+    page.write_text("# no marker\n")
+    with pytest.raises(BenchError, match="no line"):
+        update_performance(page, report)
+
+
+def test_the_shipped_performance_page_can_be_rewritten() -> None:
+    assert MARKER in (Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md").read_text()

@@ -36,6 +36,7 @@ from testbed.bench.goals import (
     goal_values,
     write_figures,
 )
+from testbed.bench.performance import update_performance
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
 from testbed.bench.up import up_figures
 from testbed.bench.world import world_figures
@@ -249,6 +250,8 @@ def _soak_only_args(p: argparse.ArgumentParser) -> None:
 
 
 def _all_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--performance", type=Path, default=None, metavar="FILE",
+                   help="rewrite the last section of FILE (docs/PERFORMANCE.md) with the figures")  # fmt: skip
     p.add_argument("--runs", type=int, default=None, help="runs of every benchmark (default: each its own)")
     p.add_argument("--seconds", type=float, default=bc.DEFAULT_SECONDS, help="measured seconds per core run")
     p.add_argument("--concurrency", type=int, default=bc.DEFAULT_CONCURRENCY, help="calls in flight (core)")
@@ -347,5 +350,7 @@ def run_all(args: argparse.Namespace) -> int:
     print(capacity_text(report["capacity"]))
     print(soak_text(soak) if soak else "soak: not run (the capacity run sustained no rate)")
     print("\n".join(goal_lines(report["goals"])))
+    if args.performance is not None:
+        update_performance(args.performance, report)
     print(json.dumps(bc.headline(report["core"]) | goal_values(report["goals"])), flush=True)
     return 0
