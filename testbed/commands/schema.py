@@ -8,7 +8,7 @@ from typing import Any
 
 from agencies.spec import WorldSpec
 from loadtests.spec import LoadtestSection
-from scenarios.schema import ScenarioFile, scenario_json_schema
+from scenarios.sections import ScenarioFile, scenario_json_schema
 
 __all__ = ["register", "schema_text"]
 
