@@ -1,4 +1,5 @@
-"""The load test's traffic mix taken from a simulation scenario's `traffic:` sources.
+"""The load test's traffic mix: weights per kind of user and message, given or taken from a
+simulation scenario's `traffic:` sources.
 
 One place holds the traffic of a what-if (`scenarios/*.yaml`, validated by
 `scenarios.schema`); a load test can reuse it rather than repeat it. Each source weighs
@@ -14,17 +15,37 @@ DIMONA, DmfA and DRS are employers (whoever files them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from agencies.spec import WorldSpec
-from loadtests.spec import LoadtestSpecError, Mix
-from scenarios.schema import Event, Source, load_scenario
+from scenarios.schema import Event, Scenario, Source
 
-__all__ = ["mix_from_scenario", "mix_from_sources", "surge_factor"]
+__all__ = ["Mix", "mix_from_scenario", "mix_from_sources", "surge_factor"]
 
 _EMPLOYER_KINDS = frozenset({"DIMONA", "DMFA", "DRS"})
 _PORTAL = "portal"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Mix:
+    """Relative weights per kind of user ("employer", "agency", "citizen") and kind of message.
+
+    `origin` says where the weights came from (the section itself, or a simulation's traffic).
+    """
+
+    weights: Mapping[str, Mapping[str, float]]
+    origin: str = "explicit"
+
+    def user_weights(self) -> dict[str, float]:
+        """Each kind of user's share of the traffic (sums to 1); kinds of user with none are left out."""
+        totals = {user: sum(kinds.values()) for user, kinds in self.weights.items()}
+        whole = sum(totals.values())
+        return {user: w / whole for user, w in totals.items() if w > 0}
+
+    def kind_weights(self, user: str) -> dict[str, float]:
+        """The kinds of message a user of kind `user` sends, with their weights (positive only)."""
+        return {kind: w for kind, w in self.weights.get(user, {}).items() if w > 0}
 
 
 def surge_factor(events: Sequence[Event], source: str, at: float | None) -> float:
@@ -63,14 +84,9 @@ def mix_from_sources(
     return weights
 
 
-def mix_from_scenario(path: Path, at: float | None, where: str) -> Mix:
-    """The mix of the traffic of the simulation scenario at `path` (surges as at `at`)."""
-    try:
-        scenario = load_scenario(path, WorldSpec.from_mapping)
-    except ValueError as exc:
-        raise LoadtestSpecError(f"{where}.from: the scenario {path} is not valid: {exc}") from None
+def mix_from_scenario(scenario: Scenario[Any], at: float | None, file_name: str) -> Mix:
+    """The mix of the traffic of `scenario`, read from `file_name` (surges as at `at`); no weights
+    when no source has a positive rate."""
     weights = mix_from_sources(scenario.traffic, scenario.events, at)
-    if not weights:
-        raise LoadtestSpecError(f"{where}.from: the scenario {path} has no traffic with a positive rate")
     when = "" if at is None else f" at {at:g} s"
-    return Mix(weights=weights, origin=f"traffic of {scenario.name} ({path.name}){when}")
+    return Mix(weights=weights, origin=f"traffic of {scenario.name} ({file_name}){when}")

@@ -1,11 +1,12 @@
 """The `loadtest:` section of a scenario: what a live load test sends, how hard, and what breaks.
 
-Validate-then-build, like `agencies.spec` for `world:`: `LoadtestSpec.from_mapping(data, where)`
-checks every key, type and value, fills the defaults (the `DEFAULT_*` constants below) and
-returns a frozen spec; a refusal is a `LoadtestSpecError` naming the file, the YAML path and
-what was expected, e.g.
+Validate-then-build, with the scenario's kit (`scenarios.documents`):
+`LoadtestSpec.from_mapping(data, where)` validates the section with the `LoadtestSection` model
+(every key, type and value; the defaults are the `DEFAULT_*` constants below), then builds a
+frozen spec; a refusal is a `LoadtestSpecError` (a `ScenarioError`) naming the file, the YAML
+path, what was expected and, for a file, the line and column, e.g.
 
-    scenarios/loadtest_smoke.yaml: loadtest.stages[1].rate: expected a number > 0, got -5
+    scenarios/loadtest_smoke.yaml: loadtest.stages[1].rate: expected a number > 0, got int -5 (line 40, column 39)
 
 The section:
 
@@ -39,17 +40,33 @@ DEINTEGRATION, MUTATION), citizen (CONSULTATION: the portal consulting the citiz
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-import yaml
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
-from scenarios.schema import ScenarioError, parse_duration
+from agencies.spec import WorldSpec
+from loadtests.mix import Mix, mix_from_scenario
+from scenarios.documents import Document, ScenarioError, read_yaml
+from scenarios.schema import load_scenario
+from scenarios.values import (
+    Amount,
+    Count,
+    Duration,
+    PositiveDuration,
+    PositiveNumber,
+    Section,
+    Share,
+    Text,
+    keys,
+    length,
+    matching,
+    refused,
+    whole,
+)
 
 __all__ = [
     "ACTIONS",
@@ -65,6 +82,7 @@ __all__ = [
     "USER_KINDS",
     "Budget",
     "Fault",
+    "LoadtestSection",
     "LoadtestSpec",
     "LoadtestSpecError",
     "Mix",
@@ -78,9 +96,9 @@ DEFAULT_TIMEOUT_S = 10.0  # longer than the core's forward deadline (2 s) times 
 DEFAULT_MAX_LAG_S = 5.0
 DEFAULT_DRAIN_S = 30.0
 DEFAULT_ERROR_BUDGET = 0.01  # share of requests allowed to fail
-DEFAULT_ARRIVALS = "poisson"
+DEFAULT_ARRIVALS: Final = "poisson"
 ARRIVALS = ("poisson", "uniform")
-DEFAULT_CONNECT = "first_use"
+DEFAULT_CONNECT: Final = "first_use"
 CONNECTS = ("first_use", "all")
 ACTIONS = ("kill_host", "stop_core", "slow_host")
 # which kinds of message each kind of user sends (names of crossroads.domain.Kind)
@@ -89,10 +107,9 @@ USER_KINDS: Mapping[str, tuple[str, ...]] = {
     "agency": ("CONSULTATION", "INTEGRATION", "DEINTEGRATION", "MUTATION"),
     "citizen": ("CONSULTATION",),
 }
-_HOST = re.compile(r"host-\d+")
 
 
-class LoadtestSpecError(ValueError):
+class LoadtestSpecError(ScenarioError):
     """A `loadtest:` section refused: the message names the file, the YAML path and what was expected."""
 
 
@@ -142,29 +159,10 @@ class Fault:
 class Budget:
     """Limits the run must keep: failed share of requests, and (if set) the overall p99 latency."""
 
-    errors: float = DEFAULT_ERROR_BUDGET
-    p99_ms: float | None = None
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Mix:
-    """Relative weights per kind of user ("employer", "agency", "citizen") and kind of message.
-
-    `origin` says where the weights came from (the section itself, or a simulation's traffic).
-    """
-
-    weights: Mapping[str, Mapping[str, float]]
-    origin: str = "explicit"
-
-    def user_weights(self) -> dict[str, float]:
-        """Each kind of user's share of the traffic (sums to 1); kinds of user with none are left out."""
-        totals = {user: sum(kinds.values()) for user, kinds in self.weights.items()}
-        whole = sum(totals.values())
-        return {user: w / whole for user, w in totals.items() if w > 0}
-
-    def kind_weights(self, user: str) -> dict[str, float]:
-        """The kinds of message a user of kind `user` sends, with their weights (positive only)."""
-        return {kind: w for kind, w in self.weights.get(user, {}).items() if w > 0}
+    errors: Share = DEFAULT_ERROR_BUDGET
+    p99_ms: PositiveNumber | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -178,11 +176,11 @@ class LoadtestSpec:
     budget: Budget = field(default_factory=Budget)
     timeout: float = DEFAULT_TIMEOUT_S
     max_lag: float = DEFAULT_MAX_LAG_S
-    arrivals: Literal["poisson", "uniform"] = "poisson"
+    arrivals: Literal["poisson", "uniform"] = DEFAULT_ARRIVALS
     drain: float = DEFAULT_DRAIN_S
     # "all": each Locust process connects every agency before the users send (a connection is
     # ~80 kB at each end: with "first_use", memory grows while agencies make first contact)
-    connect: Literal["first_use", "all"] = "first_use"
+    connect: Literal["first_use", "all"] = DEFAULT_CONNECT
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str, *, base_dir: Path | None = None) -> LoadtestSpec:
@@ -192,26 +190,8 @@ class LoadtestSpec:
         the file named at the start of `where`, else to the shipped scenarios. Raises
         `LoadtestSpecError` naming the YAML path and what was expected.
         """
-        m = _mapping(data, where, ("mix", "stages"), _OPTIONAL)
-        stages = tuple(_stage(s, f"{where}.stages[{i}]") for i, s in enumerate(_list(m["stages"], f"{where}.stages")))
-        if not stages:
-            raise LoadtestSpecError(f"{where}.stages: expected at least one stage, got none")
-        spec = cls(
-            seed=_integer(m.get("seed", DEFAULT_SEED), f"{where}.seed", low=0),
-            mix=_mix(m["mix"], f"{where}.mix", base_dir or _folder_of(where)),
-            stages=stages,
-            faults=tuple(
-                _fault(f, f"{where}.faults[{i}]") for i, f in enumerate(_list(m.get("faults", []), f"{where}.faults"))
-            ),
-            budget=_budget(m.get("budget", {}), f"{where}.budget"),
-            timeout=_seconds(m.get("timeout", DEFAULT_TIMEOUT_S), f"{where}.timeout", strict=True),
-            max_lag=_seconds(m.get("max_lag", DEFAULT_MAX_LAG_S), f"{where}.max_lag", strict=True),
-            arrivals=_choice(m.get("arrivals", DEFAULT_ARRIVALS), f"{where}.arrivals", ARRIVALS),  # type: ignore[arg-type]
-            drain=_seconds(m.get("drain", DEFAULT_DRAIN_S), f"{where}.drain"),
-            connect=_choice(m.get("connect", DEFAULT_CONNECT), f"{where}.connect", CONNECTS),  # type: ignore[arg-type]
-        )
-        _check_faults(spec, where)
-        return spec
+        doc = Document(data, where, LoadtestSpecError)
+        return doc.validate(LoadtestSection).build(doc, base_dir or _folder_of(where))
 
     @property
     def duration(self) -> float:
@@ -256,155 +236,161 @@ class LoadtestSpec:
 
 def load_loadtest_spec(path: Path) -> LoadtestSpec:
     """The `LoadtestSpec` under the top-level `loadtest:` key of the YAML file at `path`."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LoadtestSpecError(f"{path}: cannot read a YAML scenario: {exc}") from exc
+    data = read_yaml(path, LoadtestSpecError)
     if not isinstance(data, Mapping) or "loadtest" not in data:
-        raise LoadtestSpecError(f"{path}: expected a mapping with a top-level 'loadtest:' key")
+        raise LoadtestSpecError(str(path), "expected a mapping with a top-level 'loadtest:' key")
     return LoadtestSpec.from_mapping(data["loadtest"], f"{path}: loadtest", base_dir=Path(path).parent)
 
 
-# ---------------------------------------------------------------- readers, field by field
-_OPTIONAL = ("seed", "faults", "budget", "timeout", "max_lag", "arrivals", "drain", "connect")
+# ---------------------------------------------------------------- the section as written
 
 
-def _mapping(value: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise LoadtestSpecError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
-    allowed = (*required, *optional)
-    for key in value:
-        if key not in allowed:
-            raise LoadtestSpecError(f"{where}.{key}: unknown key; expected one of {', '.join(sorted(allowed))}")
-    for key in required:
-        if key not in value:
-            raise LoadtestSpecError(f"{where}.{key}: missing; this key is required")
-    return dict(value)
+class LoadStage(Section):
+    """One step of the load shape: `users` users for `duration`."""
+
+    duration: PositiveDuration
+    users: Annotated[int, whole(1)]
+    spawn_rate: PositiveNumber | None = None
+    """Users started (or stopped) per second when the count changes (default: all at once)."""
+    rate: PositiveNumber | None = None
+    """Requests per second over all users (open loop); none: closed loop, no waiting."""
+
+    def build(self) -> Stage:
+        spawn_rate = float(self.users) if self.spawn_rate is None else self.spawn_rate
+        return Stage(duration=self.duration, users=self.users, spawn_rate=spawn_rate, rate=self.rate)
 
 
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise LoadtestSpecError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
-    return value
+class _Fault(Section):
+    at: Duration
+    """Seconds after the load starts."""
+    duration: PositiveDuration
 
 
-def _number(value: Any, where: str, *, low: float = 0.0, strict: bool = False) -> float:
-    # bool is an int in Python, but `rate: true` is a mistake, not a rate
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and (value > low if strict else value >= low):
-        return float(value)
-    raise LoadtestSpecError(f"{where}: expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
+_Host = Annotated[str, matching(r"^host-\d+$", "an agency host name like host-0")]
 
 
-def _integer(value: Any, where: str, *, low: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= low:
-        return value
-    raise LoadtestSpecError(f"{where}: expected a whole number >= {low}, got {value!r}")
+class KillHost(_Fault):
+    """SIGKILL the agency host `host`, restart it (same port, same agencies) after `duration`."""
+
+    action: Literal["kill_host"]
+    host: _Host
 
 
-def _seconds(value: Any, where: str, *, strict: bool = False) -> float:
-    """A duration: seconds, or a string with a unit ("90s", "2min"), as the scenario schema reads them."""
-    try:
-        seconds = float(parse_duration(value, where))
-    except ScenarioError:
-        expected = "a duration: seconds, or a number with a unit s, min, h or d"
-        raise LoadtestSpecError(f"{where}: expected {expected}, got {value!r}") from None
-    if strict and seconds <= 0:
-        raise LoadtestSpecError(f"{where}: expected a duration > 0 s, got {value!r}")
-    return seconds
+class StopCore(_Fault):
+    """SIGSTOP the core, SIGCONT after `duration`."""
+
+    action: Literal["stop_core"]
 
 
-def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
-    if isinstance(value, str) and value in choices:
-        return value
-    raise LoadtestSpecError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+class SlowHost(_Fault):
+    """Restart `host` with a mean service time of `service_time_ms`, and back to its own after `duration`."""
+
+    action: Literal["slow_host"]
+    host: _Host
+    service_time_ms: PositiveNumber
 
 
-def _stage(value: Any, where: str) -> Stage:
-    m = _mapping(value, where, ("duration", "users"), ("spawn_rate", "rate"))
-    users = _integer(m["users"], f"{where}.users", low=1)
-    rate = m.get("rate")
-    return Stage(
-        duration=_seconds(m["duration"], f"{where}.duration", strict=True),
-        users=users,
-        spawn_rate=_number(m.get("spawn_rate", users), f"{where}.spawn_rate", strict=True),
-        rate=None if rate is None else _number(rate, f"{where}.rate", strict=True),
-    )
+def _kinds(user: str) -> Any:
+    return keys(USER_KINDS[user])
 
 
-def _fault(value: Any, where: str) -> Fault:
-    if not isinstance(value, Mapping) or "action" not in value:
-        raise LoadtestSpecError(f"{where}: expected a mapping with action: {', '.join(ACTIONS)}, got {value!r}")
-    action = _choice(value["action"], f"{where}.action", ACTIONS)
-    needs_host = action != "stop_core"
-    optional = ("host", "service_time_ms") if action == "slow_host" else ("host",) if needs_host else ()
-    m = _mapping(value, where, ("at", "action", "duration", *(("host",) if needs_host else ())), optional)
-    host = m.get("host")
-    if needs_host and not (isinstance(host, str) and _HOST.fullmatch(host)):
-        raise LoadtestSpecError(f"{where}.host: expected an agency host name like host-0, got {host!r}")
-    service = m.get("service_time_ms")
-    if action == "slow_host" and service is None:
-        raise LoadtestSpecError(f"{where}.service_time_ms: missing; a slow host needs its mean service time")
-    return Fault(
-        at=_seconds(m["at"], f"{where}.at"),
-        action=action,  # type: ignore[arg-type]
-        duration=_seconds(m["duration"], f"{where}.duration", strict=True),
-        host=host,
-        service_time_ms=0.0 if service is None else _number(service, f"{where}.service_time_ms", strict=True),
-    )
+class ExplicitMix(Section):
+    """Relative weights of what the users send, per kind of user and kind of message."""
+
+    employer: Annotated[Mapping[str, Amount], _kinds("employer")] = {}
+    agency: Annotated[Mapping[str, Amount], _kinds("agency")] = {}
+    citizen: Annotated[Mapping[str, Amount], _kinds("citizen")] = {}
+
+    @model_validator(mode="after")
+    def _positive(self) -> ExplicitMix:
+        if sum(sum(w.values()) for w in (self.employer, self.agency, self.citizen)) <= 0:
+            raise refused("at least one positive weight", got=str(self.model_dump(include=self.model_fields_set)))
+        return self
 
 
-def _budget(value: Any, where: str) -> Budget:
-    m = _mapping(value, where, (), ("errors", "p99_ms"))
-    errors = _number(m.get("errors", DEFAULT_ERROR_BUDGET), f"{where}.errors")
-    if errors > 1:
-        raise LoadtestSpecError(f"{where}.errors: expected a share between 0 and 1, got {errors!r}")
-    p99 = m.get("p99_ms")
-    return Budget(errors=errors, p99_ms=None if p99 is None else _number(p99, f"{where}.p99_ms", strict=True))
+class MixFrom(Section):
+    """The traffic of a simulation scenario: year-average rate x multiplier of each source, times the
+    surges active `at` that simulated time."""
+
+    scenario: Text = Field(alias="from")
+    """The scenario's file, relative to this one (else a shipped scenario)."""
+    at: Duration | None = None
 
 
-def _check_faults(spec: LoadtestSpec, where: str) -> None:
+def _mix_kind(value: Any) -> str:
+    return "a scenario's traffic" if isinstance(value, Mapping) and "from" in value else "weights"
+
+
+class LoadtestSection(Section):
+    """A live load test: what the users send, how hard, and what breaks (loadtests/spec.py)."""
+
+    seed: Count = DEFAULT_SEED
+    """Per-user random streams derive from it."""
+    mix: Annotated[
+        Annotated[ExplicitMix, Tag("weights")] | Annotated[MixFrom, Tag("a scenario's traffic")],
+        Discriminator(_mix_kind),
+    ]
+    stages: Annotated[list[LoadStage], length(1, None, "at least one stage")]
+    """The load shape, one stage after another."""
+    faults: tuple[Annotated[KillHost | StopCore | SlowHost, Field(discriminator="action")], ...] = ()
+    """Timed faults, seconds after the load starts; one at a time per process."""
+    budget: Annotated[Budget, keys(("errors", "p99_ms"))] = Budget()
+    """The run fails above these."""
+    timeout: PositiveDuration = DEFAULT_TIMEOUT_S
+    """The gRPC deadline of one exchange."""
+    max_lag: PositiveDuration = DEFAULT_MAX_LAG_S
+    """Open loop: a send this late is dropped and counted as an error."""
+    arrivals: Literal["poisson", "uniform"] = DEFAULT_ARRIVALS
+    """How the open-loop sends of a user are spaced."""
+    drain: Duration = DEFAULT_DRAIN_S
+    """How long the outbox may take to empty before the checks."""
+    connect: Literal["first_use", "all"] = DEFAULT_CONNECT
+    """"all": every agency connects before it sends (steady memory)."""
+
+    def build(self, doc: Document, base_dir: Path) -> LoadtestSpec:
+        """The spec of this validated section (`doc`: the section as read, for refusals)."""
+        spec = LoadtestSpec(
+            **self.model_dump(include={"seed", "timeout", "max_lag", "arrivals", "drain", "connect"}),
+            mix=self._mix(doc, base_dir),
+            stages=tuple(s.build() for s in self.stages),
+            faults=tuple(Fault(**f.model_dump()) for f in self.faults),
+            budget=self.budget,
+        )
+        _check_faults(doc, spec)
+        return spec
+
+    def _mix(self, doc: Document, base_dir: Path) -> Mix:
+        if isinstance(self.mix, ExplicitMix):
+            return Mix(weights=self.mix.model_dump(include=self.mix.model_fields_set))
+        path = _scenario_path(doc, self.mix.scenario, base_dir)
+        try:
+            scenario = load_scenario(path, WorldSpec.from_mapping)
+        except ValueError as exc:
+            raise doc.refuse(("mix", "from"), f"the scenario {path} is not valid: {exc}") from None
+        mix = mix_from_scenario(scenario, self.mix.at, path.name)
+        if not mix.weights:
+            raise doc.refuse(("mix", "from"), f"the scenario {path} has no traffic with a positive rate")
+        return mix
+
+
+def _check_faults(doc: Document, spec: LoadtestSpec) -> None:
     # two faults on one process at once would undo each other's restarts
     for i, a in enumerate(spec.faults):
         if a.at >= spec.duration:
-            raise LoadtestSpecError(
-                f"{where}.faults[{i}].at: expected a time before the load ends ({spec.duration:g} s)"
-            )
+            raise doc.expected(("faults", i, "at"), f"a time before the load ends ({spec.duration:g} s)", a.at)
         for j, b in enumerate(spec.faults[:i]):
             if a.host == b.host and a.at < b.until and b.at < a.until:
                 target = a.host or "the core"
-                raise LoadtestSpecError(
-                    f"{where}.faults[{i}]: overlaps faults[{j}] on {target}; expected one at a time"
-                )
+                raise doc.refuse(("faults", i), f"overlaps faults[{j}] on {target}; expected one at a time")
 
 
-# ---------------------------------------------------------------- the mix
-def _mix(value: Any, where: str, base_dir: Path) -> Mix:
-    if isinstance(value, Mapping) and "from" in value:
-        from loadtests.mix import mix_from_scenario  # reads a whole simulation scenario: only when asked
-
-        m = _mapping(value, where, ("from",), ("at",))
-        at = _seconds(m["at"], f"{where}.at") if "at" in m else None
-        return mix_from_scenario(_scenario_path(m["from"], f"{where}.from", base_dir), at, where)
-    m = _mapping(value, where, (), tuple(USER_KINDS))
-    weights = {user: _kind_weights(m[user], f"{where}.{user}", USER_KINDS[user]) for user in m}
-    if sum(sum(k.values()) for k in weights.values()) <= 0:
-        raise LoadtestSpecError(f"{where}: expected at least one positive weight, got {value!r}")
-    return Mix(weights=weights)
-
-
-def _kind_weights(value: Any, where: str, kinds: tuple[str, ...]) -> dict[str, float]:
-    m = _mapping(value, where, (), kinds)
-    return {kind: _number(w, f"{where}.{kind}") for kind, w in m.items()}
-
-
-def _scenario_path(value: Any, where: str, base_dir: Path) -> Path:
-    if not isinstance(value, str) or not value:
-        raise LoadtestSpecError(f"{where}: expected the file name of a simulation scenario, got {value!r}")
+def _scenario_path(doc: Document, name: str, base_dir: Path) -> Path:
+    if not name:
+        raise doc.expected(("mix", "from"), "the file name of a simulation scenario", name)
     for folder in (base_dir, _shipped()):
-        if (folder / value).is_file():
-            return folder / value
-    raise LoadtestSpecError(f"{where}: expected a scenario file relative to {base_dir} or {_shipped()}, got {value!r}")
+        if (folder / name).is_file():
+            return folder / name
+    raise doc.expected(("mix", "from"), f"a scenario file relative to {base_dir} or {_shipped()}", name)
 
 
 def _shipped() -> Path:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pki",
     "crash",
     "outbox",
+    "schema",
 )
 
 

@@ -26,6 +26,7 @@ from scenarios.schema import (
     parse_duration,
     parse_scenario,
 )
+from tests.edits import set_at
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILE = "x.yaml"
@@ -50,15 +51,7 @@ BASE: dict[str, Any] = {
 def _with(path: str, value: Any) -> dict[str, Any]:
     """BASE with the value at a dotted path (list items by index) replaced; value None deletes it."""
     data = copy.deepcopy(BASE)
-    *parents, last = path.split(".")
-    node: Any = data
-    for p in parents:
-        node = node[int(p)] if isinstance(node, list) else node[p]
-    key: Any = int(last) if isinstance(node, list) else last
-    if value is None:
-        del node[key]
-    else:
-        node[key] = value
+    set_at(data, path, value)
     return data
 
 
