@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -52,6 +51,7 @@ from agencies.spec import WorldSpec
 from loadtests.mix import Mix, mix_from_scenario
 from scenarios.documents import Document, ScenarioError, read_yaml
 from scenarios.schema import load_scenario
+from scenarios.shipped import shipped_folder
 from scenarios.values import (
     Amount,
     Count,
@@ -387,19 +387,14 @@ def _check_faults(doc: Document, spec: LoadtestSpec) -> None:
 def _scenario_path(doc: Document, name: str, base_dir: Path) -> Path:
     if not name:
         raise doc.expected(("mix", "from"), "the file name of a simulation scenario", name)
-    for folder in (base_dir, _shipped()):
+    for folder in (base_dir, shipped_folder()):
         if (folder / name).is_file():
             return folder / name
-    raise doc.expected(("mix", "from"), f"a scenario file relative to {base_dir} or {_shipped()}", name)
-
-
-def _shipped() -> Path:
-    """The folder of the scenarios shipped with the package."""
-    return Path(str(files("scenarios")))
+    raise doc.expected(("mix", "from"), f"a scenario file relative to {base_dir} or {shipped_folder()}", name)
 
 
 def _folder_of(where: str) -> Path:
     """The folder of the file `where` starts with ("dir/x.yaml: loadtest" -> dir), else the shipped scenarios."""
     name = where.split(": ", 1)[0].split(" (extends", 1)[0]
     path = Path(name)
-    return path.parent if path.suffix in (".yaml", ".yml") and path.is_file() else _shipped()
+    return path.parent if path.suffix in (".yaml", ".yml") and path.is_file() else shipped_folder()

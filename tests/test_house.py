@@ -1,6 +1,7 @@
-"""The house plan, checked: floors, one owner of child processes.
+"""The house plan, checked: floors, no import cycle, one owner of child processes.
 
-Floors (docs/CONTRACTS.md): a package imports only from floors below it (or from itself).
+Floors (docs/CONTRACTS.md): a package imports only from floors below it (or from itself; two
+packages of one floor do not import each other).
 Imports are read from the source with `ast`, at any depth (an import inside a function is an
 import too), so a package cannot reach up by deferring it.
 """
@@ -72,9 +73,14 @@ def test_no_package_imports_from_a_floor_above_it() -> None:
     up = [
         f"{a} (floor {FLOORS[a.split('.')[0]]}) imports {b} (floor {FLOORS[b.split('.')[0]]})"
         for a, b in _graph().edges
-        if FLOORS[b.split(".")[0]] > FLOORS[a.split(".")[0]]
+        if a.split(".")[0] != b.split(".")[0] and FLOORS[b.split(".")[0]] >= FLOORS[a.split(".")[0]]
     ]
     assert up == []
+
+
+def test_no_import_cycle() -> None:
+    cycles = [sorted(c) for c in nx.strongly_connected_components(_graph()) if len(c) > 1]
+    assert cycles == []
 
 
 def test_one_module_starts_child_processes() -> None:
