@@ -48,14 +48,15 @@ from agencies.world import World
 from crossroads.audit import AUDIT_DB, AuditLog
 from crossroads.directory import DirectoryStore
 from crossroads.domain import Knowledge
-from crossroads.forwarder import DELIVER_METHOD
 from crossroads.knowledge_io import load_knowledge
+from crossroads.methods import DELIVER as DELIVER_METHOD
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2
 from testbed.live import LiveNetwork, bring_up, child_env
-from testbed.loadgen import EXCHANGE_METHOD, Prepared, write_requests
+from testbed.loadgen import Prepared, write_requests
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -21,14 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from crossroads import receipts
 from crossroads.checkpoint import Checkpoint, CheckpointError
+from crossroads.methods import AUDIT_CONSISTENCY_PROOF, AUDIT_HEAD
 from crossroads.pki import ADMIN
 from crossroads.receipts import open_head
 from protos import services_pb2
 from testbed.crash.target import Target
 
 __all__ = [
-    "HEAD_METHOD",
-    "PROOF_METHOD",
     "Head",
     "HeadWatcher",
     "Restart",
@@ -37,8 +36,6 @@ __all__ = [
     "fetch_proof",
 ]
 
-HEAD_METHOD = "/crossroads.v1.Audit/Head"
-PROOF_METHOD = "/crossroads.v1.Audit/ConsistencyProof"
 WATCH_EVERY_S = 0.05
 CALL_TIMEOUT_S = 5.0
 
@@ -77,7 +74,7 @@ class Restart:
 
 def fetch_head(target: Target) -> Head:
     """The current core's signed head (grpc.RpcError if it cannot be reached)."""
-    raw = target.call(ADMIN, HEAD_METHOD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
+    raw = target.call(ADMIN, AUDIT_HEAD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
     head = services_pb2.AuditHead.FromString(raw)
     return Head(int(head.size), bytes(head.root), head.checkpoint)
 
@@ -85,7 +82,7 @@ def fetch_head(target: Target) -> Head:
 def fetch_proof(target: Target, first: int, second: int) -> list[bytes]:
     """The current core's consistency proof from tree size `first` to `second`."""
     request = services_pb2.ConsistencyProofRequest(first=first, second=second)
-    raw = target.call(ADMIN, PROOF_METHOD)(request.SerializeToString(), timeout=CALL_TIMEOUT_S)
+    raw = target.call(ADMIN, AUDIT_CONSISTENCY_PROOF)(request.SerializeToString(), timeout=CALL_TIMEOUT_S)
     return list(services_pb2.Proof.FromString(raw).hashes)
 
 
