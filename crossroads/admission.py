@@ -42,6 +42,8 @@ from typing import Any
 
 import grpc
 
+from crossroads.outcomes import AuditOutcome
+
 __all__ = [
     "DEFAULT_AGENCY_IN_FLIGHT",
     "DEFAULT_BURST",
@@ -174,10 +176,13 @@ def _limit(value: object, where: str, base: Limit) -> Limit:
 class Turned:
     """A call turned away before it is handled: answer `code` with `message`, audit `outcome`."""
 
-    code: grpc.StatusCode
-    outcome: str  # an audit_record.OUTCOMES member: THROTTLED or SHED
+    outcome: AuditOutcome  # THROTTLED or SHED
     message: str
     retry_after_ms: int
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return self.outcome.status_code
 
 
 class _Bucket:
@@ -278,17 +283,17 @@ class Admission:
             f"rate limit of {agency!r} exceeded ({bucket.rate:g} calls/s, bursts of {bucket.burst:g}); "
             f"retry after {wait_ms} ms"
         )
-        return Turned(grpc.StatusCode.RESOURCE_EXHAUSTED, "THROTTLED", message, wait_ms)
+        return Turned(AuditOutcome.THROTTLED, message, wait_ms)
 
     def _over_quota(self, agency: str, bucket: _Bucket) -> Turned:
         wait_ms = self._busy_retry_ms
         message = f"{agency!r} has {bucket.in_flight} exchanges in flight, its quota; retry after {wait_ms} ms"
-        return Turned(grpc.StatusCode.RESOURCE_EXHAUSTED, "THROTTLED", message, wait_ms)
+        return Turned(AuditOutcome.THROTTLED, message, wait_ms)
 
     def _shed(self) -> Turned:
         wait_ms = self._busy_retry_ms
         message = f"the core is overloaded ({self.in_flight} exchanges in flight); retry after {wait_ms} ms"
-        return Turned(grpc.StatusCode.UNAVAILABLE, "SHED", message, wait_ms)
+        return Turned(AuditOutcome.SHED, message, wait_ms)
 
 
 def retry_after_of(trailing_metadata: Any) -> int | None:

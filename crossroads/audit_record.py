@@ -14,11 +14,11 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from crossroads.identifiers import Niss
+from crossroads.outcomes import AuditOutcome
 
 __all__ = ["OUTCOMES", "AuditRecord", "AuditRecordError", "audit_time"]
 
-# THROTTLED: over the sender's rate limit or quota; SHED: the core was overloaded and refused it
-OUTCOMES = frozenset({"DELIVERED", "QUEUED", "DENIED", "INVALID", "FAILED", "UNAUTHENTICATED", "THROTTLED", "SHED"})
+OUTCOMES = frozenset(o.value for o in AuditOutcome)  # plain strings: checked once per record
 
 _FIELDS = (
     "time",
@@ -70,7 +70,8 @@ class AuditRecord:
 
     `sender` is the agency authenticated by its client certificate ("" when the caller was
     not authenticated); `deliberation` joins the deliberation references that allowed the
-    exchange with ","; `outcome` is one of `OUTCOMES`; `detail` names the rule or reason.
+    exchange with ","; `outcome` is an `AuditOutcome` (stored as its string); `detail` names the
+    rule or reason.
     """
 
     time: str

@@ -59,6 +59,7 @@ from crossroads.domain import AgencyId, DirectoryEntry, Kind, Knowledge
 from crossroads.forwarder import AgencyTimeout, AgencyUnavailable, ForwardError
 from crossroads.idempotency import Idempotency, Key
 from crossroads.journal import Answer, JournalEntry, Parcel, StoredAnswer
+from crossroads.outcomes import AuditOutcome
 from crossroads.routing import Denied, Destination, Request, Routed, Unroutable, route
 from crossroads.validation import MAX_MESSAGE_ID, Invalid, check_envelope, message_id_ok
 from protos import messages_pb2
@@ -85,9 +86,9 @@ def audit_index_of(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) 
 _OK_STATUSES = frozenset({"", "ok", "duplicate"})  # "duplicate": a redelivery it already had
 _FAILED, _QUEUED, _DELIVERED = messages_pb2.FAILED, messages_pb2.QUEUED, messages_pb2.DELIVERED
 _KIND_VALUES = frozenset(k.value for k in Kind)
-_OUTCOME_NAMES = {_FAILED: "FAILED", _QUEUED: "QUEUED", _DELIVERED: "DELIVERED"}
+_OUTCOME_NAMES = {value: AuditOutcome(messages_pb2.Outcome.Name(value)) for value in (_FAILED, _QUEUED, _DELIVERED)}
 # refusals a resend may not get again: the same message may well pass a moment later
-_TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+_TRANSIENT = frozenset(o.status_code for o in AuditOutcome if o.transient)
 _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -203,8 +204,9 @@ class Exchange:
         except DecodeError as exc:
             return await self._invalid(now, messages_pb2.Envelope(), peer or "", Invalid("envelope", str(exc)))
         if peer is None:
-            record = _refused_record(now, env, "", "UNAUTHENTICATED", "no verified client certificate")
-            return await self._refuse(record, grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
+            unauthenticated = AuditOutcome.UNAUTHENTICATED
+            record = _refused_record(now, env, "", unauthenticated, "no verified client certificate")
+            return await self._refuse(record, unauthenticated.status_code, "a client certificate is required")
         message_id = env.message_id
         if not message_id_ok(message_id):  # no key to recognise it by: validation will say why
             return await self._process(now, raw, env, peer)
@@ -265,9 +267,9 @@ class Exchange:
             decision = route(checked, self.knowledge, files)
         if isinstance(decision, Denied):
             detail = _claimed(env, peer, f"{decision.rule}: {decision.reason}")
-            record = _record(now, env, checked, (), None, "", "DENIED", detail)
+            record = _record(now, env, checked, (), None, "", AuditOutcome.DENIED, detail)
             message = f"denied by rule {decision.rule}: {decision.reason}"
-            return await self._refuse(record, grpc.StatusCode.PERMISSION_DENIED, message)
+            return await self._refuse(record, AuditOutcome.DENIED.status_code, message)
         if isinstance(decision, Unroutable):
             return await self._unroutable(now, env, checked, decision)
         if decision.directory_change is not None:
@@ -290,7 +292,7 @@ class Exchange:
     async def refuse(self, raw: bytes, peer: str | None, code: grpc.StatusCode, outcome: str, message: str) -> Refusal:
         """Refuse `raw` before it is handled (e.g. revoked certificate, rate limit, overload), audited.
 
-        `outcome` is the audit record's outcome (an `audit_record.OUTCOMES` member); `message`
+        `outcome` is the audit record's outcome (an `AuditOutcome`); `message`
         goes to the sender with `code` and into the record's detail. Only the envelope's
         bounded raw keys are recorded; bytes that do not parse are recorded with empty keys.
         """
@@ -318,7 +320,7 @@ class Exchange:
             agencies = tuple(d.agency for d in destinations)
             detail = _claimed(env, request.sender, "the sender cancelled before the destination answered")
             await self._audit.append(  # no answer is journaled: the sender got none, a resend is new
-                _record(now, env, request, agencies, decision.quality, deliberation, "FAILED", detail)
+                _record(now, env, request, agencies, decision.quality, deliberation, AuditOutcome.FAILED, detail)
             )
             raise
         message_id = env.message_id
@@ -379,15 +381,15 @@ class Exchange:
         self, now: dt.datetime, env: messages_pb2.Envelope, request: Request, decision: Unroutable
     ) -> Refusal:
         detail = _claimed(env, request.sender, f"unroutable ({decision.rule}): {decision.reason}")
-        record = _record(now, env, request, (), None, "", "FAILED", detail)
+        record = _record(now, env, request, (), None, "", AuditOutcome.FAILED, detail)
         message = f"not routable, rule {decision.rule}: {decision.reason}"
-        return await self._refuse(record, grpc.StatusCode.FAILED_PRECONDITION, message)
+        return await self._refuse(record, AuditOutcome.FAILED.status_code, message)
 
     async def _invalid(self, now: dt.datetime, env: messages_pb2.Envelope, peer: str, invalid: Invalid) -> Refusal:
-        record = _refused_record(now, env, peer, "INVALID", _claimed(env, peer, str(invalid)))
+        record = _refused_record(now, env, peer, AuditOutcome.INVALID, _claimed(env, peer, str(invalid)))
         message = f"invalid {invalid.field}: {invalid.reason}"
         return await self._refuse(
-            record, grpc.StatusCode.INVALID_ARGUMENT, message, remember=invalid.field != "message_id"
+            record, AuditOutcome.INVALID.status_code, message, remember=invalid.field != "message_id"
         )
 
     async def _refuse(

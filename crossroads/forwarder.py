@@ -21,10 +21,10 @@ from typing import Any
 import grpc
 
 from crossroads.domain import AgencyId
+from crossroads.methods import DELIVER
 from protos import messages_pb2
 
 __all__ = [
-    "DELIVER_METHOD",
     "LOOPBACK_HTTP2_OPTIONS",
     "AgencyFailed",
     "AgencyTimeout",
@@ -36,7 +36,6 @@ __all__ = [
     "load_hosts",
 ]
 
-DELIVER_METHOD = "/crossroads.v1.Agency/Deliver"
 # HTTP/2 settings for the testbed's own hops (all on loopback). BDP probing pings the peer as
 # data arrives to size flow-control windows for long fat links; on loopback it only adds a
 # PING and its ACK to a call now and then: ~10-20 us of CPU per call on each side (measured
@@ -142,7 +141,7 @@ class Forwarder:
         if pair is None:
             channel = grpc.aio.secure_channel(address, self._credentials, options=_CHANNEL_OPTIONS)
             call = channel.unary_unary(
-                DELIVER_METHOD,
+                DELIVER,
                 request_serializer=None,  # the bytes are already a serialized Forward
                 response_deserializer=messages_pb2.AgencyReply.FromString,
                 _registered_method=True,

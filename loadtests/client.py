@@ -10,10 +10,11 @@ plain `grpc` channels; under Locust they are gevent-cooperative once the locustf
 `exchange(...)` sends one envelope and turns what came back into an `Answer`:
 - an ExchangeReply: the core acknowledged it with an audit index; it failed only if its
   outcome is FAILED (a destination did not answer);
-- a refusal (PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED): the
-  core audited it too (index in the trailing metadata "audit-index"); it is an error unless the
-  user expects that refusal;
-- anything else (UNAVAILABLE, DEADLINE_EXCEEDED, ...): an error, with no audit index known.
+- a refusal the core audited (index in the trailing metadata "audit-index"; its outcome is
+  `crossroads.outcomes.AuditOutcome.of_refusal` of its status): an error unless the user
+  expects that refusal;
+- anything else (DEADLINE_EXCEEDED, an unaudited UNAVAILABLE, ...): an error, with no audit
+  index or outcome known.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from crossroads.exchange import audit_index_of
+from crossroads.methods import HEALTH_CHECK
+from crossroads.outcomes import AuditOutcome
 from crossroads.pki import channel_credentials
 from protos import messages_pb2
 
 __all__ = [
-    "DELIVER",
-    "EXCHANGE",
     "Answer",
     "Call",
     "Channels",
@@ -44,17 +45,7 @@ __all__ = [
     "refusal_outcome",
 ]
 
-EXCHANGE = "/crossroads.v1.Crossroads/Exchange"
-DELIVER = "/crossroads.v1.Agency/Deliver"
-HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _OUTCOME_NAMES = {v: k for k, v in messages_pb2.Outcome.items()}
-# the audit outcome of each refusal the core audits (crossroads/exchange.py)
-_REFUSALS = {
-    grpc.StatusCode.PERMISSION_DENIED: "DENIED",
-    grpc.StatusCode.INVALID_ARGUMENT: "INVALID",
-    grpc.StatusCode.FAILED_PRECONDITION: "FAILED",
-    grpc.StatusCode.UNAUTHENTICATED: "UNAUTHENTICATED",
-}
 Call = Callable[..., Any]
 
 
@@ -74,9 +65,10 @@ class Answer:
     seconds: float  # from sending to the answer
 
 
-def refusal_outcome(code: grpc.StatusCode) -> str:
-    """The outcome the core audits for a refusal with status `code` ("" if it is not one)."""
-    return _REFUSALS.get(code, "")
+def refusal_outcome(code: grpc.StatusCode, audit_index: int | None) -> str:
+    """The outcome the core audited a refusal with status `code` under ("" if it audited none: no index)."""
+    outcome = AuditOutcome.of_refusal(code) if audit_index is not None else None
+    return outcome or ""
 
 
 class Channels:
@@ -139,7 +131,8 @@ def exchange(call: Call, envelope: bytes, timeout: float, expected: frozenset[st
         seconds = time.perf_counter() - started
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
         error = "" if code.name in expected else code.name
-        return Answer(error, refusal_outcome(code), _audit_index(exc), (), 0, seconds)
+        index = _audit_index(exc)
+        return Answer(error, refusal_outcome(code, index), index, (), 0, seconds)
     seconds = time.perf_counter() - started
     reply = messages_pb2.ExchangeReply.FromString(raw)
     outcome = _OUTCOME_NAMES.get(reply.outcome, str(reply.outcome))

@@ -33,8 +33,9 @@ from grpc import aio
 
 from crossroads.admission import retry_after_of
 from crossroads.exchange import audit_index_of
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
-from loadtests.loadgen import EXCHANGE_METHOD, Prepared, read_requests, with_message_id
+from loadtests.loadgen import Prepared, read_requests, with_message_id
 
 __all__ = ["FloodResult", "flood", "main"]
 

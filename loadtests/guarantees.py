@@ -26,6 +26,7 @@ from agencies.inbox import received
 from crossroads.audit import AuditLog, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.outbox import outbox_path, read_counts, read_items
+from crossroads.outcomes import AuditOutcome
 from loadtests.record import RequestRecord
 from loadtests.spec import Budget
 
@@ -57,7 +58,7 @@ ERROR_BUDGET = "errors within the budget"
 LATENCY_BUDGET = "p99 latency within the budget"
 MESSAGE_ID_PREFIX = "lt-"  # every message id a load-test user sends starts so (users.CrossroadsUser)
 _EXAMPLES = 5  # problems quoted in a check's detail
-_ACCEPTED = frozenset({"DELIVERED", "QUEUED"})
+_ACCEPTED = frozenset({AuditOutcome.DELIVERED, AuditOutcome.QUEUED})
 
 Key = tuple[str, str]  # (sender, message id): the sender's idempotency key
 

@@ -27,12 +27,12 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
 
 DEFAULT_CONCURRENCY = 64
 DEFAULT_SECONDS = 10.0
 DEFAULT_WARMUP_S = 1.0
-EXCHANGE_METHOD = "/crossroads.v1.Crossroads/Exchange"
 _MESSAGE_ID_TAG = b"\x0a"  # Envelope field 1 (message_id), length-delimited
 
 

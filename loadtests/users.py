@@ -35,7 +35,8 @@ from locust import User, constant
 from agencies import samples
 from crossroads.citizen import Fas
 from crossroads.domain import Kind
-from loadtests.client import DELIVER, EXCHANGE, Answer, Call, ExchangeError, deliver, exchange
+from crossroads.methods import DELIVER, EXCHANGE
+from loadtests.client import Answer, Call, ExchangeError, deliver, exchange
 from loadtests.context import RunContext, context_of
 from loadtests.pacing import OpenLoop
 from loadtests.record import RequestRecord

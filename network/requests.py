@@ -37,11 +37,11 @@ from crossroads.domain import (
 )
 from crossroads.identifiers import Niss
 from crossroads.routing import Request
+from crossroads.validation import MAX_RELATED as MAX_SUBJECTS  # persons per message the core accepts
 from scenarios.schema import ScenarioError, Source
 
 __all__ = ["MAX_SUBJECTS", "Drawn", "RequestMaker"]
 
-MAX_SUBJECTS = 1000  # persons per message the core accepts (related_niss bound of the validation)
 _NO_PURPOSE = Purpose("none")
 
 

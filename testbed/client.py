@@ -30,11 +30,11 @@ from agencies.spec import SpecError, load_world_spec
 from agencies.world import World
 from crossroads.audit import KEYS_DIR
 from crossroads.audit_record import AuditRecord, AuditRecordError
-from crossroads.checkpoint import CheckpointError, load_public_key, verify_checkpoint
+from crossroads.checkpoint import CheckpointError, load_public_key
 from crossroads.domain import AgencyId, DirectoryEntry
 from crossroads.exchange import audit_index_of
-from crossroads.merkle import leaf_hash, verify_inclusion
 from crossroads.pki import NetworkPki, PkiError, channel_credentials
+from crossroads.receipts import inclusion_problem, open_head
 from crossroads.routing import Decision, Denied, route
 from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2, services_pb2, services_pb2_grpc
@@ -110,18 +110,6 @@ class Receipt:
         }
 
 
-def _checkpoint_problem(checkpoint: str, public_key: Ed25519PublicKey, tree_size: int) -> tuple[bytes, str | None]:
-    """The root the signed `checkpoint` vouches for, and what is wrong with it (None: nothing)."""
-    origin = checkpoint.split("\n", 1)[0]  # the log signs with its origin as the key name
-    try:
-        signed = verify_checkpoint(checkpoint, public_key, origin)
-    except CheckpointError as exc:
-        return b"", f"checkpoint: {exc}"
-    if signed.size != tree_size:
-        return bytes(signed.root), f"the checkpoint is for size {signed.size}, the proof for size {tree_size}"
-    return bytes(signed.root), None
-
-
 def _record_problem(leaf: bytes, message_id: str | None) -> tuple[AuditRecord | None, str | None]:
     try:
         record = AuditRecord.from_leaf(leaf)
@@ -139,16 +127,22 @@ def verify_receipt(
 
     The checkpoint is a C2SP signed note; its signature is checked with `public_key` (the log's
     key, DIR/keys/audit.pub) under the key name its origin line gives; the root it signs is the
-    one the proof must reach (RFC 6962 inclusion, `crossroads.merkle.verify_inclusion`). Never
-    raises on bad input: a wrong proof, checkpoint or leaf gives `verified=False` and a `problem`.
+    one the proof must reach (RFC 6962 inclusion): both with crossroads.receipts. Never raises
+    on bad input: a wrong proof, checkpoint or leaf gives `verified=False` and a `problem`.
     """
     proof = list(entry.inclusion.hashes)
     size = entry.inclusion.tree_size
-    root, problem = _checkpoint_problem(checkpoint, public_key, size)
-    if problem is None and entry.inclusion.index != entry.index:
-        problem = f"the proof is for index {entry.inclusion.index}, the leaf is record {entry.index}"
-    if problem is None and not verify_inclusion(leaf_hash(entry.leaf), entry.index, size, proof, root):
-        problem = f"the inclusion proof of record {entry.index} does not lead to the signed root of size {size}"
+    root, problem = b"", None
+    try:
+        signed = open_head(checkpoint, public_key)
+    except CheckpointError as exc:
+        problem = f"checkpoint: {exc}"
+    else:
+        root = bytes(signed.root)
+        if entry.inclusion.index != entry.index:
+            problem = f"the proof is for index {entry.inclusion.index}, the leaf is record {entry.index}"
+        else:
+            problem = inclusion_problem(entry.leaf, entry.index, size, proof, signed)
     record, record_problem = _record_problem(entry.leaf, message_id)
     problem = problem or record_problem
     return Receipt(

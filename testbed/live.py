@@ -49,6 +49,7 @@ from crossroads.citizen import ensure_fas
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import dump_knowledge
+from crossroads.methods import HEALTH_CHECK as _HEALTH
 from crossroads.pki import ADMIN, CORE, NetworkPki, channel_credentials, host_identity
 from testbed import processes
 from testbed.processes import Child, ChildError
@@ -73,7 +74,6 @@ STOP_TIMEOUT_S = 15.0
 HEALTH_TIMEOUT_S = 2.0
 WORLD_FORMAT = 1  # bump when the world files' meaning changes, so old state folders are rebuilt
 
-_HEALTH = "/grpc.health.v1.Health/Check"
 _STATUS_NAMES = {
     health_pb2.HealthCheckResponse.SERVING: "SERVING",
     health_pb2.HealthCheckResponse.NOT_SERVING: "NOT_SERVING",

@@ -535,7 +535,7 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with AuditLog.open(tmp_path) as log:
-        real_write = log._write
+        real_write = log._writer._write  # type: ignore[union-attr]
         calls = []
 
         def failing_once(batch: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
@@ -544,7 +544,7 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
                 raise sqlite3.OperationalError("disk I/O error")
             return real_write(batch, journal)
 
-        monkeypatch.setattr(log, "_write", failing_once)
+        monkeypatch.setattr(log._writer, "_write", failing_once)
         with pytest.raises(sqlite3.OperationalError):
             asyncio.run(log.append(record(0)))
         assert log.size == 0  # nothing of the failed batch was committed or indexed

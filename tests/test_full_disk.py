@@ -38,7 +38,7 @@ from crossroads.audit import AUDIT_DB, KEYS_DIR, AuditLog, verify_store
 from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import load_public_key
 from crossroads.merkle import leaf_hashes, root
-from loadtests.client import EXCHANGE
+from crossroads.methods import EXCHANGE
 from loadtests.spec import Fault
 from protos import messages_pb2
 from testbed.crash.checks import audit_records, outbox_items, pending

@@ -28,6 +28,7 @@ from crossroads.domain import AgencyId
 from crossroads.exchange import Exchange
 from crossroads.identifiers import niss_problem
 from crossroads.journal import JournalEntry, StoredAnswer
+from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.pki import CORE
 from crossroads.validation import MAX_REASON, Invalid, check_envelope
 from protos import messages_pb2 as pb
@@ -54,7 +55,7 @@ from testbed.fuzz import (
     rpc_cases,
     tls_cases,
 )
-from testbed.fuzz.cases import DELIVER_METHOD, _duplicates, _lifecycle, key_of, placeholder
+from testbed.fuzz.cases import _duplicates, _lifecycle, key_of, placeholder
 from testbed.fuzz.checks import _Answer, _growth_problem
 
 SEED = 20261128

@@ -44,12 +44,13 @@ from agencies.world import World
 from crossroads.audit import AUDIT_DB, AuditLog
 from crossroads.directory import DirectoryStore
 from crossroads.domain import Knowledge
-from crossroads.forwarder import DELIVER_METHOD
 from crossroads.knowledge_io import load_knowledge
+from crossroads.methods import DELIVER as DELIVER_METHOD
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
-from loadtests.loadgen import EXCHANGE_METHOD, Prepared, write_requests
+from loadtests.loadgen import Prepared, write_requests
 from protos import messages_pb2
 from testbed import processes, proxy
 from testbed.bench.goals import GOAL_CORE_RATIO, BenchError, machine_info

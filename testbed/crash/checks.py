@@ -27,6 +27,7 @@ from agencies.inbox import Received, received
 from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
 from crossroads.outbox import OutboxItem, outbox_path, read_items
+from crossroads.outcomes import AuditOutcome
 from loadtests.guarantees import (
     Check,
     Key,
@@ -59,7 +60,7 @@ __all__ = [
 CONSISTENT = "every checkpoint after a restart is consistent with the last one before it"
 ALL_ACKNOWLEDGED = "every message sent was acknowledged (re-sent with its id after each crash)"
 IN_ORDER = "per agency, notices arrived in the order they were acknowledged"
-TRANSIENT_OUTCOMES = frozenset({"THROTTLED", "SHED"})  # refusals that ask the sender to send again
+TRANSIENT_OUTCOMES = frozenset(o for o in AuditOutcome if o.transient)  # refusals that ask the sender to send again
 _EXAMPLES = 5
 
 
@@ -163,7 +164,7 @@ def check_order(acks: Sequence[Ack], inbox: Mapping[str, Sequence[str]]) -> Chec
         found, count = _order_problems(agency, items, inbox.get(agency, ()))
         problems += found
         checked += count
-    queued = sum(1 for a in acks for _, outcome in a.deliveries if outcome == "QUEUED")
+    queued = sum(1 for a in acks for _, outcome in a.deliveries if outcome == AuditOutcome.QUEUED)
     figures = {"agencies": len(per_agency), "checked": checked, "queued": queued, "inversions": len(problems)}
     if problems:
         return Check(

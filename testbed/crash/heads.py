@@ -5,8 +5,8 @@ milliseconds while the load runs, as the admin tools would, and keeps the last o
 Before the core is killed the harness takes that head; after the restart it asks the new core
 for its head and for a consistency proof from the old size to the new one
 (Audit/ConsistencyProof), and `consistency_problem` checks both signed checkpoints and the
-proof with `crossroads.merkle.verify_consistency` (RFC 9162 section 2.1.4.2). A log that lost
-an acknowledged record, or rewrote one, cannot pass.
+proof with crossroads.receipts (RFC 9162 section 2.1.4.2). A log that lost an acknowledged
+record, or rewrote one, cannot pass.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from crossroads.checkpoint import CheckpointError, verify_checkpoint
-from crossroads.merkle import verify_consistency
+from crossroads import receipts
+from crossroads.checkpoint import Checkpoint, CheckpointError
+from crossroads.methods import AUDIT_CONSISTENCY_PROOF, AUDIT_HEAD
 from crossroads.pki import ADMIN
+from crossroads.receipts import open_head
 from protos import services_pb2
 from testbed.crash.target import Target
 
 __all__ = [
-    "HEAD_METHOD",
-    "PROOF_METHOD",
     "Head",
     "HeadWatcher",
     "Restart",
@@ -36,8 +36,6 @@ __all__ = [
     "fetch_proof",
 ]
 
-HEAD_METHOD = "/crossroads.v1.Audit/Head"
-PROOF_METHOD = "/crossroads.v1.Audit/ConsistencyProof"
 WATCH_EVERY_S = 0.05
 CALL_TIMEOUT_S = 5.0
 
@@ -76,7 +74,7 @@ class Restart:
 
 def fetch_head(target: Target) -> Head:
     """The current core's signed head (grpc.RpcError if it cannot be reached)."""
-    raw = target.call(ADMIN, HEAD_METHOD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
+    raw = target.call(ADMIN, AUDIT_HEAD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
     head = services_pb2.AuditHead.FromString(raw)
     return Head(int(head.size), bytes(head.root), head.checkpoint)
 
@@ -84,37 +82,32 @@ def fetch_head(target: Target) -> Head:
 def fetch_proof(target: Target, first: int, second: int) -> list[bytes]:
     """The current core's consistency proof from tree size `first` to `second`."""
     request = services_pb2.ConsistencyProofRequest(first=first, second=second)
-    raw = target.call(ADMIN, PROOF_METHOD)(request.SerializeToString(), timeout=CALL_TIMEOUT_S)
+    raw = target.call(ADMIN, AUDIT_CONSISTENCY_PROOF)(request.SerializeToString(), timeout=CALL_TIMEOUT_S)
     return list(services_pb2.Proof.FromString(raw).hashes)
 
 
-def _checkpoint_problem(head: Head, public_key: Ed25519PublicKey, which: str) -> str | None:
-    origin = head.checkpoint.split("\n", 1)[0]  # the log signs under its origin as key name
+def _opened(head: Head, public_key: Ed25519PublicKey, which: str) -> tuple[Checkpoint | None, str | None]:
+    """The checkpoint of `head` if the log signed it for the head's own size and root, else what is wrong."""
     try:
-        signed = verify_checkpoint(head.checkpoint, public_key, origin)
+        return open_head(head.checkpoint, public_key, size=head.size, root=head.root), None
     except CheckpointError as exc:
-        return f"the checkpoint {which} does not verify: {exc}"
-    if signed.size != head.size or bytes(signed.root) != head.root:
-        return f"the checkpoint {which} signs size {signed.size}, the head says {head.size} (or another root)"
-    return None
+        return None, f"the checkpoint {which} does not verify: {exc}"
 
 
 def consistency_problem(before: Head, after: Head, proof: Sequence[bytes], public_key: Ed25519PublicKey) -> str | None:
     """What is wrong with the log's history across a restart; None when the log only grew.
 
     Both checkpoints must carry the log's signature (`public_key`) over their own size and root,
-    the new size must not be smaller, and `proof` must show the old tree is a prefix of the new.
+    the new size must not be smaller, and `proof` must show the old tree is a prefix of the new
+    (crossroads.receipts).
     """
-    problem = _checkpoint_problem(before, public_key, "before the kill") or _checkpoint_problem(
-        after, public_key, "after the restart"
-    )
-    if problem:
+    first, problem = _opened(before, public_key, "before the kill")
+    if first is None:
         return problem
-    if after.size < before.size:
-        return f"the log shrank from {before.size} to {after.size} records across the restart"
-    if not verify_consistency(before.size, after.size, before.root, after.root, proof):
-        return f"the consistency proof from size {before.size} to {after.size} does not verify"
-    return None
+    second, problem = _opened(after, public_key, "after the restart")
+    if second is None:
+        return problem
+    return receipts.consistency_problem(first, second, proof)
 
 
 class HeadWatcher:

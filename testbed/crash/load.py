@@ -28,7 +28,8 @@ import numpy as np
 from agencies import samples
 from agencies.world import World
 from crossroads.domain import Kind
-from loadtests.client import EXCHANGE, Answer, exchange
+from crossroads.methods import EXCHANGE
+from loadtests.client import Answer, exchange
 from loadtests.record import RequestRecord
 from protos import messages_pb2
 from testbed.crash.target import Target

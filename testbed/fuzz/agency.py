@@ -8,9 +8,10 @@ from pathlib import Path
 import grpc
 from hypothesis import strategies as st
 
+from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.pki import CORE
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import DELIVER_METHOD, Batch, Case
+from testbed.fuzz.cases import Batch, Case
 from testbed.fuzz.channels import _Channels, _rpc_error, _start_host
 from testbed.fuzz.checks import _HOST_SAYS_WHAT, CASE_DEADLINE_S, UNSPECIFIC, Result, _Answer, _bounded, refusal_problem
 from testbed.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted

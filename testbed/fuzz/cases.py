@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import strategies as st
 
 from agencies.samples import Sample
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID, message_id_ok
@@ -43,8 +44,6 @@ from testbed.fuzz.mutators import (
 )
 from testbed.fuzz.world import _BODIES, HOST, FuzzWorld
 
-EXCHANGE_METHOD = "/crossroads.v1.Crossroads/Exchange"
-DELIVER_METHOD = "/crossroads.v1.Agency/Deliver"
 ID_LENGTH = 32  # the corpus' message ids are 32 hex digits: a fresh id takes the same room
 SHARED_SLOTS = 9  # placeholder slots 1..9 are shared within a batch
 _MARK = b"~fresh~"

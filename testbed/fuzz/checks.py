@@ -17,10 +17,12 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from google.protobuf.message import DecodeError
 
 from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
+from crossroads.outcomes import AuditOutcome
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID
 from protos import messages_pb2 as pb
@@ -31,16 +33,6 @@ FORWARD_DEADLINE_S = 2.0
 MAX_EXAMPLES_KEPT = 20  # problem descriptions kept in the summary
 EXAMPLES_PER_CATEGORY = 4
 UNSPECIFIC = frozenset({"UNKNOWN", "INTERNAL"})
-# The audit outcome each refusal must be recorded with (RESOURCE_EXHAUSTED and UNAVAILABLE: the
-# core's admission control, crossroads.admission; UNAUTHENTICATED also a revoked certificate)
-REFUSAL_OUTCOMES = {
-    "INVALID_ARGUMENT": "INVALID",
-    "PERMISSION_DENIED": "DENIED",
-    "FAILED_PRECONDITION": "FAILED",
-    "UNAUTHENTICATED": "UNAUTHENTICATED",
-    "RESOURCE_EXHAUSTED": "THROTTLED",
-    "UNAVAILABLE": "SHED",
-}
 # What a refusal's message must look like: it names the field, the rule or the limit
 _SAYS_WHAT = {
     "INVALID_ARGUMENT": re.compile(r"invalid [a-z_][\w.\[\]]*( \(or [\w.\[\]]+\))?: \S"),
@@ -211,7 +203,10 @@ def _check_answer(log: AuditLog, case: Case, answer: _Answer) -> Result:
     problem = refusal_problem(status, answer.message)
     if problem is not None:
         return Result(status, problem, "unspecific" if status in UNSPECIFIC else "vague")
-    outcome = REFUSAL_OUTCOMES.get(status)
+    # the outcome the refusal must be audited with (crossroads.outcomes; RESOURCE_EXHAUSTED and
+    # UNAVAILABLE: the core's admission control, UNAUTHENTICATED also a revoked certificate)
+    code = grpc.StatusCode.__members__.get(status)
+    outcome = AuditOutcome.of_refusal(code) if code is not None else None
     if outcome is None:
         return Result(status, f"unexpected refusal {status}: {answer.message[:200]!r}", "unexpected")
     if answer.audit_index is None:

@@ -12,10 +12,12 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import strategies as st
 
+from crossroads import methods
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.server import CoreConfig, RunningCore, start_core
 from protos import messages_pb2 as pb
 from protos import services_pb2
-from testbed.fuzz.cases import EXCHANGE_METHOD, Batch, Case, _History, key_of
+from testbed.fuzz.cases import Batch, Case, _History, key_of
 from testbed.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
 from testbed.fuzz.checks import (
     CASE_DEADLINE_S,
@@ -34,20 +36,21 @@ from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vou
 
 # The core's other services: method, request type, call shape
 _CORE_RPCS: tuple[tuple[str, type[Message], str], ...] = (
-    ("/crossroads.v1.Audit/Head", services_pb2.AuditHeadRequest, "unary"),
-    ("/crossroads.v1.Audit/InclusionProof", services_pb2.InclusionProofRequest, "unary"),
-    ("/crossroads.v1.Audit/ConsistencyProof", services_pb2.ConsistencyProofRequest, "unary"),
-    ("/crossroads.v1.Audit/WhoAccessed", services_pb2.WhoAccessedRequest, "unary"),
-    ("/crossroads.v1.Audit/Entry", services_pb2.EntryRequest, "unary"),
-    ("/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest, "unary"),
-    ("/grpc.health.v1.Health/Watch", health_pb2.HealthCheckRequest, "server_stream"),
+    (methods.AUDIT_HEAD, services_pb2.AuditHeadRequest, "unary"),
+    (methods.AUDIT_INCLUSION_PROOF, services_pb2.InclusionProofRequest, "unary"),
+    (methods.AUDIT_CONSISTENCY_PROOF, services_pb2.ConsistencyProofRequest, "unary"),
+    (methods.AUDIT_WHO_ACCESSED, services_pb2.WhoAccessedRequest, "unary"),
+    (methods.AUDIT_ENTRY, services_pb2.EntryRequest, "unary"),
+    (methods.HEALTH_CHECK, health_pb2.HealthCheckRequest, "unary"),
+    (methods.HEALTH_WATCH, health_pb2.HealthCheckRequest, "server_stream"),
     (
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        methods.method_path(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"], "ServerReflectionInfo"),
         reflection_pb2.ServerReflectionRequest,
         "stream",
     ),
-    ("/crossroads.v1.Crossroads/Nothing", services_pb2.AuditHeadRequest, "unary"),
-    ("/crossroads.v1.Nothing/Exchange", services_pb2.AuditHeadRequest, "unary"),
+    # paths that do not exist: a method the service lacks, a service the package lacks
+    (f"/{methods.CROSSROADS_SERVICE}/Nothing", services_pb2.AuditHeadRequest, "unary"),
+    (f"/{services_pb2.DESCRIPTOR.package}.Nothing/Exchange", services_pb2.AuditHeadRequest, "unary"),
 )
 _SHAPES = {method: shape for method, _, shape in _CORE_RPCS}
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from crossroads.audit import verify_store
+from crossroads.audit import AUDIT_DB, verify_store
 from testbed.fuzz.agency import AgencyTarget, agency_cases
 from testbed.fuzz.atheris_harness import atheris_campaign
 from testbed.fuzz.cases import Batch, _duplicates, _lifecycle, batches, exchange_cases
@@ -155,7 +155,7 @@ def _after(loop: asyncio.AbstractEventLoop, made: Any, state: Path, tally: Tally
 
 
 def _verify(state: Path, name: str, tally: Tally) -> None:
-    if not (state / "audit.sqlite").exists():
+    if not (state / AUDIT_DB).exists():
         return
     result = verify_store(state, check_index=True)
     tally.checks[f"{name}_audit"] = {"ok": result.ok, "size": result.size, "message": result.message}

@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import strategies as st
 
+from crossroads.methods import DELIVER as DELIVER_METHOD
+from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE, Identity, NetworkPki, channel_credentials_from, foreign_identity
-from testbed.fuzz.cases import DELIVER_METHOD, EXCHANGE_METHOD, Batch, Case
+from testbed.fuzz.cases import Batch, Case
 from testbed.fuzz.checks import CASE_DEADLINE_S, Result, _with_batch_problems
 from testbed.fuzz.core import CoreTarget
 from testbed.fuzz.world import FuzzError, FuzzWorld, _canary_raw
