@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agencies import samples
+from agencies.exchanges import expected_decision, samples
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import verify_store
@@ -46,7 +46,7 @@ from crossroads.domain import AgencyId, Kind
 from crossroads.routing import Routed
 from network.run import Overrides, load
 from protos import messages_pb2, services_pb2
-from testbed.client import CoreClient, ExchangeRefused, Receipt, expected_decision
+from testbed.client import CoreClient, ExchangeRefused, Receipt
 from testbed.commands.live import default_scenario
 from testbed.commands.send import with_fresh_id
 from testbed.commands.simulate import simulate_to
@@ -160,7 +160,7 @@ def _reaching(demo: Demo, kind: Kind) -> samples.Sample:
 
 
 def send_routed(demo: Demo) -> None:
-    """PER_KIND exchanges of every kind, drawn by agencies.samples: each allowed and routed."""
+    """PER_KIND exchanges of every kind, drawn by agencies.exchanges.samples: each allowed and routed."""
     for kind in samples.KINDS:
         for _ in range(PER_KIND):
             sample = _reaching(demo, kind)
