@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +81,32 @@ def test_samples_and_traffic_are_the_same_for_the_same_rng_state(world: World) -
     maker = RequestMaker(world)
     a, b = np.random.default_rng(7), np.random.default_rng(7)
     assert [maker.draw(source, a) for _ in range(50)] == [maker.draw(source, b) for _ in range(50)]
+
+
+_DIGEST = """
+import hashlib, sys
+from pathlib import Path
+import numpy as np
+for name in sys.argv[1:]:
+    __import__(name)  # other modules loaded first: other addresses, other hash orders
+from agencies.exchanges import samples
+from agencies.spec import load_world_spec
+from agencies.world import World
+world = World.build(load_world_spec(Path("scenarios/demo.yaml")))
+rng, digest = np.random.default_rng(9), hashlib.sha256()
+for _ in range(300):
+    digest.update(samples.sample_any(world, rng).envelope.SerializeToString(deterministic=True))
+print(digest.hexdigest())
+"""
+
+
+def test_the_same_rng_state_gives_the_same_bytes_in_every_process() -> None:
+    def digest(salt: str, *preloaded: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": salt}
+        command = [sys.executable, "-c", _DIGEST, *preloaded]
+        return subprocess.run(command, check=True, env=env, cwd=SCENARIOS.parent, capture_output=True, text=True).stdout
+
+    assert digest("1") == digest("2", "network.run") == digest("3", "json", "network.recorder")
 
 
 # ------------------------------------------------------------------ filling in around given fields

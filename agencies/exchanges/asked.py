@@ -123,7 +123,8 @@ class Prepared:
 
 def _envelope(kind: Kind, body: Any, as_of: str, **keys: Any) -> messages_pb2.Envelope:
     """The Envelope of `kind` carrying `body` (serialized), with the routing `keys` given."""
-    return messages_pb2.Envelope(kind=int(kind), as_of=as_of, payload=body.SerializeToString(deterministic=True), **keys)  # type: ignore[arg-type]
+    payload = body.SerializeToString(deterministic=True)  # map fields in key order: the same bytes in every process
+    return messages_pb2.Envelope(kind=int(kind), as_of=as_of, payload=payload, **keys)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ consultations
