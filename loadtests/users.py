@@ -1,6 +1,6 @@
 """The Locust users of the crossroads network: employers, agencies and citizens, over gRPC with mTLS.
 
-Each user draws valid exchanges from the synthetic world (`agencies.samples`, with a random
+Each user draws valid exchanges from the synthetic world (`agencies.exchanges.samples`, with a random
 stream of its own, seeded from the spec), sends each as the agency the sample names (its
 client certificate), paced open-loop at its share of the stage's target rate (`pacing`), and
 reports every request to Locust (`events.request`, name = the kind of message) and to the
@@ -32,7 +32,7 @@ import gevent
 import numpy as np
 from locust import User, constant
 
-from agencies import samples
+from agencies.exchanges import samples
 from crossroads.citizen import Fas
 from crossroads.domain import Kind
 from crossroads.methods import DELIVER, EXCHANGE

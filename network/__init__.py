@@ -5,8 +5,9 @@ One concept per module, in the order a run goes through them:
   run.py          load -> plan -> replications -> summary, and the run folder's files
   explicit.py     a scenario's explicit network (queueing exercises) compiled into a Plan
   world_plan.py   the network of the synthetic world compiled into a Plan: graph.py (networkx
-                  graph, cached paths through the core), requests.py (what each traffic source
-                  sends, decided by the core's own crossroads.routing.route), layout.py (drawing)
+                  graph, cached paths through the core), agencies.exchanges.traffic (what each
+                  traffic source sends, decided by the core's own crossroads.routing.route),
+                  layout.py (drawing)
   compile.py      what both compilers share: message classes, service times, arrival segments
                   (profiles.py), timed actions and random failures
   plan.py         the Plan: plain, picklable data a replication runs from

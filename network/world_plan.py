@@ -2,7 +2,7 @@
 
 Every node of the graph (network/graph.py) becomes a station served as its node class says
 (or as the scenario's `nodes` override for it), every edge a link of its link class. Each
-traffic source gets a pool of routes: requests drawn from the world (network/requests.py),
+traffic source gets a pool of routes: requests drawn from the world (agencies/exchanges/traffic.py),
 each decided by the core's own `crossroads.routing.route()`, and turned into paths:
 
   submit     sender -> ... -> core (citizens start at the authentication service, FAS); the
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agencies import sectors
+from agencies.exchanges import Drawn, RequestMaker
 from agencies.world import World
 from crossroads.domain import Kind
 from crossroads.routing import Decision, Routed, route
@@ -36,7 +37,6 @@ from network.compile import actions, common, failures, message_classes, resolve,
 from network.graph import AUTHENTICATION, CORE, Network, build_graph
 from network.layout import grouped_children, radial_layout
 from network.plan import NO_LINK, Hop, LinkPlan, Plan, Route, StationPlan, passing
-from network.requests import Drawn, RequestMaker
 from scenarios.schema import Event, Scenario, ScenarioError, Service, WorldNetwork
 
 __all__ = ["POOL_STREAM", "WorldPlanner", "plan_world", "sector_label"]

@@ -9,14 +9,13 @@ and `receipt`, which fetches the audit record of an exchange and checks it with
 purpose: a CLI and tests call it; load tests have their own generator.
 
 The world of a state folder (`load_world`, `scenario_of`) is rebuilt from the scenario that
-`testbed.live` built it from, and `expected_decision` is the routing decision the core takes
-for an envelope over that world, for tests and for picking examples that route.
+`testbed.live` built it from.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -31,12 +30,9 @@ from agencies.world import World
 from crossroads.audit import KEYS_DIR
 from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.checkpoint import CheckpointError, load_public_key
-from crossroads.domain import AgencyId, DirectoryEntry
 from crossroads.exchange import audit_index_of
 from crossroads.pki import NetworkPki, PkiError, channel_credentials
 from crossroads.receipts import inclusion_problem, open_head
-from crossroads.routing import Decision, Denied, route
-from crossroads.validation import Invalid, check_envelope
 from protos import messages_pb2, services_pb2, services_pb2_grpc
 from testbed import live
 
@@ -47,7 +43,6 @@ __all__ = [
     "ExchangeRefused",
     "Receipt",
     "audit_public_key",
-    "expected_decision",
     "load_world",
     "scenario_of",
     "verify_receipt",
@@ -310,22 +305,3 @@ def scenario_of(state: Path, scenario: Path | None = None) -> Path:
 def load_world(state: Path, scenario: Path | None = None) -> World:
     """The world of the network in `state`, rebuilt from its scenario (see `scenario_of`)."""
     return World.build(load_world_spec(scenario_of(state, scenario)))
-
-
-def expected_decision(
-    world: World,
-    sender: AgencyId,
-    envelope: messages_pb2.Envelope,
-    files: Sequence[DirectoryEntry] | None = None,
-) -> Decision:
-    """The routing decision the core takes for `envelope` from `sender`, over the world's directory.
-
-    `files` stands for the directory rows of the persons concerned when the live directory has
-    changed since the world was built (integrations); by default they are the world's. An
-    envelope the core would refuse as invalid comes back as Denied("invalid", reason).
-    """
-    request = check_envelope(envelope, sender, world.spec.as_of)
-    if isinstance(request, Invalid):
-        return Denied("invalid", str(request))
-    rows = files if files is not None else [e for niss in request.subjects for e in world.files_of(niss)]
-    return route(request, world.knowledge, rows)

@@ -19,9 +19,10 @@ import grpc
 import numpy as np
 import pytest
 
-from agencies import authorizations, samples
+from agencies import authorizations
 from agencies.answers import answer
 from agencies.catalogue import PORTAL
+from agencies.exchanges import Ask, expected_decision, prepare, samples
 from agencies.inbox import received
 from agencies.world import World
 from crossroads.audit import AUDIT_DB
@@ -33,10 +34,9 @@ from crossroads.routing import Routed
 from protos import messages_pb2, services_pb2, services_pb2_grpc
 from scenarios.shipped import default_scenario
 from testbed import cli
-from testbed.client import CoreClient, ExchangeRefused, audit_public_key, expected_decision, load_world, verify_receipt
+from testbed.client import CoreClient, ExchangeRefused, audit_public_key, load_world, verify_receipt
 from testbed.commands.demo import DEFAULT_STEPS, load_test, run_demo, what_if
 from testbed.commands.send import with_fresh_id
-from testbed.examples import Ask, prepare
 from testbed.live import LiveNetwork, bring_up
 
 pytestmark = pytest.mark.slow

@@ -30,7 +30,7 @@ import psutil
 import pytest
 import yaml
 
-from agencies import samples
+from agencies.exchanges import samples
 from agencies.inbox import received
 from agencies.spec import SMALL_WORLD, load_world_spec
 from agencies.world import World

@@ -172,8 +172,8 @@ def _exchange(address: str, pki_dir: Path, sender: str, envelope: messages_pb2.E
 
 def _traffic_reaches_the_agencies(state: Path, core: str) -> None:
     """A consultation and a DIMONA through the core: answered by the host, stored in its inbox."""
-    from agencies import samples
     from agencies.answers import answer
+    from agencies.exchanges import samples
     from agencies.spec import load_world_spec
     from agencies.world import World
 

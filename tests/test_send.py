@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agencies import authorizations as a
 from agencies.answers import answer
+from agencies.exchanges import Ask, NoExchange, Prepared, WorkerLine, expected_decision, prepare
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import AuditLog
@@ -34,7 +35,6 @@ from testbed.client import (
     CoreClient,
     ExchangeRefused,
     audit_public_key,
-    expected_decision,
     scenario_of,
     verify_receipt,
 )
@@ -46,7 +46,6 @@ from testbed.commands.send import (
     reply_report,
     with_fresh_id,
 )
-from testbed.examples import Ask, NoExample, Prepared, WorkerLine, prepare
 
 SEED = 12345
 NOON = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
@@ -198,9 +197,9 @@ def test_named_dataset_and_sender_keep_what_was_named(world: World) -> None:
 
 
 def test_what_no_deliberation_allows_is_no_example(world: World) -> None:
-    with pytest.raises(NoExample, match="no deliberation lets LOC-0001 obtain wages"):
+    with pytest.raises(NoExchange, match="no deliberation lets LOC-0001 obtain wages"):
         prepare(world, _rng(), Ask(kind=Kind.CONSULTATION, sender=AgencyId("LOC-0001"), dataset="wages"))
-    with pytest.raises(NoExample, match="accident has scenarios 1, 2, 3; got 9"):
+    with pytest.raises(NoExchange, match="accident has scenarios 1, 2, 3; got 9"):
         prepare(world, _rng(), Ask(kind=Kind.DRS, family="accident", scenario=9))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from agencies import catalogue as c
 from agencies.authorizations import DECLARANTS
-from agencies.samples import KINDS, Sample, consultation, dmfa, sample_any
+from agencies.exchanges.samples import KINDS, Sample, consultation, dmfa, sample_any
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.domain import (

@@ -5,7 +5,7 @@ raw one-hop byte-forwarding proxy (testbed/proxy.py, mutual TLS on both hops) in
 same host, and drives both with the same closed-loop client (loadtests/loadgen.py, a process of
 its own, one mutual-TLS channel per sending agency):
 - through the core: `Crossroads/Exchange` with consultation Envelopes drawn from the world
-  (agencies.samples), each sent as the agency the sample names, so that the core
+  (agencies.exchanges.samples), each sent as the agency the sample names, so that the core
   authenticates, validates, authorizes by deliberation, routes through the directory,
   forwards, and appends a durable audit record before answering;
 - through the proxy: `Agency/Deliver` with the very `Forward` the core would send for each
@@ -38,7 +38,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from agencies.samples import Sample, consultation
+from agencies.exchanges import Sample, consultation
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import AUDIT_DB, AuditLog

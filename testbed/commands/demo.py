@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from agencies import samples
+from agencies.exchanges import expected_decision, samples
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import verify_store
@@ -46,7 +46,7 @@ from crossroads.routing import Routed
 from network.run import Overrides, load
 from protos import messages_pb2, services_pb2
 from scenarios.shipped import default_scenario, shipped
-from testbed.client import CoreClient, ExchangeRefused, Receipt, expected_decision
+from testbed.client import CoreClient, ExchangeRefused, Receipt
 from testbed.commands.send import with_fresh_id
 from testbed.commands.simulate import simulate_to
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, LiveNetworkError, bring_up, status
@@ -159,7 +159,7 @@ def _reaching(demo: Demo, kind: Kind) -> samples.Sample:
 
 
 def send_routed(demo: Demo) -> None:
-    """PER_KIND exchanges of every kind, drawn by agencies.samples: each allowed and routed."""
+    """PER_KIND exchanges of every kind, drawn by agencies.exchanges.samples: each allowed and routed."""
     for kind in samples.KINDS:
         for _ in range(PER_KIND):
             sample = _reaching(demo, kind)

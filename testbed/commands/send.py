@@ -2,13 +2,13 @@
 
 One exchange: the fields a person names are sent as given; the ones left out are picked from
 the world of the network (rebuilt from its scenario, seeded) so that the exchange routes
-(`testbed.examples`), and the output says which were picked. The output is JSON: the outcome,
+(`agencies.exchanges.asked`), and the output says which were picked. The output is JSON: the outcome,
 the answer (a decoded ConsultationAnswer, or the status of each delivery), the route (every
 destination and the sector hub it went via), the deliberations, and the audit receipt (index,
 inclusion proof, verified against the signed checkpoint). A refusal prints its status code,
 message and audit index and exits 1.
 
-`--random N` sends N exchanges of every kind drawn by `agencies.samples` (seeded) and prints
+`--random N` sends N exchanges of every kind drawn by `agencies.exchanges.samples` (seeded) and prints
 counts by kind and outcome.
 
 An exchange for a citizen (purpose citizen_access, sent by the portal) gets the citizen's
@@ -38,7 +38,7 @@ from google.protobuf.json_format import MessageToDict
 from tqdm import tqdm
 
 from agencies import authorizations as a
-from agencies import samples
+from agencies.exchanges import DIMONA_TYPES, FAMILIES, Ask, NoExchange, Prepared, WorkerLine, prepare, samples
 from agencies.world import World
 from crossroads.citizen import CITIZEN_PURPOSE, Fas, FasError
 from crossroads.domain import AgencyId, Kind
@@ -51,7 +51,6 @@ from testbed.client import (
     Receipt,
     load_world,
 )
-from testbed.examples import DIMONA_TYPES, FAMILIES, Ask, NoExample, Prepared, WorkerLine, prepare
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -277,7 +276,7 @@ def send_random(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Send `per_kind` exchanges of every kind drawn by `agencies.samples` with `seed`; count the outcomes.
+    """Send `per_kind` exchanges of every kind drawn by `agencies.exchanges.samples` with `seed`; count the outcomes.
 
     The samples are drawn first (deterministic per world and seed), then sent sender by sender
     (one channel each, `concurrency` senders at once). Message ids get a prefix fresh for each
@@ -494,7 +493,7 @@ def run_send(args: argparse.Namespace) -> int:
             return _run_random(args, world, seed)
         prepared = prepare(world, np.random.default_rng(seed), ask_from_args(args))
         code, report = _send_one(args.state, prepared, args.timeout, seed)
-    except (ClientError, NoExample, FasError) as exc:
+    except (ClientError, NoExchange, FasError) as exc:
         return _fail(str(exc))
     except grpc.RpcError as exc:  # the core went away between the exchange and its receipt
         return _fail(f"the core stopped answering: {exc}")

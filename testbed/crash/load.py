@@ -1,6 +1,6 @@
 """The crash harness's load: a seeded mix of exchanges, each acknowledged once, re-sent until it is.
 
-Worker threads draw valid exchanges from the world (`agencies.samples`, each worker with a
+Worker threads draw valid exchanges from the world (`agencies.exchanges.samples`, each worker with a
 random stream of its own from the run's seed): declarations (DIMONA, DmfA, DRS: fanned out
 to several agencies, queued for those that are down), mutations and consultations. Each gets
 a unique message id (PREFIX + run seed + worker + serial), is sent as the agency the sample
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agencies import samples
+from agencies.exchanges import samples
 from agencies.world import World
 from crossroads.domain import Kind
 from crossroads.methods import EXCHANGE

@@ -10,7 +10,7 @@ Targets, each a class with `async run(batch) -> list[Result]`, all fed by Hypoth
 - `AgencyTarget`: the agency host's Deliver over a socket, as the core and as anyone else;
 - `TlsTarget`: TLS handshakes to the core and the host with no, foreign-CA, expired and
   not-yet-valid client certificates (revoked ones need a CRL: a later task), beside a good one.
-Cases come from a corpus of valid exchanges of a synthetic world (agencies.samples; the portal's
+Cases come from a corpus of valid exchanges of a synthetic world (agencies.exchanges.samples; the portal's
 citizen consultations carry their FAS assertion): the valid ones; random bytes; byte-level
 mutations; hostile field values (invalid identifiers, unknown enum values, oversized or
 non-printable text, oversized payloads and lists); deeply nested groups and messages; forged

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from hypothesis import strategies as st
 
-from agencies.samples import Sample
+from agencies.exchanges import Sample
 from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES

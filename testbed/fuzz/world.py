@@ -1,6 +1,6 @@
 """The world every target starts from: its files, the corpus of valid exchanges, the canary.
 
-`prepare_world` builds a synthetic world (agencies.samples) into a folder once, with the
+`prepare_world` builds a synthetic world (agencies.exchanges.samples) into a folder once, with the
 network's synthetic FAS (crossroads.citizen); each target copies it into a state folder of its
 own (`_copy_world`), has the FAS vouch for the citizens in its corpus by the target's own clock
 (`vouched`: the portal acting for a citizen carries their assertion, as the portal does), and
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from agencies.samples import Sample, citizen_consultation, sample_any
+from agencies.exchanges import Sample, citizen_consultation, sample_any
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.citizen import CITIZEN_PURPOSE, MAX_LIFETIME, Fas, ensure_fas
