@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from crossroads.atomic_file import write_atomic
 from crossroads.domain import AgencyId, Knowledge, Purpose
 from crossroads.identifiers import Niss, niss_problem
 from crossroads.routing import Denied, Request
@@ -331,9 +332,7 @@ def ensure_fas(pki_dir: Path) -> Fas:
         pem = fas.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        tmp = public.with_name(f".{public.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pem)
-        tmp.replace(public)  # a reader sees no file or the whole key
+        write_atomic(public, pem)
     return fas
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from crossroads.atomic_file import write_json_atomic
 from crossroads.domain import (
     Agency,
     AgencyId,
@@ -88,9 +89,7 @@ def knowledge_to_json(knowledge: Knowledge) -> dict[str, Any]:
 
 def dump_knowledge(knowledge: Knowledge, path: Path) -> None:
     """Write `knowledge` to `path` as indented JSON, atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(knowledge_to_json(knowledge), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, knowledge_to_json(knowledge), indent=1)
 
 
 def load_knowledge(path: Path) -> Knowledge:

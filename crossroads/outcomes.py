@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import grpc
 
-__all__ = ["AuditOutcome"]
+__all__ = ["ACCEPTED", "AuditOutcome"]
 
 
 class AuditOutcome(StrEnum):
@@ -59,3 +59,4 @@ _STATUS_CODES = {
 }
 _BY_REFUSAL = {code: outcome for outcome, code in _STATUS_CODES.items() if code != grpc.StatusCode.OK}
 _TRANSIENT = frozenset({AuditOutcome.THROTTLED, AuditOutcome.SHED})
+ACCEPTED = frozenset({AuditOutcome.DELIVERED, AuditOutcome.QUEUED})  # the core took the exchange on (gRPC OK)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import ipaddress
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +40,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from crossroads.atomic_file import write_atomic
 
 __all__ = [
     "ADMIN",
@@ -231,17 +232,6 @@ def foreign_identity(name: str) -> tuple[Identity, bytes]:
     return _issue_with(ca, name), ca.cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _write_atomic(path: Path, data: bytes, *, private: bool = False, durable: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        if durable:  # a revocation must not be undone by a crash of the machine
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _split_identity(blob: bytes, path: Path) -> Identity:
     at = blob.find(_CERT_MARK)
     if at <= 0:
@@ -286,8 +276,8 @@ class NetworkPki:
         for stale in (pki_dir / "identities").glob("*.pem"):
             stale.unlink()
         ca = _make_ca(f"{NETWORK_NAME} CA")
-        _write_atomic(pki_dir / "ca.key", _key_pem(ca.key), private=True)
-        _write_atomic(pki_dir / "ca.pem", ca.cert.public_bytes(serialization.Encoding.PEM))
+        write_atomic(pki_dir / "ca.key", _key_pem(ca.key), private=True)
+        write_atomic(pki_dir / "ca.pem", ca.cert.public_bytes(serialization.Encoding.PEM))
         return ca
 
     @staticmethod
@@ -315,7 +305,7 @@ class NetworkPki:
         if path.exists():
             return _split_identity(path.read_bytes(), path)
         identity = _issue_with(self._ca, name)
-        _write_atomic(path, identity.key_pem + identity.cert_pem, private=True)
+        write_atomic(path, identity.key_pem + identity.cert_pem, private=True)
         return identity
 
     def issue_many(self, names: Iterable[str], *, progress: bool = False) -> int:
@@ -328,7 +318,7 @@ class NetworkPki:
         missing = [n for n in dict.fromkeys(names) if _stem(n) not in have]
         for name in _progress(missing, progress, "certificates"):
             identity = _issue_with(self._ca, name)
-            _write_atomic(self.path_of(name), identity.key_pem + identity.cert_pem, private=True)
+            write_atomic(self.path_of(name), identity.key_pem + identity.cert_pem, private=True)
         return len(missing)
 
     @property
@@ -355,7 +345,7 @@ class NetworkPki:
                 return serial
             entries = (*(current.entries if current else ()), (serial, _now()))
             number = current.number + 1 if current else 1
-            _write_atomic(self.crl_path, self._signed_crl(entries, number), durable=True)
+            write_atomic(self.crl_path, self._signed_crl(entries, number), durable=True)
         return serial
 
     def revocation_list(self) -> RevocationList | None:

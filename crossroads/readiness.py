@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossroads.atomic_file import write_atomic
+
 __all__ = ["EXIT_WITH_PARENT", "PARENT_POLL_S", "ServerCommand", "StopSignal", "read_port_file", "write_port_file"]
 
 PARENT_POLL_S = 0.5  # seconds between looks at whether the starting process is still there
@@ -43,9 +45,7 @@ class ServerCommand:
 
 def write_port_file(path: Path, port: int) -> None:
     """Write `port` to `path` so that a reader sees no file or the whole port."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{port}\n", encoding="ascii")
-    tmp.replace(path)
+    write_atomic(path, f"{port}\n".encode("ascii"))
 
 
 def read_port_file(path: Path) -> int | None:

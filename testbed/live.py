@@ -1,9 +1,8 @@
 """Bringing the live network up and down: world files, certificates, agency hosts, the core.
 
 `bring_up(scenario, state)` makes the state folder ready and starts the processes:
-1. the world files: DIR/knowledge.json and DIR/directory.sqlite are built from the scenario
-   only when absent or when the scenario (its bytes, hence its seed) changed; DIR/world.json
-   records the fingerprint and the agency ids, so a warm start builds nothing;
+1. the world files (testbed.world_files): DIR/knowledge.json and DIR/directory.sqlite, built
+   only when absent or when the scenario or the world builder changed;
 2. certificates from the network CA (DIR/pki) for the core, the hosts, the admin tools and
    every agency (those already issued are kept), and the synthetic federal authentication
    service's Ed25519 key pair (DIR/pki/fas/: crossroads.citizen);
@@ -14,22 +13,19 @@
 5. a wait until the core and every host answer grpc.health.v1 Check with SERVING (over
    mutual TLS, as "admin"); then DIR/endpoints.json.
 
-Processes run with this Python (`sys.executable`), log to DIR/logs/NAME.log, and start in
-sessions of their own, so a Ctrl-C in the terminal reaches only this process, which stops the
-core first (no forwards left in flight) and then the hosts. The core and the hosts also stop
-by themselves if this process dies. If a process dies during start-up, the others are stopped and
-`LiveNetworkError` quotes the tail of its log.
+Processes are started as each server module's `command` says, by testbed.processes: this
+Python, logs in DIR/logs/NAME.log, sessions of their own, so a Ctrl-C in the terminal reaches
+only this process, which stops the core first (no forwards left in flight) and then the hosts.
+The core and the hosts also stop by themselves if this process dies. If a process dies during
+start-up, the others are stopped and `LiveNetworkError` quotes the tail of its log.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
-import hashlib
 import importlib.util
-import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -41,28 +37,24 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-import agencies
 from agencies import host
-from agencies.spec import WorldSpec, load_world_spec
 from crossroads import server
+from crossroads.atomic_file import write_json_atomic
 from crossroads.citizen import ensure_fas
-from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
-from crossroads.knowledge_io import dump_knowledge
 from crossroads.methods import HEALTH_CHECK as _HEALTH
 from crossroads.pki import ADMIN, CORE, NetworkPki, channel_credentials, host_identity
 from testbed import processes
 from testbed.processes import Child, ChildError
+from testbed.world_files import WorldFiles, prepare_world
 
 __all__ = [
     "DEFAULT_HOSTS",
     "DEFAULT_SERVICE_TIME_MS",
     "LiveNetwork",
     "LiveNetworkError",
-    "WorldFiles",
     "bring_up",
     "check_health",
-    "prepare_world",
     "start_network",
     "status",
 ]
@@ -72,7 +64,6 @@ DEFAULT_SERVICE_TIME_MS = 0.0
 START_TIMEOUT_S = 120.0  # a generous ceiling for a loaded machine, not a target
 STOP_TIMEOUT_S = 15.0
 HEALTH_TIMEOUT_S = 2.0
-WORLD_FORMAT = 1  # bump when the world files' meaning changes, so old state folders are rebuilt
 
 _STATUS_NAMES = {
     health_pb2.HealthCheckResponse.SERVING: "SERVING",
@@ -90,89 +81,13 @@ def _say(progress: bool, message: str) -> None:
         print(f"crossroads up: {message}", file=sys.stderr, flush=True)
 
 
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)  # readers see the old file or the new one, never half
-
-
-# ------------------------------------------------------------------ world files
-
-
-@dataclass(frozen=True, slots=True)
-class WorldFiles:
-    """What the processes need to know of the world: its seed and its agency ids."""
-
-    seed: int
-    agencies: tuple[AgencyId, ...]
-    built: bool  # False when the files of an earlier run were reused
-
-
-def fingerprint(scenario: Path, seed: int) -> str:
-    """What identifies the world files built from `scenario`: its bytes, its seed, the file format,
-    and the code of the world builder (a change to agencies/ builds another world)."""
-    digest = hashlib.sha256(f"world-format {WORLD_FORMAT}\nseed {seed}\n".encode())
-    digest.update(scenario.read_bytes())
-    for source in sorted(Path(agencies.__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
-
-
-def _reusable(state: Path, fingerprint: str) -> WorldFiles | None:
-    marker = state / "world.json"
-    if not (marker.exists() and (state / "knowledge.json").exists() and (state / "directory.sqlite").exists()):
-        return None
-    recorded = json.loads(marker.read_text())
-    if recorded.get("fingerprint") != fingerprint:
-        return None
-    return WorldFiles(int(recorded["seed"]), tuple(AgencyId(a) for a in recorded["agencies"]), built=False)
-
-
-def prepare_world(scenario: Path, state: Path, *, progress: bool = False) -> WorldFiles:
-    """Make DIR/knowledge.json and DIR/directory.sqlite hold the world of `scenario`.
-
-    Rebuilds only if they are absent or were built from another scenario or seed. DIR/world.json
-    is written last, so an interrupted build is redone next time.
-    """
-    spec = load_world_spec(scenario)
-    wanted = fingerprint(scenario, spec.seed)
-    reused = _reusable(state, wanted)
-    if reused is not None:
-        _say(progress, f"world of {scenario.name} reused from {state}")
-        return reused
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "world.json").unlink(missing_ok=True)
-    return _build_world(spec, scenario, state, wanted, progress)
-
-
-def _build_world(spec: WorldSpec, scenario: Path, state: Path, fingerprint: str, progress: bool) -> WorldFiles:
-    from agencies.world import World  # only a cold start pays for the world builder
-
-    started = time.perf_counter()
-    world = World.build(spec, progress=progress)
-    dump_knowledge(world.knowledge, state / "knowledge.json")
-    store = DirectoryStore.create(state / "directory.sqlite")
-    try:
-        rows = store.bulk_load(itertools.chain.from_iterable(world.iter_directory_rows()))
-    finally:
-        store.close()
-    agencies = tuple(world.knowledge.agencies)
-    recorded = {"fingerprint": fingerprint, "scenario": str(scenario.resolve()), "seed": spec.seed}
-    _write_json(state / "world.json", {**recorded, "agencies": list(agencies)})
-    _say(
-        progress,
-        f"world built: {len(agencies)} agencies, {rows} directory rows in {time.perf_counter() - started:.1f} s",
-    )
-    return WorldFiles(spec.seed, agencies, built=True)
-
-
 # ------------------------------------------------------------------ processes
 
 
 def _spawn_host(index: int, agencies: Sequence[AgencyId], state: Path, seed: int, service_time_ms: float) -> Child:
     name = host_identity(index)
     agencies_file = state / "hosts" / f"{name}.agencies.json"
-    _write_json(agencies_file, list(agencies))
+    write_json_atomic(agencies_file, list(agencies))
     command = host.command(state, name, agencies_file, seed, service_time_ms=service_time_ms)
     return processes.start_server(command, state / "logs" / f"{name}.log")
 
@@ -259,7 +174,7 @@ class LiveNetwork:
         processes.stop(self.hosts, timeout_s)
         if self.endpoints:
             self.endpoints["up"] = False
-            _write_json(self.endpoints_path, self.endpoints)
+            write_json_atomic(self.endpoints_path, self.endpoints)
 
     def __enter__(self) -> LiveNetwork:
         return self
@@ -368,7 +283,7 @@ def _start_all(network: LiveNetwork, pki: NetworkPki, world: WorldFiles, plan: _
     issued = pki.issue_many(world.agencies, progress=plan.progress)
     _say(plan.progress, f"agency certificates: {issued} issued, {len(set(world.agencies)) - issued} kept")
     _wait_for_ports(network.hosts, plan.deadline)
-    _write_json(state / "hosts.json", _hosts_json(network.hosts, shares))
+    write_json_atomic(state / "hosts.json", _hosts_json(network.hosts, shares))
     then = "; starting the core" if plan.start_core else ""
     _say(plan.progress, f"{hosts} agency hosts listening{then}")
     if plan.start_core:
@@ -376,7 +291,7 @@ def _start_all(network: LiveNetwork, pki: NetworkPki, world: WorldFiles, plan: _
         _wait_for_ports(network.processes(), plan.deadline)
     _serving_all(network.processes(), channel_credentials(state / "pki", ADMIN), plan.deadline)
     network.endpoints = _endpoints(network, world, shares)
-    _write_json(network.endpoints_path, network.endpoints)
+    write_json_atomic(network.endpoints_path, network.endpoints)
 
 
 def bring_up(
@@ -409,7 +324,7 @@ def bring_up(
         progress=progress,
     )
     network.endpoints["startup_s"] = round(time.perf_counter() - started, 3)
-    _write_json(network.endpoints_path, network.endpoints)
+    write_json_atomic(network.endpoints_path, network.endpoints)
     _say(progress, f"{len(world.agencies)} agencies serving in {network.endpoints['startup_s']:.1f} s")
     return network
 

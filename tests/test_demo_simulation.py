@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from network.run import Overrides, load
-from testbed.commands.demo import DEFAULT_STEPS, load_test, what_if
-from testbed.commands.simulate import simulate_to
+from testbed.demo import DEFAULT_STEPS, load_test, what_if
+from testbed.simulation import simulate_to
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

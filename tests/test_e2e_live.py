@@ -1,5 +1,5 @@
 """End to end over the live network: the demo world's ~3,000 agencies and the core on 127.0.0.1,
-real gRPC with mutual TLS, driven through `testbed.client` and the `crossroads` CLI.
+real gRPC with mutual TLS, driven through `crossroads.client` and the `crossroads` CLI.
 
 One network serves the whole module (bring_up once, stopped at the end). The tests run in file
 order: the last ones stop the network to verify (and then damage) its audit store.
@@ -22,22 +22,23 @@ import pytest
 from agencies import authorizations
 from agencies.answers import answer
 from agencies.catalogue import PORTAL
-from agencies.exchanges import Ask, expected_decision, prepare, samples
+from agencies.exchanges import Ask, expected_decision, prepare, samples, with_fresh_id
 from agencies.inbox import received
 from agencies.world import World
 from crossroads.audit import AUDIT_DB
 from crossroads.audit_record import AuditRecord
 from crossroads.citizen import Fas
+from crossroads.client import CoreClient, ExchangeRefused, audit_public_key
 from crossroads.domain import AgencyId, Dataset, DirectoryEntry, Kind
 from crossroads.pki import channel_credentials, channel_credentials_from, foreign_identity, load_identity
+from crossroads.receipts import verify_receipt
 from crossroads.routing import Routed
 from protos import messages_pb2, services_pb2, services_pb2_grpc
 from scenarios.shipped import default_scenario
 from testbed import cli
-from testbed.client import CoreClient, ExchangeRefused, audit_public_key, load_world, verify_receipt
-from testbed.commands.demo import DEFAULT_STEPS, load_test, run_demo, what_if
-from testbed.commands.send import with_fresh_id
+from testbed.demo import DEFAULT_STEPS, load_test, run_demo, what_if
 from testbed.live import LiveNetwork, bring_up
+from testbed.world_files import load_world
 
 pytestmark = pytest.mark.slow
 

@@ -46,7 +46,8 @@ from testbed.crash.core import CoreProcess
 from testbed.crash.heads import Head, consistency_problem, fetch_head, fetch_proof
 from testbed.crash.target import Target
 from testbed.faults import FaultInjector
-from testbed.live import prepare_world, start_network
+from testbed.live import start_network
+from testbed.world_files import prepare_world
 
 BEFORE, AFTER, TRIES = 300, 50, 3  # records before the disk fills, after it has space again; appends tried while full
 FULL_WORDS = ("full", "no space", "size limit")  # what a clear error says, in one wording or another

@@ -17,12 +17,14 @@ import pytest
 
 from agencies.inbox import received
 from agencies.spec import WorldSpec
+from crossroads.atomic_file import write_json_atomic
 from crossroads.domain import AgencyId, Dataset
 from crossroads.pki import CORE, NetworkPki, channel_credentials
 from protos import messages_pb2
 from scenarios.shipped import default_scenario
-from testbed import live
-from testbed.live import LiveNetworkError, WorldFiles, bring_up, prepare_world, start_network, status
+from testbed import live, world_files
+from testbed.live import LiveNetworkError, bring_up, start_network, status
+from testbed.world_files import WorldFiles, prepare_world
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 4242
@@ -76,10 +78,10 @@ def test_world_files_are_reused_while_the_scenario_is_unchanged(
         builds.append(spec.seed)
         for name in ("knowledge.json", "directory.sqlite"):
             (state_dir / name).write_text("")
-        live._write_json(state_dir / "world.json", {"fingerprint": fingerprint, "seed": SEED, "agencies": ["ONSS"]})
+        write_json_atomic(state_dir / "world.json", {"fingerprint": fingerprint, "seed": SEED, "agencies": ["ONSS"]})
         return WorldFiles(SEED, (AgencyId("ONSS"),), built=True)
 
-    monkeypatch.setattr(live, "_build_world", fake_build)
+    monkeypatch.setattr(world_files, "_build_world", fake_build)
     scenario = _scenario(tmp_path, 1)
     assert prepare_world(scenario, state).built
     assert prepare_world(scenario, state) == WorldFiles(SEED, (AgencyId("ONSS"),), built=False)

@@ -17,35 +17,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agencies import authorizations as a
 from agencies.answers import answer
-from agencies.exchanges import Ask, NoExchange, Prepared, WorkerLine, expected_decision, prepare
+from agencies.exchanges import Ask, NoExchange, Prepared, WorkerLine, expected_decision, prepare, with_fresh_id
 from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord, audit_time
 from crossroads.audit_service import AuditServicer
+from crossroads.client import ClientError, CoreClient, ExchangeRefused, audit_public_key
 from crossroads.domain import AgencyId, Condition, Kind
 from crossroads.merkle import leaf_hash, verify_inclusion
 from crossroads.pki import NetworkPki
+from crossroads.receipts import verify_receipt
 from crossroads.routing import Denied, Routed
 from protos import messages_pb2, services_pb2
 from scenarios.shipped import default_scenario
-from testbed import cli, live
-from testbed.client import (
-    ClientError,
-    CoreClient,
-    ExchangeRefused,
-    audit_public_key,
-    scenario_of,
-    verify_receipt,
-)
-from testbed.commands.demo import DEFAULT_STEPS
-from testbed.commands.send import (
-    ask_from_args,
-    count_outcomes,
-    refusal_report,
-    reply_report,
-    with_fresh_id,
-)
+from testbed import cli, world_files
+from testbed.commands.send import ask_from_args
+from testbed.demo import DEFAULT_STEPS
+from testbed.sending import count_outcomes, refusal_report, reply_report
+from testbed.world_files import scenario_of
 
 SEED = 12345
 NOON = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
@@ -410,7 +400,8 @@ def test_a_receipt_verifies_and_any_tampering_is_caught(filled_log: AuditLog, tm
 def test_the_world_is_found_by_its_fingerprint(tmp_path: Path) -> None:
     scenario = default_scenario()
     seed = load_world_spec(scenario).seed
-    (tmp_path / "world.json").write_text(json.dumps({"fingerprint": live.fingerprint(scenario, seed), "seed": seed}))
+    recorded = {"fingerprint": world_files.fingerprint(scenario, seed), "seed": seed}
+    (tmp_path / "world.json").write_text(json.dumps(recorded))
     assert scenario_of(tmp_path) == scenario
     assert scenario_of(tmp_path, scenario) == scenario
     other = tmp_path / "other.yaml"

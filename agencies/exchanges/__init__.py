@@ -17,7 +17,7 @@ Same world and same rng state -> same exchange, in every one of them.
 from agencies.exchanges.asked import DIMONA_TYPES, FAMILIES, Ask, Prepared, WorkerLine, fill, prepare
 from agencies.exchanges.decision import expected_decision
 from agencies.exchanges.draws import Draws, NoExchange
-from agencies.exchanges.samples import KINDS, Sample, citizen_consultation, consultation, sample_any
+from agencies.exchanges.samples import KINDS, Sample, citizen_consultation, consultation, sample_any, with_fresh_id
 from agencies.exchanges.traffic import MAX_SUBJECTS, Drawn, RequestMaker
 
 __all__ = [
@@ -39,4 +39,5 @@ __all__ = [
     "fill",
     "prepare",
     "sample_any",
+    "with_fresh_id",
 ]

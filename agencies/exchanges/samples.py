@@ -41,6 +41,7 @@ __all__ = [
     "integration",
     "mutation",
     "sample_any",
+    "with_fresh_id",
 ]
 
 _ATTEMPTS = 50  # deliberations tried before declaring the world unable to give a consultation
@@ -190,3 +191,11 @@ def sample_any(world: World, rng: np.random.Generator, kind: Kind | None = None)
     if kind is None:
         kind = tuple(KINDS)[int(rng.integers(len(KINDS)))]
     return KINDS[kind](world, rng)
+
+
+def with_fresh_id(envelope: messages_pb2.Envelope, run: str) -> messages_pb2.Envelope:
+    """`envelope` with its message id prefixed by `run`: seeded samples repeat ids from run to run."""
+    fresh = messages_pb2.Envelope()
+    fresh.CopyFrom(envelope)
+    fresh.message_id = f"{run}-{envelope.message_id}"
+    return fresh

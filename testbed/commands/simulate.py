@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from network.compare import compare_summaries
-from network.run import Overrides, load, simulate, write_json, write_run
+from network.run import Overrides, load, write_json
 from reports.compare import build_comparison
-from reports.html import build_report
-from scenarios.schema import Scenario, parse_duration
+from scenarios.schema import parse_duration
+from testbed.simulation import simulate_to
 
 _SIMULATE_HELP = """\
 Validate SCENARIO (a YAML file; see scenarios/*.yaml), build its network (from the synthetic
@@ -71,29 +69,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 2
     simulate_to(args.out, args.scenario, scenario, workers=args.workers, dask=args.dask, progress=not args.quiet)
     return 0
-
-
-def simulate_to(
-    out: Path,
-    scenario_file: Path,
-    scenario: Scenario[Any],
-    *,
-    workers: int = 1,
-    dask: str | None = None,
-    progress: bool = True,
-    say: Callable[[str], None] = print,
-) -> Path:
-    """Run `scenario` (read from `scenario_file`), write its run folder and report; the report's path."""
-    started = time.perf_counter()
-    run = simulate(scenario, workers=workers, dask=dask, progress=progress)
-    write_run(out, run, scenario_file)
-    report = out / "report.html"
-    report.write_text(build_report(run.summary, run.series), encoding="utf-8")
-    per_year = run.summary["functional_messages_per_year"]
-    say(f"{scenario.name}: {len(run.results)} replications in {time.perf_counter() - started:.1f} s")
-    say(f"functional messages a year: {per_year['mean']:,.0f} (± {per_year['ci95'] or 0:,.0f})")
-    say(f"report: {report.resolve()}")
-    return report
 
 
 def _read(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:

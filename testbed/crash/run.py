@@ -44,7 +44,8 @@ from testbed.crash.heads import Head, HeadWatcher, Restart, consistency_problem,
 from testbed.crash.load import DEFAULT_RATE, DEFAULT_WORKERS, LoadGenerator
 from testbed.crash.target import Target
 from testbed.faults import FaultInjector
-from testbed.live import LiveNetwork, prepare_world, start_network
+from testbed.live import LiveNetwork, start_network
+from testbed.world_files import prepare_world
 
 __all__ = [
     "ACKS_FILE",

@@ -5,19 +5,13 @@ in the state folder `state` (the address from DIR/endpoints.json, the certificat
 `identity` from DIR/pki), and offers the calls an agency makes: `exchange` (one envelope, the
 ExchangeReply back, `ExchangeRefused` on a refusal), `head` and `audit_entry` (the audit log),
 and `receipt`, which fetches the audit record of an exchange and checks it with
-`verify_receipt` against a checkpoint signed with the log's key in DIR/keys. Synchronous on
-purpose: a CLI and tests call it; load tests have their own generator.
-
-The world of a state folder (`load_world`, `scenario_of`) is rebuilt from the scenario that
-`testbed.live` built it from.
+`crossroads.receipts.verify_receipt` against a checkpoint signed with the log's key in
+DIR/keys. Synchronous on purpose: a CLI and tests call it; load tests have their own generator.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,27 +19,19 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agencies.spec import SpecError, load_world_spec
-from agencies.world import World
 from crossroads.audit import KEYS_DIR
-from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.checkpoint import CheckpointError, load_public_key
 from crossroads.exchange import audit_index_of
 from crossroads.pki import NetworkPki, PkiError, channel_credentials
-from crossroads.receipts import inclusion_problem, open_head
+from crossroads.receipts import Receipt, verify_receipt
 from protos import messages_pb2, services_pb2, services_pb2_grpc
-from testbed import live
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "ClientError",
     "CoreClient",
     "ExchangeRefused",
-    "Receipt",
     "audit_public_key",
-    "load_world",
-    "scenario_of",
-    "verify_receipt",
 ]
 
 DEFAULT_TIMEOUT_S = 10.0  # per call: a DmfA fans out to dozens of agencies, each with a 2 s deadline
@@ -68,88 +54,6 @@ class ExchangeRefused(Exception):
         self.code = code
         self.details = details
         self.audit_index = audit_index
-
-
-# ------------------------------------------------------------------ receipts
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """The audit record of one exchange and whether its inclusion in the signed log was verified.
-
-    `verified` is True only if the checkpoint's signature holds with the log's key, the proof
-    leads from the leaf to the checkpoint's root at its size, the leaf decodes to a canonical
-    record, and (when asked) that record carries the expected message id. Otherwise `problem`
-    says what failed.
-    """
-
-    index: int
-    tree_size: int
-    root_hex: str
-    proof_hex: tuple[str, ...]
-    verified: bool
-    record: AuditRecord | None
-    checkpoint: str
-    problem: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "tree_size": self.tree_size,
-            "root": self.root_hex,
-            "inclusion_proof": list(self.proof_hex),
-            "verified": self.verified,
-            "problem": self.problem,
-            "checkpoint": self.checkpoint,
-            "record": self.record.as_json() if self.record else None,
-        }
-
-
-def _record_problem(leaf: bytes, message_id: str | None) -> tuple[AuditRecord | None, str | None]:
-    try:
-        record = AuditRecord.from_leaf(leaf)
-    except AuditRecordError as exc:
-        return None, f"leaf: {exc}"
-    if message_id is not None and record.message_id != message_id:
-        return record, f"the record is about message {record.message_id!r}, not {message_id!r}"
-    return record, None
-
-
-def verify_receipt(
-    entry: services_pb2.AuditEntry, checkpoint: str, public_key: Ed25519PublicKey, *, message_id: str | None = None
-) -> Receipt:
-    """Check that `entry` (leaf bytes and inclusion proof) is in the log `checkpoint` signs.
-
-    The checkpoint is a C2SP signed note; its signature is checked with `public_key` (the log's
-    key, DIR/keys/audit.pub) under the key name its origin line gives; the root it signs is the
-    one the proof must reach (RFC 6962 inclusion): both with crossroads.receipts. Never raises
-    on bad input: a wrong proof, checkpoint or leaf gives `verified=False` and a `problem`.
-    """
-    proof = list(entry.inclusion.hashes)
-    size = entry.inclusion.tree_size
-    root, problem = b"", None
-    try:
-        signed = open_head(checkpoint, public_key)
-    except CheckpointError as exc:
-        problem = f"checkpoint: {exc}"
-    else:
-        root = bytes(signed.root)
-        if entry.inclusion.index != entry.index:
-            problem = f"the proof is for index {entry.inclusion.index}, the leaf is record {entry.index}"
-        else:
-            problem = inclusion_problem(entry.leaf, entry.index, size, proof, signed)
-    record, record_problem = _record_problem(entry.leaf, message_id)
-    problem = problem or record_problem
-    return Receipt(
-        index=entry.index,
-        tree_size=size,
-        root_hex=root.hex(),
-        proof_hex=tuple(h.hex() for h in proof),
-        verified=problem is None,
-        record=record,
-        checkpoint=checkpoint,
-        problem=problem,
-    )
 
 
 def audit_public_key(state: Path) -> Ed25519PublicKey:
@@ -260,48 +164,3 @@ class CoreClient:
         self.close()
 
 
-# ------------------------------------------------------------------ the world of a state folder
-
-
-def _shipped_scenarios() -> Iterator[Path]:
-    for entry in sorted(files("scenarios").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            yield Path(str(entry))
-
-
-def _fingerprint_of(scenario: Path) -> str | None:
-    """The world fingerprint `testbed.live` records for `scenario`; None if it holds no world."""
-    try:
-        spec = load_world_spec(scenario)
-    except SpecError:
-        return None
-    # the same function that wrote DIR/world.json: a reimplementation could drift from it
-    return live.fingerprint(scenario, spec.seed)
-
-
-def scenario_of(state: Path, scenario: Path | None = None) -> Path:
-    """The scenario whose world the state folder `state` holds.
-
-    DIR/world.json records the world's fingerprint (testbed.live). The answer is the first of:
-    `scenario` (if given), the path world.json names under "scenario" (if any), the scenarios
-    shipped in the `scenarios` package, whose fingerprint matches. ClientError if none does,
-    saying to pass the scenario that `crossroads up` was given.
-    """
-    marker = Path(state) / "world.json"
-    if not marker.exists():
-        raise ClientError(f"no {marker}: no world was built in {state} (crossroads up --state {state})")
-    recorded: dict[str, Any] = json.loads(marker.read_text())
-    wanted = recorded.get("fingerprint")
-    named = [Path(recorded["scenario"])] if recorded.get("scenario") else []
-    candidates = [scenario] if scenario is not None else [*named, *_shipped_scenarios()]
-    for candidate in candidates:
-        if candidate.exists() and _fingerprint_of(candidate) == wanted:
-            return candidate
-    if scenario is not None:
-        raise ClientError(f"the world in {state} was not built from {scenario} (its fingerprint differs)")
-    raise ClientError(f"the world in {state} is of no shipped scenario: pass the one crossroads up was given")
-
-
-def load_world(state: Path, scenario: Path | None = None) -> World:
-    """The world of the network in `state`, rebuilt from its scenario (see `scenario_of`)."""
-    return World.build(load_world_spec(scenario_of(state, scenario)))
