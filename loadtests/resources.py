@@ -1,13 +1,17 @@
 """CPU and memory of the processes of a run (core, hosts, Locust), sampled with psutil on a thread.
 
 Each sample asks `pids()` which processes to look at (a host restarted by a fault has a new pid,
-under the same name), and records for each its CPU use since the previous sample (percent of
-one core: 200 = both cores of this machine busy) and its resident memory. A process that is
-gone, or not yet there, has None in that sample.
+under the same name), and records for each its CPU use over that sample's own interval, since
+the previous sample (percent of one core: 200 = both cores of this machine busy), and its
+resident memory. A process that is gone, or not yet there, has None in that sample; so has the
+CPU of a process in the first sample that sees it (a Locust worker, a restarted host): its
+count starts there. The processes named when the sampler starts are counted from that moment,
+so the first sample measures them over a whole interval.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +49,10 @@ class ResourceSampler:
         self.rss_mb: dict[str, list[float | None]] = {}
 
     def start(self) -> None:
+        """Start counting the CPU of the processes named now, then sample on a thread."""
+        for pid in self._pids().values():
+            with contextlib.suppress(psutil.Error):
+                self._process(pid)
         self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
         self._thread.start()
 
@@ -57,26 +65,37 @@ class ResourceSampler:
         while not self._stop.wait(self._interval):
             self.sample()
 
-    def _process(self, pid: int) -> psutil.Process:
+    def _process(self, pid: int) -> tuple[psutil.Process, bool]:
+        """The process `pid` names, and whether it was counted before (False: its count starts now).
+        A pid that now names another process (the old one died) starts a new count."""
         found = self._processes.get(pid)
-        if found is None:
-            found = self._processes[pid] = psutil.Process(pid)
-            found.cpu_percent(None)  # the first call only starts the count
-        return found
+        if found is not None and found.is_running():  # same pid and same creation time
+            return found, True
+        found = self._processes[pid] = psutil.Process(pid)
+        # psutil's cpu_percent(None) is the use since the previous call on this object: the
+        # first call only starts the count (it answers 0.0, which is no measure)
+        found.cpu_percent(None)
+        return found, False
+
+    def _read(self, pid: int) -> tuple[float | None, float | None]:
+        """(CPU percent of one core since the previous sample, resident MB) of `pid`, None for
+        what cannot be known: a process gone, a zombie, or the CPU of one first seen now."""
+        try:
+            process, counted = self._process(pid)
+            with process.oneshot():
+                cpu, rss = process.cpu_percent(None), process.memory_info().rss / _MB
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return None, None
+        except psutil.Error:
+            return None, None
+        return (cpu if counted else None), rss
 
     def sample(self) -> None:
         """Take one sample now."""
         n = len(self.times)
         self.times.append(time.time())
         for name, pid in self._pids().items():
-            try:
-                process = self._process(pid)
-                with process.oneshot():
-                    cpu, rss = process.cpu_percent(None), process.memory_info().rss / _MB
-                if process.status() == psutil.STATUS_ZOMBIE:
-                    cpu = rss = None  # type: ignore[assignment]
-            except psutil.Error:
-                cpu = rss = None  # type: ignore[assignment]
+            cpu, rss = self._read(pid)
             self.cpu.setdefault(name, [None] * n).append(cpu)
             self.rss_mb.setdefault(name, [None] * n).append(rss)
         for series in (*self.cpu.values(), *self.rss_mb.values()):

@@ -203,8 +203,13 @@ def difference_figure(rows: Sequence[Json], limit: int = 25) -> bytes:
     labels = [f"{r['group']}: {r['figure']}" for r in chosen]
     values = [100 * r["relative"] for r in chosen]
     ax.barh(labels, values, color=["#c44e52" if v > 0 else "#55a868" for v in values])
-    ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("change of B against A (%), significant differences only")
+    if chosen:
+        ax.axvline(0, color="black", linewidth=0.8)
+    else:  # say so, rather than draw empty axes with meaningless ticks
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no figure differs significantly", ha="center", va="center", transform=ax.transAxes)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     return png(fig)

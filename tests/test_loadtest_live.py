@@ -1,46 +1,26 @@
 """A short live load test end to end: a small world, Locust for a few seconds, an agency host killed
-and restarted under load, then the guarantees checked on the state folder and the report written."""
+and restarted under load, then the guarantees checked on the state folder and the report written.
+The run is tests/short_loadtest.py's, shared with the browser test of its report."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
-import yaml
 
-from agencies.spec import SMALL_WORLD
 from loadtests.guarantees import owed, pending_in_outbox, received_by_agencies
 from loadtests.record import read_requests
-from testbed.loadtest import LoadtestResult, LoadtestRun, run_loadtest
+from testbed.loadtest import LoadtestResult
+from tests.short_loadtest import KILLED
 
 pytestmark = pytest.mark.slow
 
-KILLED = "host-1"
-SCENARIO = {
-    "world": dict(SMALL_WORLD),
-    "loadtest": {
-        "seed": 3,
-        "mix": {
-            "agency": {"CONSULTATION": 4, "INTEGRATION": 1, "MUTATION": 4},
-            "employer": {"DIMONA": 3, "DMFA": 1, "DRS": 1},
-            "citizen": {"CONSULTATION": 1},
-        },
-        "stages": [{"duration": "8s", "users": 8, "spawn_rate": 8, "rate": 40}],
-        "faults": [{"at": "2s", "action": "kill_host", "host": KILLED, "duration": "3s"}],
-        "budget": {"errors": 0.5},  # consultations to the killed host's agencies fail while it is down
-        "timeout": "5s",
-        "drain": "20s",
-    },
-}
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> LoadtestResult:
-    folder = tmp_path_factory.mktemp("loadtest")
-    scenario = folder / "tiny.yaml"
-    scenario.write_text(yaml.safe_dump(SCENARIO))
-    return run_loadtest(LoadtestRun(scenario=scenario, out=folder / "run", hosts=2, progress=False))
+def run(short_loadtest: LoadtestResult) -> LoadtestResult:
+    return short_loadtest
 
 
 def test_a_short_load_test_runs_end_to_end_and_every_guarantee_holds(run: LoadtestResult) -> None:
@@ -83,3 +63,14 @@ def test_what_is_owed_to_a_killed_host_ends_up_delivered_or_held(run: LoadtestRe
     during = next(w for w in run.summary["windows"] if w["what"] == f"kill_host {KILLED}")
     calm = next(w for w in run.summary["windows"] if w["what"] == "no fault")
     assert during["availability"] < calm["availability"]  # its consultations failed meanwhile
+
+
+def test_cpu_figures_are_shares_of_a_core_over_each_sample(run: LoadtestResult) -> None:
+    resources = json.loads((run.out / "series.json").read_text())["resources"]
+    cpu, rss = resources["cpu_percent"], resources["rss_mb"]
+    ceiling = 100.0 * (os.cpu_count() or 1)  # every core of the machine busy
+    assert all(0 <= v <= ceiling for values in cpu.values() for v in values if v is not None), cpu
+    assert all(v <= ceiling for v in run.summary["resources"]["peak_cpu_percent"].values())
+    # the killed host, back under its name: its first sample has memory but no CPU (its count starts there)
+    back = next(k for k in range(1, len(rss[KILLED])) if rss[KILLED][k] is not None and rss[KILLED][k - 1] is None)
+    assert cpu[KILLED][back] is None and cpu[KILLED][back + 1] is not None
