@@ -10,5 +10,9 @@ record       the per-process request logs the checks and the report read
 faults       timed faults on a live network (a host is restarted on its port by agencies.host --port)
 guarantees   the audit, delivery and budget checks; metrics: figures from the request logs
 resources    CPU and memory of the processes; capacity: the rate staircase of the benchmark
+cpu          CPU per process and per thread name from /proc, over a window
+loadgen      the benchmarks' gRPC load generator: closed loop, or open loop one level at a time
+             (level: rate, schedule, records; level_figures; sender, sender_pool: K processes;
+             prepared: the requests it sends)
 report, figures  the HTML report
 """

@@ -1,70 +1,65 @@
-"""A closed-loop gRPC load generator for benchmarks: the same client for every target.
+"""The gRPC load generator for benchmarks: the same client for every target, closed or open loop.
 
-It sends prepared unary requests (raw bytes, one mutual-TLS channel per sender identity) with
-a fixed number of calls in flight for a fixed time, and reports throughput and latency
-percentiles. Run it in its own process so that it never shares an event loop with a server:
-`python -m loadtests.loadgen --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S`
-prints one JSON line with the figures.
+It sends prepared unary requests (loadtests.prepared: raw bytes, one mutual-TLS channel per
+sender identity, a fresh message id on every Exchange) and reports throughput and latency
+percentiles (crossroads.statistics: nearest rank). Run it in a process of its own so that it
+never shares an event loop with a server; it prints its figures as one JSON line.
 
-Every call to Crossroads/Exchange carries a message id of its own: the core answers a message
-id it has seen from its journal without forwarding it again (exactly once), so cycling
-through the same prepared envelopes would measure that instead. The id is appended to the
-prepared bytes as a second `message_id` field (a protobuf parser keeps the last one), so the
-envelope is not re-encoded per call.
+Closed loop (`run_load`): a fixed number of calls in flight for a fixed time; latency from
+each call's start. What `crossroads bench core` drives:
+    python -m loadtests.loadgen --pki DIR/pki --target ADDR --requests FILE --concurrency C --seconds S
+Open loop (`run_level`, one level of a staircase: loadtests.level): `--rate R` requests per
+second in all, on a seeded schedule (Poisson, or `--arrivals uniform`), from `--processes K`
+sender processes, answered or not; latency from each request's intended send time (no
+coordinated omission), the send lag, and whether the generator kept its schedule
+(loadtests.level_figures); `--records FILE` keeps one record per request (.npy):
+    python -m loadtests.loadgen --pki DIR/pki --target ADDR --requests FILE --rate R --seconds S [--processes K]
+A benchmark in another process builds that command line with `level_args`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 from grpc import aio
+from numpy.typing import NDArray
 
-from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
+from crossroads.statistics import percentile
+from loadtests.level import ARRIVALS, CALL_TIMEOUT_S, DEFAULT_MAX_IN_FLIGHT, Level, write_records
+from loadtests.level_figures import figures_of
+from loadtests.prepared import EXCHANGE_METHOD, Prepared, read_requests, with_message_id, write_requests
+from loadtests.sender import SenderPart, send_part
+from loadtests.sender_pool import START_LEAD_S, send_in_processes
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_SECONDS",
+    "DEFAULT_WARMUP_S",
+    "EXCHANGE_METHOD",
+    "LevelResult",
+    "Prepared",
+    "level_args",
+    "main",
+    "read_requests",
+    "run_level",
+    "run_load",
+    "with_message_id",
+    "write_requests",
+]
 
 DEFAULT_CONCURRENCY = 64
 DEFAULT_SECONDS = 10.0
 DEFAULT_WARMUP_S = 1.0
-_MESSAGE_ID_TAG = b"\x0a"  # Envelope field 1 (message_id), length-delimited
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One request to send: as which identity, to which method, with which bytes."""
-
-    identity: str
-    method: str
-    body: bytes
-
-
-def write_requests(path: Path, requests: Sequence[Prepared]) -> None:
-    with path.open("w") as out:
-        for r in requests:
-            out.write(
-                json.dumps({"identity": r.identity, "method": r.method, "body": base64.b64encode(r.body).decode()})
-            )
-            out.write("\n")
-
-
-def read_requests(path: Path) -> list[Prepared]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [Prepared(r["identity"], r["method"], base64.b64decode(r["body"])) for r in rows]
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-quantile (0..1) by the nearest-rank method; 0.0 for no values."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(q * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
 
 
 async def run_load(
@@ -104,47 +99,96 @@ async def run_load(
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     for channel in channels.values():
         await channel.close()
-    latencies.sort()
     return {
         "rps": len(latencies) / seconds,
         "ok": float(len(latencies)),
         "errors": float(sum(errors.values())),
         "calls": float(sent),
         "cpu_s": time.process_time() - cpu_started,
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
         **{f"error_{k}": float(v) for k, v in errors.items()},
     }
 
 
-def with_message_id(envelope: bytes, message_id: str) -> bytes:
-    """Serialized Envelope bytes with `message_id` (< 128 bytes) appended: a protobuf parser keeps the last."""
-    data = message_id.encode()
-    if len(data) > 127:
-        raise ValueError(f"message id of {len(data)} bytes: at most 127 here (a one-byte length)")
-    return envelope + _MESSAGE_ID_TAG + bytes([len(data)]) + data
+@dataclass(frozen=True)
+class LevelResult:
+    """What one open-loop level gave: its figures (strict JSON) and one RECORD per scheduled
+    request, in the order of their intended times (loadtests.level)."""
+
+    figures: dict[str, Any]
+    records: NDArray[np.void]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run_level(pki: Path, target: str, requests: Sequence[Prepared], level: Level) -> LevelResult:
+    """Offer `level` to `target` (mutual TLS with the identities of `pki`), open loop.
+
+    With one sender process, sends from this one (so not from inside a running event loop);
+    with K, from K child processes (loadtests.sender_pool) while this one waits. Takes the
+    level's warm-up and seconds, plus the time for the last answers to come back (at most
+    `level.timeout_s`). LoadgenError (loadtests.sender) if a sender cannot connect or fails.
+    """
+    if not requests:
+        raise ValueError("no requests to send")
+    run_id = f"ol{time.time_ns():x}"
+    parts = [SenderPart(pki, target, tuple(requests), level, k, run_id) for k in range(level.processes)]
+    if level.processes == 1:
+        sent = [send_part(parts[0], lambda: time.monotonic() + START_LEAD_S)]
+    else:
+        sent = send_in_processes(parts)
+    records = np.concatenate([r for r, _ in sent])
+    records = records[np.argsort(records["intended_s"], kind="stable")]
+    return LevelResult(figures_of(records, level, [cpu for _, cpu in sent]), records)
+
+
+def level_args(pki: Path, target: str, requests_file: Path, level: Level, records: Path | None = None) -> list[str]:
+    """The Python arguments (for testbed.processes.run) of `python -m loadtests.loadgen` offering
+    `level`: its last line of output is the figures (JSON); with `records`, it writes them there
+    (loadtests.level.read_records reads them)."""
+    args = ["-m", "loadtests.loadgen", "--pki", str(pki), "--target", target, "--requests", str(requests_file)]
+    return args + level.argv() + ([] if records is None else ["--records", str(records)])
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pki", required=True, help="the network PKI folder (DIR/pki)")
     parser.add_argument("--target", required=True, help="host:port of the server under test")
     parser.add_argument("--requests", required=True, help="file written by write_requests()")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="calls in flight")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="measured time")
     parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S, help="unmeasured time first")
-    args = parser.parse_args(argv)
-    figures = asyncio.run(
-        run_load(
-            Path(args.pki),
-            args.target,
-            read_requests(Path(args.requests)),
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-            warmup_s=args.warmup,
-        )
-    )
-    print(json.dumps(figures))
+    closed = parser.add_argument_group("closed loop (without --rate)")
+    closed.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="calls in flight")
+    opened = parser.add_argument_group("open loop")
+    opened.add_argument("--rate", type=float, help="requests per second in all, answered or not")
+    opened.add_argument("--arrivals", choices=ARRIVALS, default="poisson", help="the schedule's kind")
+    opened.add_argument("--processes", type=int, default=1, help="sender processes, each rate/K")
+    opened.add_argument("--seed", type=int, default=0, help="seeds the schedule")
+    opened.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="per sender process")
+    opened.add_argument("--timeout", type=float, default=CALL_TIMEOUT_S, help="seconds a call may take")
+    opened.add_argument("--records", help="write one record per request here (.npy)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    requests = read_requests(Path(args.requests))
+    if args.rate is None:
+        figures = asyncio.run(
+            run_load(
+                Path(args.pki), args.target, requests, concurrency=args.concurrency, seconds=args.seconds,
+                warmup_s=args.warmup,
+            )
+        )  # fmt: skip
+        print(json.dumps(figures))
+        return
+    level = Level(
+        rate=args.rate, seconds=args.seconds, warmup_s=args.warmup, arrivals=args.arrivals,
+        processes=args.processes, seed=args.seed, max_in_flight=args.max_in_flight, timeout_s=args.timeout,
+    )  # fmt: skip
+    result = run_level(Path(args.pki), args.target, requests, level)
+    if args.records:
+        write_records(Path(args.records), result.records)
+    print(json.dumps(result.figures, allow_nan=False))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The figures of a load test, computed from the request logs: overall, over time, per fault window.
 
 Latencies are Locust's (from each send's due time, see `pacing`), percentiles by the nearest-rank
-method. Times are seconds after t0, the start of the load. A request belongs to the second (or
-fault window) in which it was due. Availability is the share of requests that succeeded.
+method (crossroads.statistics). Times are seconds after t0, the start of the load. A request
+belongs to the second (or fault window) in which it was due. Availability is the share of requests that succeeded.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from crossroads.statistics import percentile
 from loadtests.record import RequestRecord
 
 __all__ = ["PERCENTILES", "overall", "percentile_ms", "series", "window_stats"]
@@ -23,10 +24,10 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def percentile_ms(latencies: NDArray[np.float64], q: float) -> float | None:
-    """The q-th percentile (0-100, nearest rank) of `latencies`; None for none."""
+    """The q-th percentile (0-100, nearest rank: crossroads.statistics) of `latencies`; None for none."""
     if latencies.size == 0:
         return None
-    return round(float(np.percentile(latencies, q, method="inverted_cdf")), 3)
+    return round(percentile(latencies, q), 3)
 
 
 def _latency(records: Sequence[RequestRecord]) -> dict[str, float | None]:

@@ -8,6 +8,9 @@ sees is counted from the due time, so the wait behind a slow answer is part of i
 correction for "coordinated omission"). A send more than `max_lag` seconds late is not sent at
 all and counts as an error: the users cannot keep the rate, which is what overload looks like.
 
+`arrival_times` draws a whole schedule at once, for a generator that knows its rate and length
+in advance (loadtests.openloop).
+
 Pure timing arithmetic: the clock is passed in, the random stream is the user's own.
 """
 
@@ -16,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["OpenLoop", "Send"]
+__all__ = ["OpenLoop", "Send", "arrival_times"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +59,25 @@ class OpenLoop:
         else:
             self._due += self._gap(rate)
         return Send(self._due, dropped=now - self._due > self._max_lag)
+
+
+def arrival_times(
+    rate: float, seconds: float, *, poisson: bool, rng: np.random.Generator, phase: float = 0.0
+) -> NDArray[np.float64]:
+    """The send times (seconds from 0, ascending, all in [0, seconds)) of `rate` sends per second.
+
+    Poisson (`rng` draws it): the count is Poisson(rate * seconds) and, given the count, the
+    times are independent and uniform over the span, which is a Poisson process exactly; K
+    such schedules of rate R/K together are a Poisson process of rate R. Evenly spaced: every
+    1/rate seconds from `phase` (0 <= phase < 1/rate; `rng` is not used), so K schedules of
+    rate R/K with phases k/R together are evenly spaced at rate R.
+    ValueError for a rate or length <= 0, or a phase outside its interval.
+    """
+    if rate <= 0 or seconds <= 0:
+        raise ValueError(f"a schedule needs a rate and a length > 0, got {rate}/s for {seconds} s")
+    if poisson:
+        return np.sort(rng.uniform(0.0, seconds, int(rng.poisson(rate * seconds))))
+    if not 0 <= phase < 1 / rate:
+        raise ValueError(f"the phase of an even schedule is in [0, 1/rate), got {phase} at {rate}/s")
+    times: NDArray[np.float64] = phase + np.arange(int(np.ceil((seconds - phase) * rate))) / rate
+    return times[times < seconds]

@@ -18,7 +18,7 @@ after measuring, the audit records the core wrote are counted by outcome (all DE
 every consultation was authorized, routed and answered) and reported with the figures.
 
 Besides throughput and latency, each run records the CPU time per call of the server under
-test, the host and the load generator (from /proc): on a shared machine a neighbour's burst
+test, the host and the load generator (from /proc: loadtests.cpu): on a shared machine a neighbour's burst
 moves throughput a lot and CPU per call little, so those say where a difference comes from.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 from collections.abc import Iterator, Sequence
@@ -50,6 +49,7 @@ from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import channel_credentials
 from crossroads.routing import Destination, Routed, route
 from crossroads.validation import Invalid, check_envelope
+from loadtests.cpu import cpu_seconds, snapshot, usage
 from loadtests.loadgen import Prepared, write_requests
 from protos import messages_pb2
 from testbed import processes, proxy
@@ -161,12 +161,6 @@ def prepare_workload(
 # ------------------------------------------------------------------ processes
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far, all its threads (Linux /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextmanager
 def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
     try:
@@ -273,11 +267,16 @@ def _one_run(config: CoreBenchConfig, pki: Path, path: _Path, host_pid: int, log
     CPU per call holds better than throughput on a shared machine: a neighbour's burst
     slows both the server and the client, but hardly changes what one call costs.
     """
-    before = cpu_seconds(path.server_pid), cpu_seconds(host_pid)
+    pids = {"server": path.server_pid, "host": host_pid}
+    before = snapshot(pids)
     figures = run_loadgen(pki, path.target, path.requests, config, log)
+    spent = usage(before, snapshot(pids))
+    server, host = spent["server"], spent["host"]
+    if server is None or host is None:
+        raise BenchError(f"the server under test or the host ended during a run: {spent}")
     calls = max(figures["calls"], 1.0)
-    figures["server_cpu_us"] = (cpu_seconds(path.server_pid) - before[0]) / calls * 1e6
-    figures["host_cpu_us"] = (cpu_seconds(host_pid) - before[1]) / calls * 1e6
+    figures["server_cpu_us"] = server.cpu_s / calls * 1e6
+    figures["host_cpu_us"] = host.cpu_s / calls * 1e6
     figures["client_cpu_us"] = figures["cpu_s"] / calls * 1e6
     return figures
 
