@@ -48,6 +48,7 @@ from crossroads.pki import CORE, channel_credentials, peer_name, server_credenti
 from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from crossroads.revocation import DEFAULT_CHECK_EVERY, Revocation, guarded
+from crossroads.thread_names import name_native_threads
 from protos import services_pb2, services_pb2_grpc
 
 __all__ = [
@@ -337,6 +338,7 @@ async def serve(config: CoreConfig) -> None:
     stopping = StopSignal(exit_with_parent=config.exit_with_parent)  # before the port file says "serving"
     core = await start_core(config)
     _tune_gc()
+    name_native_threads()  # per-thread CPU in /proc says which thread is the writer, which the poller
     install_from_env()  # memory snapshots when CROSSROADS_MEMORY_DUMP is set (crossroads bench soak --memory-dump)
     print(f"core: serving on {core.address}", file=sys.stderr, flush=True)
     try:

@@ -217,6 +217,8 @@ def test_bring_up_the_demo_network(demo_state: Path) -> None:
         assert report["serving"] and report["core"]["health"] == "SERVING" and report["core"]["pid_alive"]
         assert len(report["hosts"]) == 2
         _traffic_reaches_the_agencies(state, endpoints["core"])
+        threads = {t.read_text().strip() for t in Path(f"/proc/{endpoints['pids']['core']}/task").glob("*/comm")}
+        assert {"audit-writer", "grpc-poller"} <= threads  # per-thread CPU says whose it is
     assert network.dead() == ["core", "host-0", "host-1"]
     assert _processes_in(state) == []
     assert not status(state)["serving"]
