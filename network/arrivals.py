@@ -1,9 +1,12 @@
-"""A traffic source's arrivals: a non-homogeneous Poisson process, one scheduled event each.
+"""A traffic source's arrivals: a non-homogeneous Poisson process, emitted in small batches.
 
 Within a segment of constant rate the gaps are exponential; at a segment's end the next one
-starts afresh (exact, the exponential being memoryless). Each arrival is a `Due` event whose
-callback emits the exchange and schedules the next arrival: no SimPy process to resume, which
-halves the cost of an arrival against a generator process.
+starts afresh (exact, the exponential being memoryless), and a run that starts late (a slice
+of a longer run, `begin` > 0) starts the segment under way afresh at `begin` the same way. The
+arrival times are known ahead, and a new message needs nothing of the network at its creation
+(its first step that does, a station or a link that can fail, is an event of its own; see
+network/model.py), so one scheduled event emits the next `BATCH` arrivals, each at its own time,
+and the source costs one event per `BATCH` arrivals rather than one each.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from network.recorder import Recorder
 from network.sampling import draws, indices, uniform_indices
 from scenarios.schema import Exponential
 
-__all__ = ["Arrivals"]
+__all__ = ["BATCH", "Arrivals"]
 
+BATCH = 32
 _STD_EXPONENTIAL = Exponential(mean=1.0)
 
 
 class Arrivals:
-    """Arrivals of source `index` of the plan; `enter(msg)` puts a new message on its way."""
+    """Arrivals of source `index` of the plan from `begin` on; `enter(msg, t)` puts a new message,
+    created at `t` (not before the simulated now), on its way."""
 
     def __init__(
         self,
@@ -36,36 +41,44 @@ class Arrivals:
         gaps: np.random.Generator,
         picks: np.random.Generator,
         recorder: Recorder,
-        enter: Callable[[Message], None],
+        enter: Callable[[Message, float], None],
+        begin: float = 0.0,
     ) -> None:
         self.env, self.index, self.source, self.rec, self.enter = env, index, source, recorder, enter
         self.gap = draws(_STD_EXPONENTIAL, gaps)
         self.route_of = uniform_indices(len(source.routes), picks)
         self.class_of = indices(source.class_weights, picks)
         self.segment = -1
-        self._next_segment()
+        first = self._next_segment(begin)
+        if first is not None:
+            Due(env, first - env.now, first, self._tick)
 
-    def _next_segment(self) -> None:
-        """Schedule the first arrival of the next segment with a positive rate, if any."""
+    def _next_segment(self, begin: float) -> float | None:
+        """The first arrival of the next segment with a positive rate (from `begin` on), if any."""
         segments = self.source.segments
         while self.segment + 1 < len(segments):
             self.segment += 1
             t0, t1, rate = segments[self.segment]
-            if rate > 0:
-                t = t0 + self.gap() / rate
+            if rate > 0 and t1 > begin:
+                t = max(t0, begin) + self.gap() / rate
                 if t < t1:
-                    Due(self.env, t - self.env.now, t, self._arrive)
-                    return
+                    return t
+        return None
 
-    def _arrive(self, event: simpy.Event) -> None:
-        t: float = event._value
-        self._emit(t)
+    def _following(self, t: float) -> float | None:
         _, t1, rate = self.source.segments[self.segment]
         t_next = t + self.gap() / rate
-        if t_next < t1:
-            Due(self.env, t_next - self.env.now, t_next, self._arrive)
-        else:
-            self._next_segment()
+        return t_next if t_next < t1 else self._next_segment(0.0)
+
+    def _tick(self, event: simpy.Event) -> None:
+        t: float | None = event._value
+        for _ in range(BATCH):
+            assert t is not None
+            self._emit(t)
+            t = self._following(t)
+            if t is None:
+                return
+        Due(self.env, t - self.env.now, t, self._tick)
 
     def _emit(self, t: float) -> None:
         src = self.source
@@ -85,4 +98,4 @@ class Arrivals:
                 counted=counted,
             )
             self.rec.created_exchange(msg)
-            self.enter(msg)
+            self.enter(msg, t)

@@ -1,10 +1,19 @@
 """One replication of the SimPy model: stations, links, arrivals, changes, statistics.
 
 The model is event-light on purpose (see ARCHITECTURE.md, "SimPy traps"): no SimPy process per
-message, nor per server. A message costs one scheduled event per service (station.py) and one
-per link crossing, each with a plain callback; a traffic source chains its arrivals the same way
-(arrivals.py). Lines are deques. SimPy processes remain only for the rare things: timed
-changes, random failures, and the statistics window.
+message, nor per server, and a scheduled event only where the outcome depends on the state of
+the network at that time. A message costs one event per arrival at a station (arrivals in time
+order make its line); a station that cannot fail nor change works out the message's end of
+service on arrival (booked.py) and the message goes straight on from there: link delays, hops
+that pass a node unserved, the fan-out into deliveries and the delivery at the end are done at
+once, each with its own simulated time (`_walk`). Stations that can fail or change are
+event-driven (station.py: one more event per service), and a link that can fail is crossed by
+an event at the crossing's time. Traffic sources emit their arrivals in small batches, one
+event each (arrivals.py). SimPy processes remain only for the rare things: timed changes,
+random failures, and the statistics window.
+
+A run may be a slice of a longer one (network/slicing.py): it starts at `plan.begin` with an
+empty network and measures its own window [plan.warmup, plan.end).
 
 Every component draws from its own random stream, spawned from the replication's SeedSequence
 (arrivals, route picks, services, links, failures; one child per source, station, link), so
@@ -22,6 +31,7 @@ import numpy as np
 import simpy
 
 from network.arrivals import Arrivals
+from network.booked import BookedStation
 from network.due import Due
 from network.link import Link
 from network.message import Message
@@ -36,7 +46,7 @@ __all__ = ["MAX_LOGGED_EVENTS", "replication_seed", "run_replication"]
 
 MAX_LOGGED_EVENTS = 200  # random failures beyond this are counted, not listed, in the event log
 _PROGRESS_STEPS = 50
-Progress = Callable[[float], None]
+Progress = Callable[[float, int], None]  # (simulated seconds since the run's begin, messages so far)
 
 
 def replication_seed(seed: int, replications: int, index: int) -> np.random.SeedSequence:
@@ -48,24 +58,39 @@ def _rngs(seq: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in seq.spawn(n)]
 
 
+def _volatile(plan: Plan) -> tuple[set[int], set[int]]:
+    """The stations and links that can fail or change (timed changes, random failures)."""
+    stations = {i for a in plan.actions for i in a.stations} | {f.station for f in plan.failures if f.station >= 0}
+    links = {i for a in plan.actions for i in a.links} | {f.link for f in plan.failures if f.link >= 0}
+    return stations, links
+
+
 class _Model:
     def __init__(self, plan: Plan, seq: np.random.SeedSequence) -> None:
         self.plan = plan
-        self.env = env = simpy.Environment()
+        self.env = env = simpy.Environment(initial_time=plan.begin)
         self.rec = Recorder(plan)
+        self.limit = plan.end + plan.drain  # nothing later is recorded: the run stops by then
         self.events: list[tuple[float, str]] = []
         self.hidden_events = 0
         arrivals, picks, services, links, failures = seq.spawn(5)
-        self.stations = [
+        changing, failing = _volatile(plan)
+        self.stations: list[BookedStation | Station] = [
             Station(env, sp, self._station_draws(sp, rng), self._served, self._lost)
-            for sp, rng in zip(plan.stations, _rngs(services, len(plan.stations)), strict=True)
+            if i in changing or sp.servers < 1
+            else BookedStation(env, sp, self._station_draws(sp, rng))
+            for i, (sp, rng) in enumerate(zip(plan.stations, _rngs(services, len(plan.stations)), strict=True))
         ]
-        self.links = [Link(lp, rng) for lp, rng in zip(plan.links, _rngs(links, len(plan.links)), strict=True)]
+        self.links = [
+            Link(lp, rng, volatile=i in failing)
+            for i, (lp, rng) in enumerate(zip(plan.links, _rngs(links, len(plan.links)), strict=True))
+        ]
         self.snapshots = Snapshots(plan, self.stations)
         for i, (src, a, p) in enumerate(
             zip(plan.sources, arrivals.spawn(len(plan.sources)), picks.spawn(len(plan.sources)), strict=True)
         ):
-            Arrivals(env, i, src, np.random.default_rng(a), np.random.default_rng(p), self.rec, self._enter)
+            rngs = np.random.default_rng(a), np.random.default_rng(p)
+            Arrivals(env, i, src, *rngs, self.rec, self._enter, plan.begin)
         for action in plan.actions:
             env.process(self._act(action))
         for f, rng in zip(plan.failures, _rngs(failures, len(plan.failures)), strict=True):
@@ -83,52 +108,91 @@ class _Model:
 
     # ---------------------------------------------------------------- a message's way
 
-    def _served(self, msg: Message) -> None:
-        """`msg` is done at its current hop: on over the next link, fan out, or complete.
+    def _walk(self, msg: Message, t: float) -> None:
+        """`msg` is done at its current hop at time `t` (now or later): take it on.
 
-        The model's hot path (called once per hop of every message): the link crossing is
-        inlined on purpose.
+        The model's hot path. Everything up to the next thing that depends on the state of the
+        network at the time it happens is done at once, with its own time `t`: link delays and
+        losses of links that cannot fail, hops that pass a node unserved, the fan-out into
+        deliveries, the delivery at the end (recorded at its time). What does depend on that
+        state is an event at its time: the arrival at a station (the order of arrivals makes
+        its line), the crossing of a link that can fail.
         """
-        pos = msg.pos + 1
         path = msg.path
-        if pos >= len(path):
-            if msg.terminal < 0:
-                self._fan_out(msg)
-            else:
-                self.rec.terminal(msg, self.env.now)
-            return
-        msg.pos = pos
-        link_index, station_index = path[pos]
-        if link_index >= 0:
-            link = self.links[link_index]
-            if link.down or (link.loss > 0 and link.chance() < link.loss):
+        pos = msg.pos
+        links = self.links
+        while True:
+            pos += 1
+            if pos >= len(path):
+                if msg.terminal < 0:
+                    self._fan_out(msg, t)
+                elif t <= self.limit:
+                    self.rec.terminal(msg, t)
+                return
+            link_index, station_index = path[pos]
+            if link_index >= 0:
+                link = links[link_index]
+                if link.plain:
+                    t += link.latency()
+                else:
+                    t = self._cross(msg, pos, link, t)
+                    if t < 0:
+                        return
+            if station_index >= 0:
+                msg.pos = pos
+                env = self.env
+                now = env.now
+                if t > now:
+                    Due(env, t - now, msg, self._land)
+                else:
+                    self._arrive(msg, self.stations[station_index])
+                return
+
+    def _cross(self, msg: Message, pos: int, link: Link, t: float) -> float:
+        """Cross a link that is not plain at `t`: the time on its far side, or -1 if `msg` stops
+        here (lost, or to cross at `t` if the link can fail and `t` is still to come)."""
+        now = self.env.now
+        if link.volatile and t > now:
+            msg.pos = pos - 1
+            Due(self.env, t - now, msg, self._resume)
+            return -1.0
+        if link.down or (link.loss > 0 and link.chance() < link.loss):
+            if t <= self.limit:
                 link.lost += 1
-                self._lost(msg, "link_down" if link.down else "link_loss", "")
-                return
-            delay = link.fixed_latency if link.fixed_latency is not None else link.latency()
-            if link.bandwidth:
-                delay += msg.size / link.bandwidth
-            if delay > 0:
-                Due(self.env, delay, msg, self._land)
-                return
-        self._reach(msg, station_index)
+                self.rec.lost_message(msg, "link_down" if link.down else "link_loss", t)
+            return -1.0
+        return t + link.latency() + (msg.size / link.bandwidth if link.bandwidth else 0.0)
 
     def _land(self, event: simpy.Event) -> None:
         msg: Message = event._value
-        station_index = msg.path[msg.pos][1]
-        if station_index >= 0:  # _reach, inlined (once per link crossing)
-            self.stations[station_index].arrive(msg)
+        station = self.stations[msg.path[msg.pos][1]]
+        if isinstance(station, BookedStation):  # _arrive, inlined (once per station visit)
+            end = station.book(msg)
+            if end >= 0:
+                self._walk(msg, end)
+            else:
+                self._lost(msg, "queue_full", station.name)
         else:
-            self._served(msg)
+            station.arrive(msg)
 
-    def _reach(self, msg: Message, station_index: int) -> None:
-        """`msg` is at the station of its current hop: queue there, or pass on if not served there."""
-        if station_index >= 0:
-            self.stations[station_index].arrive(msg)
+    def _arrive(self, msg: Message, station: BookedStation | Station) -> None:
+        if isinstance(station, BookedStation):
+            end = station.book(msg)
+            if end >= 0:
+                self._walk(msg, end)
+            else:
+                self._lost(msg, "queue_full", station.name)
         else:
-            self._served(msg)
+            station.arrive(msg)
 
-    def _fan_out(self, msg: Message) -> None:
+    def _resume(self, event: simpy.Event) -> None:
+        self._walk(event._value, self.env.now)
+
+    def _served(self, msg: Message) -> None:
+        """An event-driven station has served `msg` now."""
+        self._walk(msg, self.env.now)
+
+    def _fan_out(self, msg: Message, t: float) -> None:
         self.rec.forwarded(msg)
         route = msg.route
         for i, path in enumerate(route.deliveries):
@@ -143,11 +207,17 @@ class _Model:
                 source=msg.source,
                 counted=msg.counted,
             )
-            self._served(child)  # the delivery path starts where the decision was taken
+            self._walk(child, t)  # the delivery path starts where the decision was taken
 
-    def _enter(self, msg: Message) -> None:
-        """A new message at the first hop of its path."""
-        self._reach(msg, msg.path[0][1])
+    def _enter(self, msg: Message, t: float) -> None:
+        """A new message, created at `t`, at the first hop of its path."""
+        station_index = msg.path[0][1]
+        if station_index < 0:
+            self._walk(msg, t)
+        elif t > self.env.now:
+            Due(self.env, t - self.env.now, msg, self._land)
+        else:
+            self._arrive(msg, self.stations[station_index])
 
     def _lost(self, msg: Message, reason: str, where: str) -> None:
         self.rec.lost_message(msg, reason, self.env.now)
@@ -155,6 +225,8 @@ class _Model:
     # ---------------------------------------------------------------- processes
 
     def _log(self, label: str) -> None:
+        if not self.plan.span[0] <= self.env.now < self.plan.span[1]:
+            return
         if len(self.events) < MAX_LOGGED_EVENTS:
             self.events.append((self.env.now - self.plan.warmup, label))
         else:
@@ -162,7 +234,7 @@ class _Model:
 
     def _apply(self, action: Action) -> None:
         for i in action.stations:
-            station = self.stations[i]
+            station = self._changing(i)
             if action.op == "fail":
                 station.fail()
             elif action.op == "restore":
@@ -195,14 +267,19 @@ class _Model:
         if f.station < 0:
             self.links[f.link].down = down
         elif down:
-            self.stations[f.station].fail()
+            self._changing(f.station).fail()
         else:
-            self.stations[f.station].restore()
+            self._changing(f.station).restore()
+
+    def _changing(self, i: int) -> Station:
+        station = self.stations[i]
+        assert isinstance(station, Station), "a station that can change is event-driven (_volatile)"
+        return station
 
     def _window(self) -> Generator[simpy.Event, Any, None]:
         """Reset the statistics at the end of the warm-up, then snapshot every interval."""
         plan = self.plan
-        yield self.env.timeout(plan.warmup)
+        yield self.env.timeout(plan.warmup - self.env.now)
         for station in self.stations:
             station.account()
             station.reset()
@@ -216,13 +293,14 @@ class _Model:
     def run(self, index: int, progress: Progress | None) -> ReplicationResult:
         started = time.perf_counter()
         plan, env = self.plan, self.env
+        span = plan.end - plan.begin
         for step in range(1, _PROGRESS_STEPS + 1):
-            env.run(until=plan.end * step / _PROGRESS_STEPS)
+            env.run(until=plan.begin + span * step / _PROGRESS_STEPS)
             if progress:
-                progress(step / _PROGRESS_STEPS)
+                progress(env.now - plan.begin, self.rec.messages)
         self.snapshots.take(env.now)
         stations = _station_figures(self.stations, plan.duration)
-        limit = plan.end + plan.drain
+        limit = self.limit
         while self.rec.inflight > 0 and env.now < limit:
             env.run(until=min(limit, env.now + max(plan.drain / 20, 1e-3)))
         if self.hidden_events:
@@ -234,7 +312,7 @@ class _Model:
         )
 
 
-def _station_figures(stations: Sequence[Station], duration: float) -> dict[str, np.ndarray]:
+def _station_figures(stations: Sequence[BookedStation | Station], duration: float) -> dict[str, np.ndarray]:
     for s in stations:
         s.account()
     capacity = np.array([s.area_capacity for s in stations])
@@ -296,7 +374,8 @@ def run_replication(
 ) -> ReplicationResult:
     """Run replication `index` of `plan` (its stream: `replication_seed(plan.seed, plan.replications, index)`).
 
-    `progress(fraction)` is called as simulated time advances. Deterministic: the same plan and
+    `progress(simulated seconds since plan.begin, messages so far)` is called as simulated
+    time advances. Deterministic: the same plan and
     stream give an identical result (apart from `wall_seconds`).
     """
     stream = seq if seq is not None else replication_seed(plan.seed, plan.replications, index)
