@@ -1,8 +1,9 @@
 """A traffic source's arrivals: a non-homogeneous Poisson process, emitted in small batches.
 
 Within a segment of constant rate the gaps are exponential; at a segment's end the next one
-starts afresh (exact, the exponential being memoryless), and a run that starts late (a slice
-of a longer run, `begin` > 0) starts the segment under way afresh at `begin` the same way. The
+starts afresh (exact, the exponential being memoryless). A run that starts late (a slice of a
+longer run, `begin` > 0) draws the arrivals before `begin`, and their route and class picks,
+and drops them: from `begin` on it has the arrivals of the run from 0 on the same streams. The
 arrival times are known ahead, and a new message needs nothing of the network at its creation
 (its first step that does, a station or a link that can fail, is an event of its own; see
 network/model.py), so one scheduled event emits the next `BATCH` arrivals, each at its own time,
@@ -49,18 +50,21 @@ class Arrivals:
         self.route_of = uniform_indices(len(source.routes), picks)
         self.class_of = indices(source.class_weights, picks)
         self.segment = -1
-        first = self._next_segment(begin)
+        first = self._next_segment()
+        while first is not None and first < begin:
+            self.route_of(), self.class_of()
+            first = self._following(first)
         if first is not None:
             Due(env, first - env.now, first, self._tick)
 
-    def _next_segment(self, begin: float) -> float | None:
-        """The first arrival of the next segment with a positive rate (from `begin` on), if any."""
+    def _next_segment(self) -> float | None:
+        """The first arrival of the next segment with a positive rate, if any."""
         segments = self.source.segments
         while self.segment + 1 < len(segments):
             self.segment += 1
             t0, t1, rate = segments[self.segment]
-            if rate > 0 and t1 > begin:
-                t = max(t0, begin) + self.gap() / rate
+            if rate > 0:
+                t = t0 + self.gap() / rate
                 if t < t1:
                     return t
         return None
@@ -68,7 +72,7 @@ class Arrivals:
     def _following(self, t: float) -> float | None:
         _, t1, rate = self.source.segments[self.segment]
         t_next = t + self.gap() / rate
-        return t_next if t_next < t1 else self._next_segment(0.0)
+        return t_next if t_next < t1 else self._next_segment()
 
     def _tick(self, event: simpy.Event) -> None:
         t: float | None = event._value

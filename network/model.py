@@ -39,6 +39,7 @@ from network.plan import Action, FailurePlan, Plan, StationPlan
 from network.recorder import Recorder, ReplicationResult
 from network.sampling import Draw, draws
 from network.series import Snapshots
+from network.slicing import slice_seed
 from network.station import Station
 from scenarios.schema import Distribution, Exponential
 
@@ -74,6 +75,8 @@ class _Model:
         self.events: list[tuple[float, str]] = []
         self.hidden_events = 0
         arrivals, picks, services, links, failures = seq.spawn(5)
+        if plan.part > 0:  # a later slice: the replication's arrivals, services etc. of its own
+            services, links, failures = slice_seed(seq, plan.part).spawn(3)
         changing, failing = _volatile(plan)
         self.stations: list[BookedStation | Station] = [
             Station(env, sp, self._station_draws(sp, rng), self._served, self._lost)
@@ -157,7 +160,7 @@ class _Model:
             Due(self.env, t - now, msg, self._resume)
             return -1.0
         if link.down or (link.loss > 0 and link.chance() < link.loss):
-            if t <= self.limit:
+            if t <= self.limit and self.plan.span[0] <= t < self.plan.span[1]:
                 link.lost += 1
                 self.rec.lost_message(msg, "link_down" if link.down else "link_loss", t)
             return -1.0
@@ -318,6 +321,8 @@ def _station_figures(stations: Sequence[BookedStation | Station], duration: floa
     capacity = np.array([s.area_capacity for s in stations])
     busy = np.array([s.busy_time for s in stations])
     return {
+        "busy": busy,
+        "capacity": capacity,
         "utilisation": np.divide(busy, capacity, out=np.zeros_like(busy), where=capacity > 0),
         "queue": np.array([s.area_queue for s in stations]) / duration,
         "max_queue": np.array([s.max_queue for s in stations]),
@@ -352,6 +357,8 @@ def _result(
         station_max_queue=stations["max_queue"],
         station_served=stations["served"],
         station_lost=stations["lost"],
+        station_busy=stations["busy"],
+        station_capacity=stations["capacity"],
         link_lost=sum(link.lost for link in links),
         group_expected=np.array(rec.group_expected),
         group_on_time=np.array(rec.group_on_time),
