@@ -92,9 +92,9 @@ class BookedStation:
 
     # ---------------------------------------------------------------- arrivals
 
-    def book(self, msg: Message) -> float:
-        """`msg` arrives now: the time its service ends, or LOST if the line is full."""
-        now: float = self.env.now
+    def book(self, msg: Message, now: float) -> float:
+        """`msg` arrives at `now` (env.now, or later with no SimPy event in between): the time
+        its service ends, or LOST if the line is full."""
         free = self.free
         first: float = free[0]
         if first <= now:  # a server is free, so nobody waits: the model's hot path

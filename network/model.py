@@ -1,16 +1,16 @@
 """One replication of the SimPy model: stations, links, arrivals, changes, statistics.
 
 The model is event-light on purpose (see ARCHITECTURE.md, "SimPy traps"): no SimPy process per
-message, nor per server, and a scheduled event only where the outcome depends on the state of
-the network at that time. A message costs one event per arrival at a station (arrivals in time
-order make its line); a station that cannot fail nor change works out the message's end of
-service on arrival (booked.py) and the message goes straight on from there: link delays, hops
-that pass a node unserved, the fan-out into deliveries and the delivery at the end are done at
-once, each with its own simulated time (`_walk`). Stations that can fail or change are
-event-driven (station.py: one more event per service), and a link that can fail is crossed by
-an event at the crossing's time. Traffic sources emit their arrivals in small batches, one
-event each (arrivals.py). SimPy processes remain only for the rare things: timed changes,
-random failures, and the statistics window.
+message, nor per server. A station that cannot fail nor change works out a message's end of
+service on arrival (booked.py), and the message goes straight on from there (courier.py): link
+delays, hops that pass a node unserved, the fan-out into deliveries and the delivery at the end
+are done at once, each with its own simulated time. Only the arrival at the next station waits
+for its time (arrivals in time order make the line), in the courier's calendar, which one SimPy
+event drains up to the next SimPy event. Stations that can fail or change are event-driven
+(station.py: a SimPy event per arrival and per service), and a link that can fail is crossed by
+a SimPy event at the crossing's time. Traffic sources emit their arrivals in batches
+(arrivals.py). SimPy processes remain only for the rare things: timed changes, random
+failures, and the statistics window.
 
 A run may be a slice of a longer one (network/slicing.py): it starts at `plan.begin` with an
 empty network and measures its own window [plan.warmup, plan.end).
@@ -32,7 +32,7 @@ import simpy
 
 from network.arrivals import Arrivals
 from network.booked import BookedStation
-from network.due import Due
+from network.courier import Courier
 from network.link import Link
 from network.message import Message
 from network.plan import Action, FailurePlan, Plan, StationPlan
@@ -71,29 +71,30 @@ class _Model:
         self.plan = plan
         self.env = env = simpy.Environment(initial_time=plan.begin)
         self.rec = Recorder(plan)
-        self.limit = plan.end + plan.drain  # nothing later is recorded: the run stops by then
         self.events: list[tuple[float, str]] = []
         self.hidden_events = 0
         arrivals, picks, services, links, failures = seq.spawn(5)
         if plan.part > 0:  # a later slice: the replication's arrivals, services etc. of its own
             services, links, failures = slice_seed(seq, plan.part).spawn(3)
         changing, failing = _volatile(plan)
-        self.stations: list[BookedStation | Station] = [
-            Station(env, sp, self._station_draws(sp, rng), self._served, self._lost)
-            if i in changing or sp.servers < 1
-            else BookedStation(env, sp, self._station_draws(sp, rng))
-            for i, (sp, rng) in enumerate(zip(plan.stations, _rngs(services, len(plan.stations)), strict=True))
-        ]
         self.links = [
             Link(lp, rng, volatile=i in failing)
             for i, (lp, rng) in enumerate(zip(plan.links, _rngs(links, len(plan.links)), strict=True))
         ]
+        self.courier = courier = Courier(env, self.rec, self.links, plan.end + plan.drain, plan.span)
+        self.stations: list[BookedStation | Station] = [
+            Station(env, sp, self._station_draws(sp, rng), courier.served, self._lost)
+            if i in changing or sp.servers < 1
+            else BookedStation(env, sp, self._station_draws(sp, rng))
+            for i, (sp, rng) in enumerate(zip(plan.stations, _rngs(services, len(plan.stations)), strict=True))
+        ]
+        courier.stations = self.stations
         self.snapshots = Snapshots(plan, self.stations)
         for i, (src, a, p) in enumerate(
             zip(plan.sources, arrivals.spawn(len(plan.sources)), picks.spawn(len(plan.sources)), strict=True)
         ):
             rngs = np.random.default_rng(a), np.random.default_rng(p)
-            Arrivals(env, i, src, *rngs, self.rec, self._enter, plan.begin)
+            Arrivals(env, i, src, *rngs, self.rec, courier.enter, plan.begin)
         for action in plan.actions:
             env.process(self._act(action))
         for f, rng in zip(plan.failures, _rngs(failures, len(plan.failures)), strict=True):
@@ -109,118 +110,7 @@ class _Model:
                 shared[d] = draws(d, rng)
         return [shared[d] for d in sp.times]
 
-    # ---------------------------------------------------------------- a message's way
-
-    def _walk(self, msg: Message, t: float) -> None:
-        """`msg` is done at its current hop at time `t` (now or later): take it on.
-
-        The model's hot path. Everything up to the next thing that depends on the state of the
-        network at the time it happens is done at once, with its own time `t`: link delays and
-        losses of links that cannot fail, hops that pass a node unserved, the fan-out into
-        deliveries, the delivery at the end (recorded at its time). What does depend on that
-        state is an event at its time: the arrival at a station (the order of arrivals makes
-        its line), the crossing of a link that can fail.
-        """
-        path = msg.path
-        pos = msg.pos
-        links = self.links
-        while True:
-            pos += 1
-            if pos >= len(path):
-                if msg.terminal < 0:
-                    self._fan_out(msg, t)
-                elif t <= self.limit:
-                    self.rec.terminal(msg, t)
-                return
-            link_index, station_index = path[pos]
-            if link_index >= 0:
-                link = links[link_index]
-                if link.plain:
-                    t += link.latency()
-                else:
-                    t = self._cross(msg, pos, link, t)
-                    if t < 0:
-                        return
-            if station_index >= 0:
-                msg.pos = pos
-                env = self.env
-                now = env.now
-                if t > now:
-                    Due(env, t - now, msg, self._land)
-                else:
-                    self._arrive(msg, self.stations[station_index])
-                return
-
-    def _cross(self, msg: Message, pos: int, link: Link, t: float) -> float:
-        """Cross a link that is not plain at `t`: the time on its far side, or -1 if `msg` stops
-        here (lost, or to cross at `t` if the link can fail and `t` is still to come)."""
-        now = self.env.now
-        if link.volatile and t > now:
-            msg.pos = pos - 1
-            Due(self.env, t - now, msg, self._resume)
-            return -1.0
-        if link.down or (link.loss > 0 and link.chance() < link.loss):
-            if t <= self.limit and self.plan.span[0] <= t < self.plan.span[1]:
-                link.lost += 1
-                self.rec.lost_message(msg, "link_down" if link.down else "link_loss", t)
-            return -1.0
-        return t + link.latency() + (msg.size / link.bandwidth if link.bandwidth else 0.0)
-
-    def _land(self, event: simpy.Event) -> None:
-        msg: Message = event._value
-        station = self.stations[msg.path[msg.pos][1]]
-        if isinstance(station, BookedStation):  # _arrive, inlined (once per station visit)
-            end = station.book(msg)
-            if end >= 0:
-                self._walk(msg, end)
-            else:
-                self._lost(msg, "queue_full", station.name)
-        else:
-            station.arrive(msg)
-
-    def _arrive(self, msg: Message, station: BookedStation | Station) -> None:
-        if isinstance(station, BookedStation):
-            end = station.book(msg)
-            if end >= 0:
-                self._walk(msg, end)
-            else:
-                self._lost(msg, "queue_full", station.name)
-        else:
-            station.arrive(msg)
-
-    def _resume(self, event: simpy.Event) -> None:
-        self._walk(event._value, self.env.now)
-
-    def _served(self, msg: Message) -> None:
-        """An event-driven station has served `msg` now."""
-        self._walk(msg, self.env.now)
-
-    def _fan_out(self, msg: Message, t: float) -> None:
-        self.rec.forwarded(msg)
-        route = msg.route
-        for i, path in enumerate(route.deliveries):
-            child = Message(
-                created=msg.created,
-                path=path,
-                route=route,
-                terminal=i,
-                kind=msg.kind,
-                cls=msg.cls,
-                size=msg.size,
-                source=msg.source,
-                counted=msg.counted,
-            )
-            self._walk(child, t)  # the delivery path starts where the decision was taken
-
-    def _enter(self, msg: Message, t: float) -> None:
-        """A new message, created at `t`, at the first hop of its path."""
-        station_index = msg.path[0][1]
-        if station_index < 0:
-            self._walk(msg, t)
-        elif t > self.env.now:
-            Due(self.env, t - self.env.now, msg, self._land)
-        else:
-            self._arrive(msg, self.stations[station_index])
+    # ---------------------------------------------------------------- the rest
 
     def _lost(self, msg: Message, reason: str, where: str) -> None:
         self.rec.lost_message(msg, reason, self.env.now)
@@ -303,7 +193,7 @@ class _Model:
                 progress(env.now - plan.begin, self.rec.messages)
         self.snapshots.take(env.now)
         stations = _station_figures(self.stations, plan.duration)
-        limit = self.limit
+        limit = plan.end + plan.drain
         while self.rec.inflight > 0 and env.now < limit:
             env.run(until=min(limit, env.now + max(plan.drain / 20, 1e-3)))
         if self.hidden_events:

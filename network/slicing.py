@@ -49,10 +49,29 @@ from network.backlog import busy_since, peak_load
 from network.plan import Plan
 from network.recorder import ReplicationResult
 
-__all__ = ["SLICE_KEY", "Slice", "cut", "overlap", "slice_plan", "slice_seed", "stitch"]
+__all__ = [
+    "LONG_WINDOW",
+    "SLICE_KEY",
+    "Slice",
+    "cut",
+    "default_slices",
+    "overlap",
+    "slice_plan",
+    "slice_seed",
+    "stitch",
+]
 
 SLICE_KEY = 0x534C4943  # "SLIC": the slices' own streams are apart from every replication's
 REPAIRS = 5.0  # mean repair times a slice allows for a random failure under way at its cut
+LONG_WINDOW = 4 * 3600.0  # a window at least this long is sliced by default
+
+
+def default_slices(plan: Plan, cores: int) -> int:
+    """Slices per replication when none are asked for: the cores the replications leave idle,
+    for a window of LONG_WINDOW or more (a shorter one gains little over its overlaps); else 1."""
+    if plan.duration < LONG_WINDOW or plan.replications >= cores:
+        return 1
+    return max(1, cores // plan.replications)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
