@@ -54,4 +54,4 @@ class Meter:
         postfix = {"clock": " | ".join(self._clock(i) for i in running) or "-"}
         postfix["msg/s"] = f"{sum(self.messages) / wall:,.0f}"
         self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(sum(self.done) - self.bar.n)
+        self.bar.update(round(sum(self.done)) - self.bar.n)
