@@ -11,10 +11,14 @@ One concept per module, in the order a run goes through them:
   compile.py      what both compilers share: message classes, service times, arrival segments
                   (profiles.py), timed actions and random failures
   plan.py         the Plan: plain, picklable data a replication runs from
-  model.py        one replication: stations (station.py), links (link.py), arrivals
-                  (arrivals.py), messages (message.py), the hot path's event (due.py), random
-                  draws (sampling.py), statistics (recorder.py, series.py)
-  replications.py replications here, in local worker processes, or on a Dask cluster
+  model.py        one replication: stations (booked.py: worked out on arrival; station.py:
+                  event-driven, for those that can fail or change), links (link.py), arrivals
+                  (arrivals.py), messages (message.py) taken along their paths (courier.py, the
+                  hot path), the SimPy event it schedules (due.py), random draws (sampling.py),
+                  statistics (recorder.py, series.py)
+  replications.py replications, whole or in time slices (slicing.py; the overlap from the fluid
+                  backlog, backlog.py), here, in local worker processes, or on a Dask cluster,
+                  with a progress bar (meter.py)
   summary.py      estimates with 95% confidence intervals (confidence.py), per-interval series
   compare.py      two runs' summaries compared (Welch)
 """

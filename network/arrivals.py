@@ -1,9 +1,13 @@
-"""A traffic source's arrivals: a non-homogeneous Poisson process, one scheduled event each.
+"""A traffic source's arrivals: a non-homogeneous Poisson process, emitted in small batches.
 
 Within a segment of constant rate the gaps are exponential; at a segment's end the next one
-starts afresh (exact, the exponential being memoryless). Each arrival is a `Due` event whose
-callback emits the exchange and schedules the next arrival: no SimPy process to resume, which
-halves the cost of an arrival against a generator process.
+starts afresh (exact, the exponential being memoryless). A run that starts late (a slice of a
+longer run, `begin` > 0) draws the arrivals before `begin`, and their route and class picks,
+and drops them: from `begin` on it has the arrivals of the run from 0 on the same streams. The
+arrival times are known ahead, and a new message needs nothing of the network at its creation
+(its first step that does, a station or a link that can fail, is an event of its own; see
+network/model.py), so one scheduled event emits the next `BATCH` arrivals, each at its own time,
+and the source costs one event per `BATCH` arrivals rather than one each.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from network.recorder import Recorder
 from network.sampling import draws, indices, uniform_indices
 from scenarios.schema import Exponential
 
-__all__ = ["Arrivals"]
+__all__ = ["BATCH", "Arrivals"]
 
+BATCH = 32
 _STD_EXPONENTIAL = Exponential(mean=1.0)
 
 
 class Arrivals:
-    """Arrivals of source `index` of the plan; `enter(msg)` puts a new message on its way."""
+    """Arrivals of source `index` of the plan from `begin` on; `enter(msg, t)` puts a new message,
+    created at `t` (not before the simulated now), on its way."""
 
     def __init__(
         self,
@@ -36,17 +42,23 @@ class Arrivals:
         gaps: np.random.Generator,
         picks: np.random.Generator,
         recorder: Recorder,
-        enter: Callable[[Message], None],
+        enter: Callable[[Message, float], None],
+        begin: float = 0.0,
     ) -> None:
         self.env, self.index, self.source, self.rec, self.enter = env, index, source, recorder, enter
         self.gap = draws(_STD_EXPONENTIAL, gaps)
         self.route_of = uniform_indices(len(source.routes), picks)
         self.class_of = indices(source.class_weights, picks)
         self.segment = -1
-        self._next_segment()
+        first = self._next_segment()
+        while first is not None and first < begin:
+            self.route_of(), self.class_of()
+            first = self._following(first)
+        if first is not None:
+            Due(env, first - env.now, first, self._tick)
 
-    def _next_segment(self) -> None:
-        """Schedule the first arrival of the next segment with a positive rate, if any."""
+    def _next_segment(self) -> float | None:
+        """The first arrival of the next segment with a positive rate, if any."""
         segments = self.source.segments
         while self.segment + 1 < len(segments):
             self.segment += 1
@@ -54,18 +66,23 @@ class Arrivals:
             if rate > 0:
                 t = t0 + self.gap() / rate
                 if t < t1:
-                    Due(self.env, t - self.env.now, t, self._arrive)
-                    return
+                    return t
+        return None
 
-    def _arrive(self, event: simpy.Event) -> None:
-        t: float = event._value
-        self._emit(t)
+    def _following(self, t: float) -> float | None:
         _, t1, rate = self.source.segments[self.segment]
         t_next = t + self.gap() / rate
-        if t_next < t1:
-            Due(self.env, t_next - self.env.now, t_next, self._arrive)
-        else:
-            self._next_segment()
+        return t_next if t_next < t1 else self._next_segment()
+
+    def _tick(self, event: simpy.Event) -> None:
+        t: float | None = event._value
+        for _ in range(BATCH):
+            assert t is not None
+            self._emit(t)
+            t = self._following(t)
+            if t is None:
+                return
+        Due(self.env, t - self.env.now, t, self._tick)
 
     def _emit(self, t: float) -> None:
         src = self.source
@@ -85,4 +102,4 @@ class Arrivals:
                 counted=counted,
             )
             self.rec.created_exchange(msg)
-            self.enter(msg)
+            self.enter(msg, t)

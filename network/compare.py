@@ -13,7 +13,7 @@ from typing import Any
 
 from network.confidence import Estimate, compare
 
-__all__ = ["compare_summaries"]
+__all__ = ["compare_summaries", "outside_intervals"]
 
 Json = dict[str, Any]
 
@@ -75,3 +75,38 @@ def compare_summaries(a: Json, b: Json) -> Json:
         "significant": sum(r["significant"] for r in rows),
         "method": "Welch two-sample t interval (95%) on the replication means; significant when it excludes 0",
     }
+
+
+def _figures(summary: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every estimate (a mapping with "mean" and "ci95") in a summary, with its path."""
+    if isinstance(summary, Mapping):
+        if "mean" in summary and "ci95" in summary:
+            yield path, summary
+            return
+        for key, value in summary.items():
+            yield from _figures(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(summary, list):
+        for i, value in enumerate(summary):
+            label = value.get("id") or value.get("name") if isinstance(value, Mapping) else None
+            yield from _figures(value, f"{path}[{label if label is not None else i}]")
+
+
+def _inside(x: float, e: Mapping[str, Any]) -> bool:
+    mean, half = e["mean"], e["ci95"]
+    if half is None or mean is None:  # no interval (one replication) or no value (NaN)
+        return True
+    return bool(abs(x - mean) <= half * (1 + 1e-9) + 1e-12 * max(abs(x), abs(mean)))
+
+
+def outside_intervals(a: Json, b: Json) -> list[str]:
+    """The figures of two summaries of the same scenario where either mean lies outside the
+    other's 95% confidence interval (figures without an interval or a value are passed over)."""
+    found = dict(_figures(b))
+    out = []
+    for path, ea in _figures(a):
+        eb = found.get(path)
+        if eb is None or ea["mean"] is None or eb["mean"] is None:
+            continue
+        if not (_inside(ea["mean"], eb) and _inside(eb["mean"], ea)):
+            out.append(path)
+    return out

@@ -1,10 +1,19 @@
 """One replication of the SimPy model: stations, links, arrivals, changes, statistics.
 
 The model is event-light on purpose (see ARCHITECTURE.md, "SimPy traps"): no SimPy process per
-message, nor per server. A message costs one scheduled event per service (station.py) and one
-per link crossing, each with a plain callback; a traffic source chains its arrivals the same way
-(arrivals.py). Lines are deques. SimPy processes remain only for the rare things: timed
-changes, random failures, and the statistics window.
+message, nor per server. A station that cannot fail nor change works out a message's end of
+service on arrival (booked.py), and the message goes straight on from there (courier.py): link
+delays, hops that pass a node unserved, the fan-out into deliveries and the delivery at the end
+are done at once, each with its own simulated time. Only the arrival at the next station waits
+for its time (arrivals in time order make the line), in the courier's calendar, which one SimPy
+event drains up to the next SimPy event. Stations that can fail or change are event-driven
+(station.py: a SimPy event per arrival and per service), and a link that can fail is crossed by
+a SimPy event at the crossing's time. Traffic sources emit their arrivals in batches
+(arrivals.py). SimPy processes remain only for the rare things: timed changes, random
+failures, and the statistics window.
+
+A run may be a slice of a longer one (network/slicing.py): it starts at `plan.begin` with an
+empty network and measures its own window [plan.warmup, plan.end).
 
 Every component draws from its own random stream, spawned from the replication's SeedSequence
 (arrivals, route picks, services, links, failures; one child per source, station, link), so
@@ -22,13 +31,15 @@ import numpy as np
 import simpy
 
 from network.arrivals import Arrivals
-from network.due import Due
+from network.booked import BookedStation
+from network.courier import Courier
 from network.link import Link
 from network.message import Message
 from network.plan import Action, FailurePlan, Plan, StationPlan
 from network.recorder import Recorder, ReplicationResult
 from network.sampling import Draw, draws
 from network.series import Snapshots
+from network.slicing import slice_seed
 from network.station import Station
 from scenarios.schema import Distribution, Exponential
 
@@ -36,7 +47,7 @@ __all__ = ["MAX_LOGGED_EVENTS", "replication_seed", "run_replication"]
 
 MAX_LOGGED_EVENTS = 200  # random failures beyond this are counted, not listed, in the event log
 _PROGRESS_STEPS = 50
-Progress = Callable[[float], None]
+Progress = Callable[[float, int], None]  # (simulated seconds since the run's begin, messages so far)
 
 
 def replication_seed(seed: int, replications: int, index: int) -> np.random.SeedSequence:
@@ -48,24 +59,42 @@ def _rngs(seq: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in seq.spawn(n)]
 
 
+def _volatile(plan: Plan) -> tuple[set[int], set[int]]:
+    """The stations and links that can fail or change (timed changes, random failures)."""
+    stations = {i for a in plan.actions for i in a.stations} | {f.station for f in plan.failures if f.station >= 0}
+    links = {i for a in plan.actions for i in a.links} | {f.link for f in plan.failures if f.link >= 0}
+    return stations, links
+
+
 class _Model:
     def __init__(self, plan: Plan, seq: np.random.SeedSequence) -> None:
         self.plan = plan
-        self.env = env = simpy.Environment()
+        self.env = env = simpy.Environment(initial_time=plan.begin)
         self.rec = Recorder(plan)
         self.events: list[tuple[float, str]] = []
         self.hidden_events = 0
         arrivals, picks, services, links, failures = seq.spawn(5)
-        self.stations = [
-            Station(env, sp, self._station_draws(sp, rng), self._served, self._lost)
-            for sp, rng in zip(plan.stations, _rngs(services, len(plan.stations)), strict=True)
+        if plan.part > 0:  # a later slice: the replication's arrivals, services etc. of its own
+            services, links, failures = slice_seed(seq, plan.part).spawn(3)
+        changing, failing = _volatile(plan)
+        self.links = [
+            Link(lp, rng, volatile=i in failing)
+            for i, (lp, rng) in enumerate(zip(plan.links, _rngs(links, len(plan.links)), strict=True))
         ]
-        self.links = [Link(lp, rng) for lp, rng in zip(plan.links, _rngs(links, len(plan.links)), strict=True)]
+        self.courier = courier = Courier(env, self.rec, self.links, plan.end + plan.drain, plan.span)
+        self.stations: list[BookedStation | Station] = [
+            Station(env, sp, self._station_draws(sp, rng), courier.served, self._lost)
+            if i in changing or sp.servers < 1
+            else BookedStation(env, sp, self._station_draws(sp, rng))
+            for i, (sp, rng) in enumerate(zip(plan.stations, _rngs(services, len(plan.stations)), strict=True))
+        ]
+        courier.stations = self.stations
         self.snapshots = Snapshots(plan, self.stations)
         for i, (src, a, p) in enumerate(
             zip(plan.sources, arrivals.spawn(len(plan.sources)), picks.spawn(len(plan.sources)), strict=True)
         ):
-            Arrivals(env, i, src, np.random.default_rng(a), np.random.default_rng(p), self.rec, self._enter)
+            rngs = np.random.default_rng(a), np.random.default_rng(p)
+            Arrivals(env, i, src, *rngs, self.rec, courier.enter, plan.begin)
         for action in plan.actions:
             env.process(self._act(action))
         for f, rng in zip(plan.failures, _rngs(failures, len(plan.failures)), strict=True):
@@ -81,73 +110,7 @@ class _Model:
                 shared[d] = draws(d, rng)
         return [shared[d] for d in sp.times]
 
-    # ---------------------------------------------------------------- a message's way
-
-    def _served(self, msg: Message) -> None:
-        """`msg` is done at its current hop: on over the next link, fan out, or complete.
-
-        The model's hot path (called once per hop of every message): the link crossing is
-        inlined on purpose.
-        """
-        pos = msg.pos + 1
-        path = msg.path
-        if pos >= len(path):
-            if msg.terminal < 0:
-                self._fan_out(msg)
-            else:
-                self.rec.terminal(msg, self.env.now)
-            return
-        msg.pos = pos
-        link_index, station_index = path[pos]
-        if link_index >= 0:
-            link = self.links[link_index]
-            if link.down or (link.loss > 0 and link.chance() < link.loss):
-                link.lost += 1
-                self._lost(msg, "link_down" if link.down else "link_loss", "")
-                return
-            delay = link.fixed_latency if link.fixed_latency is not None else link.latency()
-            if link.bandwidth:
-                delay += msg.size / link.bandwidth
-            if delay > 0:
-                Due(self.env, delay, msg, self._land)
-                return
-        self._reach(msg, station_index)
-
-    def _land(self, event: simpy.Event) -> None:
-        msg: Message = event._value
-        station_index = msg.path[msg.pos][1]
-        if station_index >= 0:  # _reach, inlined (once per link crossing)
-            self.stations[station_index].arrive(msg)
-        else:
-            self._served(msg)
-
-    def _reach(self, msg: Message, station_index: int) -> None:
-        """`msg` is at the station of its current hop: queue there, or pass on if not served there."""
-        if station_index >= 0:
-            self.stations[station_index].arrive(msg)
-        else:
-            self._served(msg)
-
-    def _fan_out(self, msg: Message) -> None:
-        self.rec.forwarded(msg)
-        route = msg.route
-        for i, path in enumerate(route.deliveries):
-            child = Message(
-                created=msg.created,
-                path=path,
-                route=route,
-                terminal=i,
-                kind=msg.kind,
-                cls=msg.cls,
-                size=msg.size,
-                source=msg.source,
-                counted=msg.counted,
-            )
-            self._served(child)  # the delivery path starts where the decision was taken
-
-    def _enter(self, msg: Message) -> None:
-        """A new message at the first hop of its path."""
-        self._reach(msg, msg.path[0][1])
+    # ---------------------------------------------------------------- the rest
 
     def _lost(self, msg: Message, reason: str, where: str) -> None:
         self.rec.lost_message(msg, reason, self.env.now)
@@ -155,6 +118,8 @@ class _Model:
     # ---------------------------------------------------------------- processes
 
     def _log(self, label: str) -> None:
+        if not self.plan.span[0] <= self.env.now < self.plan.span[1]:
+            return
         if len(self.events) < MAX_LOGGED_EVENTS:
             self.events.append((self.env.now - self.plan.warmup, label))
         else:
@@ -162,7 +127,7 @@ class _Model:
 
     def _apply(self, action: Action) -> None:
         for i in action.stations:
-            station = self.stations[i]
+            station = self._changing(i)
             if action.op == "fail":
                 station.fail()
             elif action.op == "restore":
@@ -195,14 +160,19 @@ class _Model:
         if f.station < 0:
             self.links[f.link].down = down
         elif down:
-            self.stations[f.station].fail()
+            self._changing(f.station).fail()
         else:
-            self.stations[f.station].restore()
+            self._changing(f.station).restore()
+
+    def _changing(self, i: int) -> Station:
+        station = self.stations[i]
+        assert isinstance(station, Station), "a station that can change is event-driven (_volatile)"
+        return station
 
     def _window(self) -> Generator[simpy.Event, Any, None]:
         """Reset the statistics at the end of the warm-up, then snapshot every interval."""
         plan = self.plan
-        yield self.env.timeout(plan.warmup)
+        yield self.env.timeout(plan.warmup - self.env.now)
         for station in self.stations:
             station.account()
             station.reset()
@@ -216,10 +186,11 @@ class _Model:
     def run(self, index: int, progress: Progress | None) -> ReplicationResult:
         started = time.perf_counter()
         plan, env = self.plan, self.env
+        span = plan.end - plan.begin
         for step in range(1, _PROGRESS_STEPS + 1):
-            env.run(until=plan.end * step / _PROGRESS_STEPS)
+            env.run(until=plan.begin + span * step / _PROGRESS_STEPS)
             if progress:
-                progress(step / _PROGRESS_STEPS)
+                progress(env.now - plan.begin, self.rec.messages)
         self.snapshots.take(env.now)
         stations = _station_figures(self.stations, plan.duration)
         limit = plan.end + plan.drain
@@ -234,12 +205,14 @@ class _Model:
         )
 
 
-def _station_figures(stations: Sequence[Station], duration: float) -> dict[str, np.ndarray]:
+def _station_figures(stations: Sequence[BookedStation | Station], duration: float) -> dict[str, np.ndarray]:
     for s in stations:
         s.account()
     capacity = np.array([s.area_capacity for s in stations])
     busy = np.array([s.busy_time for s in stations])
     return {
+        "busy": busy,
+        "capacity": capacity,
         "utilisation": np.divide(busy, capacity, out=np.zeros_like(busy), where=capacity > 0),
         "queue": np.array([s.area_queue for s in stations]) / duration,
         "max_queue": np.array([s.max_queue for s in stations]),
@@ -274,6 +247,8 @@ def _result(
         station_max_queue=stations["max_queue"],
         station_served=stations["served"],
         station_lost=stations["lost"],
+        station_busy=stations["busy"],
+        station_capacity=stations["capacity"],
         link_lost=sum(link.lost for link in links),
         group_expected=np.array(rec.group_expected),
         group_on_time=np.array(rec.group_on_time),
@@ -296,7 +271,8 @@ def run_replication(
 ) -> ReplicationResult:
     """Run replication `index` of `plan` (its stream: `replication_seed(plan.seed, plan.replications, index)`).
 
-    `progress(fraction)` is called as simulated time advances. Deterministic: the same plan and
+    `progress(simulated seconds since plan.begin, messages so far)` is called as simulated
+    time advances. Deterministic: the same plan and
     stream give an identical result (apart from `wall_seconds`).
     """
     stream = seq if seq is not None else replication_seed(plan.seed, plan.replications, index)

@@ -16,6 +16,7 @@ index below zero, `passing(i)`, means the message passes node i without being se
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -134,6 +135,12 @@ class Plan:
     description: str = ""
     kinds: tuple[str, ...] = KINDS
     drawing: dict[str, object] = field(default_factory=dict)  # what the report needs to draw the network
+    # a slice of a longer run (network/slicing.py) starts at `begin` with an empty network,
+    # reports the counts that are not tied to its window (every loss, the event log) for `span`
+    # only, and is slice number `part` (0: the first, or the whole run)
+    begin: float = 0.0
+    span: tuple[float, float] = (0.0, math.inf)
+    part: int = 0
 
     @property
     def end(self) -> float:

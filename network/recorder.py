@@ -54,6 +54,8 @@ class ReplicationResult:
     events: list[tuple[float, str]] = field(default_factory=list)  # (seconds into the window, what)
     messages: int = 0  # messages simulated in all (every leg, warm-up and drain included)
     wall_seconds: float = 0.0
+    station_busy: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [station] busy seconds
+    station_capacity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [station] server seconds
 
 
 class Recorder:
@@ -62,6 +64,7 @@ class Recorder:
     def __init__(self, plan: Plan, now: float = 0.0) -> None:
         k, g, s = len(plan.kinds), len(plan.groups), len(plan.sources)
         self.warmup, self.end, self.interval = plan.warmup, plan.end, plan.interval
+        self.span = plan.span
         self.deadlines = [d if d is not None else float("inf") for d in plan.deadlines]
         self.created = [0] * k
         self.expected = [0] * k
@@ -129,7 +132,8 @@ class Recorder:
 
     def lost_message(self, msg: Message, reason: str, now: float) -> None:
         n = msg.terminals()
-        self.lost_reasons[reason] = self.lost_reasons.get(reason, 0) + n
+        if self.span[0] <= now < self.span[1]:
+            self.lost_reasons[reason] = self.lost_reasons.get(reason, 0) + n
         slot = self._slot(now)
         if slot >= 0:
             self.series_lost[slot] += n

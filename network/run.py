@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from network.explicit import plan_explicit
 from network.plan import Plan
 from network.recorder import ReplicationResult
 from network.replications import run_replications
+from network.slicing import default_slices
 from network.summary import performance, series, summarise
 from network.world_plan import plan_world
 from scenarios.schema import ExplicitNetwork, Scenario, load_scenario
@@ -86,13 +88,34 @@ def build_plan(scenario: Scenario[Any], *, progress: bool = False) -> Plan:
     return plan_world(scenario, world)
 
 
-def simulate(scenario: Scenario[Any], *, workers: int = 1, dask: str | None = None, progress: bool = False) -> Run:
-    """Build and run every replication of `scenario`; summarise."""
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def simulate(
+    scenario: Scenario[Any],
+    *,
+    workers: int | None = None,
+    dask: str | None = None,
+    progress: bool = False,
+    slices: int | None = None,
+) -> Run:
+    """Build and run every replication of `scenario`, each in `slices` time slices; summarise.
+
+    `slices` None: network.slicing.default_slices for this machine's cores (the summary depends
+    on the slicing: give it to reproduce a run elsewhere). `workers` None: 1, or one per core
+    when the window is sliced.
+    """
     plan = build_plan(scenario, progress=progress)
+    n = slices if slices is not None else default_slices(plan, cores())
+    if workers is None:
+        workers = min(cores(), plan.replications * n) if n > 1 else 1
     started = time.perf_counter()
-    results = run_replications(plan, workers=workers, dask=dask, progress=progress)
+    results = run_replications(plan, workers=workers, dask=dask, progress=progress, slices=n)
     wall = time.perf_counter() - started
-    return Run(plan, results, summarise(plan, results), series(plan, results), performance(results, wall, workers))
+    figures = {**performance(results, wall, workers), "slices": n}
+    return Run(plan, results, summarise(plan, results), series(plan, results), figures)
 
 
 def clean_json(value: Any) -> Any:

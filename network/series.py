@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from network.booked import BookedStation
 from network.plan import Plan
 from network.station import Station
 
@@ -18,7 +19,7 @@ __all__ = ["Snapshots"]
 
 
 class Snapshots:
-    def __init__(self, plan: Plan, stations: Sequence[Station]) -> None:
+    def __init__(self, plan: Plan, stations: Sequence[BookedStation | Station]) -> None:
         self.stations = stations
         self.tracked = np.array([i for i, sp in enumerate(plan.stations) if sp.tracked], dtype=np.int64)
         self.class_names = tuple(dict.fromkeys(sp.node_class for sp in plan.stations))

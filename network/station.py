@@ -1,4 +1,8 @@
-"""A station: servers working through a first-come-first-served line of messages.
+"""An event-driven station: servers working through a first-come-first-served line of messages.
+
+The model uses it for the stations that can fail or change their number of servers (timed
+changes, random failures); every other station works out its timetable on arrival, with the
+same figures and no event of its own (booked.py).
 
 The line is a deque (SimPy's Store.get is O(n) at long queues; a deque pops in O(1)). A
 service is one SimPy timeout whose callback ends it and starts the next message in line, so a

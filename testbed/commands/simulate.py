@@ -46,7 +46,17 @@ def register(sub: Any) -> None:
     sim.add_argument("scenario", type=Path, help="scenario YAML file")
     sim.add_argument("--out", type=Path, required=True, help="run folder to write")
     sim.add_argument("--replications", type=int, help="replications (default: the scenario's)")
-    sim.add_argument("--workers", type=int, default=1, help="local worker processes for the replications (default 1)")
+    sim.add_argument(
+        "--workers",
+        type=int,
+        help="local worker processes for the replications and slices (default 1, or one per core when sliced)",
+    )
+    sim.add_argument(
+        "--slices",
+        type=int,
+        help="cut each replication's window into N time slices run in parallel, each with a warm-up overlap "
+        "(default: one per idle core for windows of 4 h or more, else 1; the summary depends on it)",
+    )
     sim.add_argument("--dask", metavar="tcp://HOST:PORT", help="run the replications on this Dask scheduler")
     sim.add_argument("--seed", type=int, help="seed (default: the scenario's)")
     sim.add_argument("--duration", type=_duration, help='measured window, e.g. "2h" (default: the scenario\'s)')
@@ -67,7 +77,15 @@ def run_simulate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"crossroads simulate: {e}", file=sys.stderr)
         return 2
-    simulate_to(args.out, args.scenario, scenario, workers=args.workers, dask=args.dask, progress=not args.quiet)
+    simulate_to(
+        args.out,
+        args.scenario,
+        scenario,
+        workers=args.workers,
+        dask=args.dask,
+        progress=not args.quiet,
+        slices=args.slices,
+    )
     return 0
 
 
