@@ -19,6 +19,6 @@ One concept per module, in the order a run goes through them:
   replications.py replications, whole or in time slices (slicing.py; the overlap from the fluid
                   backlog, backlog.py), here, in local worker processes, or on a Dask cluster,
                   with a progress bar (meter.py)
-  summary.py      estimates with 95% confidence intervals (confidence.py), per-interval series
+  summary.py      estimates with 95% confidence intervals (crossroads.statistics), per-interval series
   compare.py      two runs' summaries compared (Welch)
 """

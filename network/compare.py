@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from network.confidence import Estimate, compare
+from crossroads.statistics import Estimate, compare
 
 __all__ = ["compare_summaries", "outside_intervals"]
 

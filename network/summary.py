@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from network.confidence import estimate
+from crossroads.statistics import estimate, mean, percentile
 from network.plan import Plan
 from network.recorder import ReplicationResult
 
@@ -36,7 +36,7 @@ def _per_rep(results: Sequence[ReplicationResult], f: Callable[[ReplicationResul
 
 
 def _percentile(latencies: np.ndarray, q: float) -> float:
-    return float(np.percentile(latencies, q)) if len(latencies) else math.nan
+    return percentile(latencies, q)  # the project's one definition: nearest rank
 
 
 def _share(part: float, whole: float) -> float:
@@ -56,7 +56,7 @@ def _kind(plan: Plan, results: Sequence[ReplicationResult], k: int) -> Json:
         "delivered": _per_rep(results, lambda r: r.delivered[k]),
         "throughput_per_s": _per_rep(results, lambda r: r.delivered[k] / plan.duration),
         "latency_s": {
-            "mean": _per_rep(results, lambda r: float(r.latencies[k].mean()) if len(r.latencies[k]) else math.nan),
+            "mean": _per_rep(results, lambda r: mean(r.latencies[k])),
             **{f"p{q}": _est([_percentile(r.latencies[k], q) for r in results]) for q in PERCENTILES},
         },
         "deadline_s": deadline,

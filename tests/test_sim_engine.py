@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from network.confidence import compare, estimate, t975
+from crossroads.statistics import compare, estimate, t975
 from network.explicit import plan_explicit
 from network.model import run_replication
 from network.plan import Plan

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from network.confidence import Estimate, estimate
+from crossroads.statistics import Estimate, estimate
 from network.explicit import plan_explicit
 from network.model import run_replication
 from network.plan import Plan
