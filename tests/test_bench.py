@@ -17,6 +17,7 @@ import pytest
 
 from crossroads.audit import AuditLog, verify_store
 from crossroads.merkle import LeafHash, leaf_hashes, root
+from crossroads.methods import EXCHANGE
 from loadtests.loadgen import read_requests
 from protos import messages_pb2
 from scenarios.shipped import default_scenario
@@ -69,7 +70,7 @@ def test_the_proxy_gets_the_very_forward_the_core_sends(smoke: tuple[Path, list[
     assert len(core) == len(proxy) == 40
     for envelope, forward in zip(core, proxy, strict=True):
         wrapped = messages_pb2.Forward.FromString(forward.body)
-        assert (envelope.method, forward.method) == (bc.EXCHANGE_METHOD, "/crossroads.v1.Agency/Deliver")
+        assert (envelope.method, forward.method) == (EXCHANGE, "/crossroads.v1.Agency/Deliver")
         assert wrapped.envelope == envelope.body  # the same bytes, untouched
         assert wrapped.sender == envelope.identity == forward.identity  # the same sender on both paths
         assert wrapped.agency  # routed to one agency

@@ -24,36 +24,19 @@ moves throughput a lot and CPU per call little, so those say where a difference 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import statistics
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-import numpy as np
-
-from agencies.exchanges import Sample, consultation
-from agencies.spec import load_world_spec
-from agencies.world import World
-from crossroads.audit import AUDIT_DB, AuditLog
-from crossroads.directory import DirectoryStore
-from crossroads.domain import Knowledge
-from crossroads.knowledge_io import load_knowledge
-from crossroads.methods import DELIVER as DELIVER_METHOD
-from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
-from crossroads.pki import channel_credentials
-from crossroads.routing import Destination, Routed, route
-from crossroads.validation import Invalid, check_envelope
-from loadtests.cpu import cpu_seconds, snapshot, usage
-from loadtests.loadgen import Prepared, write_requests
-from protos import messages_pb2
-from testbed import processes, proxy
+from crossroads.audit import AuditLog
+from loadtests.cpu import snapshot, usage
+from testbed import processes
 from testbed.bench.goals import GOAL_CORE_RATIO, BenchError, machine_info
+from testbed.bench.paths import Workload, check_paths, fresh_state, running_proxy, write_workload
 from testbed.live import LiveNetwork, bring_up
 
 __all__ = [
@@ -62,17 +45,12 @@ __all__ = [
     "DEFAULT_RUNS",
     "DEFAULT_SECONDS",
     "DEFAULT_WARMUP_S",
-    "EXCHANGE_METHOD",
     "CoreBenchConfig",
-    "Workload",
     "audit_outcomes",
     "bench_core",
-    "check_paths",
-    "cpu_seconds",
     "format_summary",
     "headline",
     "paired_ratios",
-    "prepare_workload",
     "run_loadgen",
 ]
 
@@ -112,62 +90,11 @@ class CoreBenchConfig:
             raise ValueError("concurrency, runs and requests must each be at least 1")
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """The same consultations twice: as Envelopes for the core, as the core's Forwards for the proxy."""
-
-    core: tuple[Prepared, ...]
-    proxy: tuple[Prepared, ...]
-    senders: int
-
-
 def _say(message: str) -> None:
     print(f"bench core: {message}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------ the workload
-
-
-def _destination(sample: Sample, knowledge: Knowledge, directory: DirectoryStore, today: dt.date) -> Destination:
-    """Where the core sends `sample`: the same pure validation and routing decision it runs."""
-    checked = check_envelope(sample.envelope, sample.sender, today)
-    if isinstance(checked, Invalid):
-        raise BenchError(f"sample {sample.envelope.message_id} from {sample.sender} is invalid: {checked}")
-    decision = route(checked, knowledge, directory.files_of_many(checked.subjects))
-    if not isinstance(decision, Routed) or len(decision.destinations) != 1:
-        raise BenchError(f"sample {sample.envelope.message_id} from {sample.sender} is not routed once: {decision}")
-    return decision.destinations[0]
-
-
-def prepare_workload(
-    world: World, knowledge: Knowledge, directory: DirectoryStore, n: int, rng: np.random.Generator
-) -> Workload:
-    """`n` consultations drawn from `world` with `rng`, for both paths (deterministic per rng).
-
-    Each is routed as the core will route it, with the `knowledge` and `directory` it reads:
-    BenchError if one is not routed to exactly one agency.
-    """
-    core, proxy = [], []
-    for _ in range(n):
-        sample = consultation(world, rng)
-        raw = sample.envelope.SerializeToString()
-        to = _destination(sample, knowledge, directory, world.spec.as_of)
-        forward = messages_pb2.Forward(agency=to.agency, sender=sample.sender, envelope=raw, via=to.via or "")
-        core.append(Prepared(sample.sender, EXCHANGE_METHOD, raw))
-        proxy.append(Prepared(sample.sender, DELIVER_METHOD, forward.SerializeToString()))
-    return Workload(tuple(core), tuple(proxy), len({p.identity for p in core}))
-
-
 # ------------------------------------------------------------------ processes
-
-
-@contextmanager
-def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
-    try:
-        with proxy.running(pki, upstream, folder) as (address, pid):
-            yield address, pid
-    except processes.ChildError as exc:
-        raise BenchError(f"the raw proxy did not start: {exc}") from exc
 
 
 def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig, log: Path) -> dict[str, float]:
@@ -184,26 +111,6 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
 
 
 # ------------------------------------------------------------------ the two paths do the same work
-
-
-def _call(address: str, pki: Path, request: Prepared) -> bytes:
-    with grpc.secure_channel(address, channel_credentials(pki, request.identity)) as channel:
-        reply: bytes = channel.unary_unary(request.method)(request.body, timeout=CALL_TIMEOUT_S)
-    return reply
-
-
-def check_paths(pki: Path, core: str, proxy: str, workload: Workload, k: int = CHECKED_REQUESTS) -> None:
-    """Send the first `k` requests through both paths: the core must deliver each to the agency
-    the proxy's Forward names, and the agency's answer must be the same bytes on both paths."""
-    for via_core, via_proxy in zip(workload.core[:k], workload.proxy[:k], strict=True):
-        exchange = messages_pb2.ExchangeReply.FromString(_call(core, pki, via_core))
-        agency = messages_pb2.AgencyReply.FromString(_call(proxy, pki, via_proxy))
-        forward = messages_pb2.Forward.FromString(via_proxy.body)
-        delivered = exchange.outcome == messages_pb2.DELIVERED and len(exchange.deliveries) == 1
-        if not delivered or exchange.deliveries[0].agency != forward.agency:
-            raise BenchError(f"the core did not deliver {forward.agency}'s consultation: {exchange}")
-        if agency.status != "ok" or agency.payload != exchange.deliveries[0].reply:
-            raise BenchError(f"the proxy's answer differs from the core's for {forward.agency}: {agency}")
 
 
 def audit_outcomes(state: Path, start: int) -> dict[str, int]:
@@ -223,33 +130,6 @@ def _audit_size(state: Path) -> int:
 
 
 # ------------------------------------------------------------------ the benchmark
-
-
-def _fresh_state(state: Path) -> None:
-    """Start from an empty audit store (log, answers, outbox), and rebuild the world files.
-
-    The same log size every run; and world files reused from an older run could come from an
-    older version of the world's code (the reuse test looks at the scenario, not the code),
-    so that the core would refuse what this code's samples ask (a demo world builds in ~1 s).
-    """
-    for name in (AUDIT_DB,):  # the outbox and the answers live in the audit store
-        for suffix in ("", "-wal", "-shm"):
-            (state / f"{name}{suffix}").unlink(missing_ok=True)
-    (state / "world.json").unlink(missing_ok=True)
-
-
-def _write_workload(config: CoreBenchConfig, state: Path) -> tuple[Workload, dict[str, Path]]:
-    world = World.build(load_world_spec(config.scenario))
-    directory = DirectoryStore.open(state / "directory.sqlite")
-    try:
-        rng = np.random.default_rng(config.seed)
-        workload = prepare_workload(world, load_knowledge(state / "knowledge.json"), directory, config.requests, rng)
-    finally:
-        directory.close()
-    paths = {"core": config.out / "requests.core.jsonl", "proxy": config.out / "requests.proxy.jsonl"}
-    write_requests(paths["core"], workload.core)
-    write_requests(paths["proxy"], workload.proxy)
-    return workload, paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,11 +240,11 @@ def bench_core(config: CoreBenchConfig) -> dict[str, Any]:
     config = CoreBenchConfig(**{**asdict(config), "out": out})
     state = out / "state"
     state.mkdir(parents=True, exist_ok=True)
-    _fresh_state(state)
+    fresh_state(state)
     log = out / "loadgen.log"
     log.unlink(missing_ok=True)
     with bring_up(config.scenario, state, hosts=1, progress=True) as network:
-        workload, requests = _write_workload(config, state)
+        workload, requests = write_workload(config.scenario, state, config.out, config.requests, config.seed)
         _say(f"{len(workload.core)} consultations from {workload.senders} senders prepared")
         each, start = _measure(config, network, workload, requests, log)
     figures = _figures(config, each, workload, audit_outcomes(state, start))
@@ -380,7 +260,7 @@ def _measure(
     pki, core, host = network.state / "pki", network.core, network.hosts[0]
     if core is None or core.address is None or host.address is None:
         raise BenchError("the live network came up without a core or a host address")
-    with _proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
+    with running_proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
         check_paths(pki, core.address, proxy, workload)
         paths = {
             "core": _Path(core.address, requests["core"], core.pid),
