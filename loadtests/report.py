@@ -13,7 +13,7 @@ from typing import Any
 from loadtests import figures
 from reports.html import figure, fmt, page, table
 
-__all__ = ["build_loadtest_report", "capacity_text", "soak_text"]
+__all__ = ["build_loadtest_report", "soak_text"]
 
 Json = Mapping[str, Any]
 
@@ -148,33 +148,6 @@ def build_loadtest_report(summary: Json, series: Json) -> str:
 
 def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}{unit}"
-
-
-def capacity_text(capacity: Json) -> str:
-    """The capacity benchmark's figures (testbed.loadtest.capacity_benchmark) as a few lines for people."""
-    climbs = capacity["plan"]["repeats"]
-
-    def line(name: str) -> str:
-        each = ", ".join(_num(r) for r in capacity[f"{name}_rps_each"])
-        at_least = ">=" if capacity.get(f"{name}_at_top") else "  "
-        return (f"  {name:6}{at_least}{_num(capacity[f'{name}_rps']):>10} req/s   "
-                f"p99 {_num(capacity[f'{name}_p99_ms'], ' ms')}   climbs: {each}")  # fmt: skip
-
-    bounds = [name for name in ("core", "proxy") if capacity.get(f"{name}_at_top")]
-    bound = f" ({' and '.join(bounds)} held the top step, so its capacity is a lower bound: try more --steps)"
-    bound = bound if bounds else ""
-
-    load = capacity["load_average"]
-    return "\n".join(
-        [
-            f"capacity: the highest rate of routed consultations sustained with p99 <= "
-            f"{capacity['p99_limit_ms']:g} ms (median of {climbs} climb(s) each)",
-            line("core"),
-            line("proxy"),
-            f"  ratio core/proxy  {_num(capacity['ratio'], digits=3)}{bound}",
-            f"  load average (1, 5, 15 min) before {load['before']}, after {load['after']}",
-        ]
-    )
 
 
 def _trend_line(name: str, m: Json | None) -> str:

@@ -22,8 +22,9 @@ from crossroads.diagnostics import (
     read_dump,
     summarise_dump,
 )
-from loadtests.report import capacity_text, soak_text
+from loadtests.report import soak_text
 from loadtests.resources import memory_trend
+from testbed.bench.capacity import _knee, _stops, capacity_text, sustained
 from testbed.bench.goals import BenchError
 from testbed.bench.soak import SOAK_SHARE, soak_rate
 from testbed.cli import main
@@ -49,8 +50,8 @@ TINY_WORLD = {
 }
 # a staircase of two short steps from 30/s (a judged second holds ~30 requests: a few late ones do not
 # fail the step's 90 % of the rate), and a p99 limit no shared machine misses: wiring, not speed
-STAIRS = ["--repeats", "1", "--steps", "2", "--step-s", "3", "--warmup-s", "2", "--start-rate", "30"]
-STAIRS += ["--p99-ms", "5000"]
+STAIRS = ["--repeats", "1", "--max-steps", "2", "--step-s", "2", "--warmup-s", "1", "--start-rate", "30"]
+STAIRS += ["--p99-ms", "5000", "--processes", "1", "--point-s", "1"]
 
 
 # ------------------------------------------------------------------ the memory trend
@@ -151,18 +152,27 @@ def test_the_soak_summary_states_each_slope_and_the_verdict_against_the_threshol
     assert "locust    no samples in the second half" in text
 
 
-def test_a_capacity_at_the_top_of_the_staircase_is_reported_as_a_lower_bound() -> None:
-    capacity = {
-        "core_rps": 953.7, "proxy_rps": 1490.1, "ratio": 0.64, "core_p99_ms": 30.4, "proxy_p99_ms": 21.9,
-        "core_rps_each": [762.9, 953.7, 1192.1], "proxy_rps_each": [1490.1] * 3, "core_at_top": False,
-        "proxy_at_top": True, "p99_limit_ms": 50.0, "plan": {"repeats": 3},
-        "load_average": {"before": [1.8, 2.5, 3.6], "after": [1.8, 1.9, 2.8]},
-    }  # fmt: skip
-    lines = capacity_text(capacity).splitlines()
-    assert lines[0].endswith("p99 <= 50 ms (median of 3 climb(s) each)")
-    assert ">=" not in lines[1] and lines[2].startswith("  proxy >=")
-    assert "ratio core/proxy  0.640 (proxy held the top step" in lines[3]
-    assert "held the top step" not in capacity_text(capacity | {"proxy_at_top": False})
+def _step(
+    rate: float, p99_ms: float | None, *, errors: int = 0, answered: float = 1.0, limited: bool = False
+) -> dict[str, Any]:
+    return {"rate": rate, "p99_ms": p99_ms, "sent": 100, "errors": errors, "offered_per_s": rate,
+            "achieved_per_s": answered * rate, "generator_limited": limited}  # fmt: skip
+
+
+def test_a_step_holds_only_with_its_tail_its_errors_and_its_answers_within_bounds() -> None:
+    assert sustained(_step(100.0, 49.0), 50.0) and not sustained(_step(100.0, 51.0), 50.0)
+    assert not sustained(_step(100.0, None), 50.0)  # nothing answered
+    assert sustained(_step(100.0, 10.0, errors=1), 50.0) and not sustained(_step(100.0, 10.0, errors=2), 50.0)
+    assert not sustained(_step(100.0, 10.0, answered=0.9), 50.0)  # a backlog that only grows
+
+
+def test_a_knee_is_the_highest_step_held_and_says_what_ended_the_climb() -> None:
+    noisy = [_step(100.0, 10.0), _step(120.0, 80.0), _step(144.0, 20.0), _step(172.8, 90.0), _step(207.4, 95.0)]
+    assert not _stops(noisy[:2], 50.0) and _stops(noisy, 50.0)  # one failed step is not the end of a climb
+    assert _knee(noisy, 50.0) == {"rps": 144.0, "limit": "p99"}
+    ceiling = [_step(100.0, 10.0), _step(120.0, 12.0, limited=True)]
+    assert _stops(ceiling, 50.0) and _knee(ceiling, 50.0) == {"rps": 100.0, "limit": "generator"}
+    assert _knee([_step(100.0, 10.0)], 50.0)["limit"] == "top of the staircase"
 
 
 def test_the_soak_runs_at_seventy_percent_of_the_core_capacity_or_not_at_all() -> None:
@@ -199,15 +209,17 @@ def soaked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 def test_bench_soak_measures_the_capacity_first_and_soaks_at_seventy_percent(soaked: tuple[Path, list[str]]) -> None:
     out, lines = soaked
     capacity = json.loads((out / "capacity" / "capacity.json").read_text())
-    assert [len(capacity["climbs"][target]) for target in ("core", "proxy")] == [1, 1]
-    assert capacity["core_rps"] and capacity["proxy_rps"]  # with a 5 s p99 limit, a 30/s step is sustained
+    assert [len(capacity["climbs"][0]["steps"][target]) for target in ("core", "proxy")] == [2, 2]
+    assert capacity["core_rps"] and capacity["proxy_rps"]  # with a 5 s p99 limit, a 36/s step is sustained
     assert capacity["ratio"] == pytest.approx(capacity["core_rps"] / capacity["proxy_rps"], abs=1e-3)
-    core_step, proxy_step = (capacity["climbs"][target][0][-1]["cpu_percent"] for target in ("core", "proxy"))
-    assert {"core", "host-0", "locust"} <= set(core_step) and "proxy" not in core_step  # what the CPU went to
-    assert {"proxy", "host-0", "locust"} <= set(proxy_step)
+    core_step, proxy_step = (capacity["climbs"][0]["steps"][target][-1]["cpu"] for target in ("core", "proxy"))
+    assert set(core_step) == {"core", "host"} and set(proxy_step) == {"proxy", "host"}  # what the CPU went to
+    assert {"main", "audit-writer"} <= set(core_step["core"]["threads"])
+    assert [p["fraction"] for p in capacity["points"]] == [0.25, 0.5, 0.75]
+    assert all(set(p["added_ms"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms"} for p in capacity["points"])
     last = json.loads(lines[-1])
     assert last["rate"] == pytest.approx(round(SOAK_SHARE * capacity["core_rps"], 1))
-    assert "ratio core/proxy" in (out / "capacity" / "capacity.txt").read_text()
+    assert "ratio" in (out / "capacity" / "capacity.txt").read_text()
     assert capacity_text(capacity).splitlines()[0] in lines  # the summary for people comes before the JSON
 
 

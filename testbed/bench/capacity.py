@@ -1,159 +1,255 @@
-"""The capacity benchmark: the highest rate the core sustains with its tail latency held, against
-the raw one-hop proxy, in one live network (`crossroads bench capacity`).
+"""The capacity benchmark: the highest rate the core carries while its tail latency holds, against
+the raw one-hop proxy, both knees measured in one live network (`crossroads bench capacity`).
 
-Locust, open loop, climbs a staircase of routed consultations (loadtests/capacity.py plans it
-and judges each step); the climbs alternate core, proxy, core, ... so that both meet the same
-moods of a shared machine, and each capacity is the median of its climbs. One agency host
-serves every agency, as in `bench core`: the proxy's path ends at one host, so the core's must
-too, or the comparison is of one host against several.
+The paths are those of `bench core` (testbed/bench/paths.py): routed consultations through the
+core, and the very Forwards the core would send through a raw mTLS proxy in front of the same
+single agency host. The load generator is open loop (loadtests/loadgen.py: requests sent on a
+seeded Poisson schedule, latency from each request's intended send time, so a server that falls
+behind cannot hide it), in `processes` processes of its own.
+
+A climb offers `start_rate`, then `factor` times more at each step, to both paths in turn (the
+order alternates, so that both meet the same moods of a shared machine). A step is sustained
+when its p99 latency is at most `p99_ms`, at most 1 % of its requests failed, and at least 95 %
+of what was offered was answered within the step. A path stops climbing after two steps in a row
+that were not (one alone may be a neighbour's burst on a shared machine): its knee is the highest
+step sustained. When the generator could not keep its schedule
+(loadtests.level_figures: `generator_limited`), the step measured the generator, not the path:
+the path stops there too, and its capacity is reported as a lower bound with the generator's
+ceiling as the reason. Each capacity is the median of `repeats` climbs; the ratio core/proxy is
+the median of the climbs' ratios (each climb's two knees were measured side by side).
+
+Then, at `fractions` of the proxy's capacity, both paths are loaded again for longer, and their
+p50/p90/p99 reported with the latency the core adds over the proxy at each (core minus proxy,
+per percentile; the median over `repeats` pairs).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import shutil
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from loadtests.level import Level
+from scenarios.shipped import default_scenario
+from testbed.bench.goals import BenchError, load_average, machine_info, say, write_figures
+from testbed.bench.levels import Path_, run_level
+from testbed.bench.paths import check_paths, fresh_state, running_proxy, write_workload
+from testbed.live import bring_up
 
-from loadtests.capacity import DEFAULT_P99_MS, SETTLE_S, Step, evaluate, median_capacity, plan_steps, stairs_scenario
-from loadtests.report import capacity_text
-from loadtests.resources import mean_cpu_percent
-from scenarios.shipped import default_loadtest
-from testbed import proxy
-from testbed.bench.goals import BenchError, load_average, say, write_figures
-from testbed.live import LiveNetwork, bring_up
-from testbed.loadtest import LoadtestRun, drive
-from testbed.processes import ChildError
+__all__ = [
+    "CAPACITY_HOSTS",
+    "STRIKES",
+    "CapacityPlan",
+    "capacity_benchmark",
+    "capacity_text",
+    "measure_capacity",
+    "sustained",
+]
 
-__all__ = ["CAPACITY_HOSTS", "CapacityPlan", "capacity_benchmark", "measure_capacity", "stairs_file"]
-
-CAPACITY_HOSTS = 1
+CAPACITY_HOSTS = 1  # as in `bench core`: both paths end at one host process
+MAX_ERRORS = 0.01
+MIN_ANSWERED = 0.95
+STRIKES = 2  # failed steps in a row that end a path's climb
+PATHS = ("core", "proxy")
 
 
 @dataclass(frozen=True, kw_only=True)
 class CapacityPlan:
-    """The staircase of the capacity benchmark (loadtests/capacity.py says how a step is judged)."""
+    """The staircase and the latency points of the capacity benchmark (see the module doc)."""
 
-    start_rate: float = 200.0
-    factor: float = 1.25
-    steps: int = 12  # up to 200 x 1.25**11 = 2,328/s: above what the raw proxy held on the 2-core machine
-    step_s: float = 8.0
-    warmup_s: float = 8.0  # every agency connects first (`connect: all`), within the warm-up
+    start_rate: float = 300.0
+    factor: float = 1.2
+    max_steps: int = 20  # up to 300 x 1.2**19 = 9,585/s: past what this machine carries
+    step_s: float = 6.0
+    warmup_s: float = 2.0
     repeats: int = 3
-    p99_ms: float = DEFAULT_P99_MS
+    p99_ms: float = 50.0
+    processes: int = 2  # load generator processes
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    point_s: float = 10.0  # seconds of each latency point
+    requests: int = 2_000  # distinct prepared consultations, cycled
+    seed: int = 0
 
-    def to_steps(self) -> list[Step]:
-        return plan_steps(self.start_rate, self.factor, self.steps, self.step_s, self.warmup_s)
+    def rates(self) -> list[float]:
+        return [round(self.start_rate * self.factor**k, 1) for k in range(self.max_steps)]
 
-
-def stairs_file(out: Path, world: Path, steps: Sequence[Step], seed: int, timeout_s: float) -> Path:
-    """OUT/stairs.yaml: a load-test scenario of routed consultations climbing `steps`, on `world`'s world."""
-    document = stairs_scenario(yaml.safe_load(world.read_text())["world"], steps, seed, timeout_s)
-    path = out / "stairs.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-@contextlib.contextmanager
-def _proxy(pki: Path, upstream: str, folder: Path) -> Iterator[tuple[str, int]]:
-    try:
-        with proxy.running(pki, upstream, folder) as (address, pid):
-            yield address, pid
-    except ChildError as exc:
-        raise BenchError(f"the raw proxy did not start: {exc}") from exc
+    def level(self, rate: float, seconds: float, seed: int) -> Level:
+        return Level(rate=rate, seconds=seconds, warmup_s=self.warmup_s, processes=self.processes, seed=seed)
 
 
-def _staircase(network: LiveNetwork, run: LoadtestRun, target: str, plan: Sequence[Step], p99_ms: float) -> Any:
-    """One climb of the staircase against the core ("core") or the raw proxy in front of host-0 ("proxy").
-
-    Each step also gets the mean CPU of every process while it was judged: which one saturated.
-    """
-    run.out.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        if target == "core":
-            address, name, pids = str(network.endpoints["core"]), "core", {}
-        else:
-            upstream = network.endpoints["hosts"][0]
-            address, pid = stack.enter_context(_proxy(network.state / "pki", upstream["address"], run.out))
-            name, pids = f"proxy:{upstream['name']}", {"proxy": pid}
-        if run.progress:
-            say(f"capacity staircase against the {target}")
-        m = drive(network, run, run.spec(), name, address, pids)
-    judged = [s for s in plan if not s.warmup]
-    steps = evaluate(m.requests, m.t0, plan, p99_ms=p99_ms)
-    for step, figures in zip(judged, steps, strict=True):
-        figures["cpu_percent"] = mean_cpu_percent(m.resources, step.from_s + SETTLE_S, step.until_s)
-    return steps
+def sustained(figures: dict[str, Any], p99_ms: float) -> bool:
+    """Whether one step held: p99 within the limit, few errors, nearly all of it answered in time."""
+    sent, p99 = max(int(figures["sent"]), 1), figures["p99_ms"]
+    return (
+        p99 is not None
+        and p99 <= p99_ms
+        and figures["errors"] / sent <= MAX_ERRORS
+        and figures["achieved_per_s"] >= MIN_ANSWERED * figures["offered_per_s"]
+    )
 
 
-def _climbs(network: LiveNetwork, plan: CapacityPlan, stairs: Path, world: Path, out: Path, processes: int,
-            progress: bool) -> dict[str, list[Any]]:  # fmt: skip
-    steps = plan.to_steps()
-    climbs: dict[str, list[Any]] = {"core": [], "proxy": []}
-    for k in range(plan.repeats):
-        for target, found in climbs.items():
-            if progress:
-                say(f"climb {k + 1} of {plan.repeats} against the {target}")
-            run = LoadtestRun(scenario=stairs, world=world, out=out / f"{target}-{k}", processes=processes,
-                              progress=progress)  # fmt: skip
-            found.append(_staircase(network, run, target, steps, plan.p99_ms))
-    return climbs
+def _failure(step: dict[str, Any], p99_ms: float) -> str | None:
+    """Why a step did not hold (generator, p99, errors, answers), or None when it held."""
+    if step["generator_limited"]:
+        return "generator"
+    if sustained(step, p99_ms):
+        return None
+    if step["p99_ms"] is None or step["p99_ms"] > p99_ms:
+        return "p99"
+    return "errors" if step["errors"] / max(int(step["sent"]), 1) > MAX_ERRORS else "answers"
+
+
+def _stops(steps: Sequence[dict[str, Any]], p99_ms: float) -> bool:
+    """Whether a path stops climbing: its generator could not keep up, or two steps in a row failed
+    (one failed step alone may be a neighbour's burst on a shared machine)."""
+    why = [_failure(s, p99_ms) for s in steps[-STRIKES:]]
+    return why[-1] == "generator" or (len(why) == STRIKES and all(w is not None for w in why))
+
+
+def _knee(steps: Sequence[dict[str, Any]], p99_ms: float) -> dict[str, Any]:
+    """A climb's outcome for one path: the highest rate sustained, and what ended the climb."""
+    held = [s["rate"] for s in steps if _failure(s, p99_ms) is None]
+    last = _failure(steps[-1], p99_ms) if steps else None
+    return {"rps": max(held, default=0.0), "limit": last or "top of the staircase"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Bench:
+    pki: Path
+    paths: dict[str, Path_]
+    folder: Path
+    plan: CapacityPlan
+
+
+def _climb(bench: _Bench, k: int) -> dict[str, Any]:
+    """One climb of both paths, alternating which goes first; every step's figures and each knee."""
+    steps: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
+    climbing = set(PATHS)
+    for s, rate in enumerate(bench.plan.rates()):
+        order = PATHS if (s + k) % 2 == 0 else PATHS[::-1]
+        for name in (n for n in order if n in climbing):
+            level = bench.plan.level(rate, bench.plan.step_s, seed=bench.plan.seed + 1000 * k + s)
+            figures = run_level(bench.pki, bench.paths[name], level, bench.folder / "loadgen.log")
+            steps[name].append(figures)
+            limited = " (generator limited)" if figures["generator_limited"] else ""
+            say(f"climb {k + 1}, {name:>5} at {rate:7.1f}/s: p99 {figures['p99_ms']} ms, "
+                f"answered {figures['achieved_per_s']:.0f}/s{limited}")  # fmt: skip
+            if _stops(steps[name], bench.plan.p99_ms):
+                climbing.discard(name)
+        if not climbing:
+            break
+    return {"steps": steps, "knees": {name: _knee(steps[name], bench.plan.p99_ms) for name in PATHS}}
+
+
+def _points(bench: _Bench, proxy_rps: float) -> list[dict[str, Any]]:
+    """Both paths at each fraction of the proxy's capacity, `repeats` times; the core's added latency."""
+    points = []
+    for fraction in bench.plan.fractions:
+        rate = round(fraction * proxy_rps, 1)
+        pairs = []
+        for k in range(bench.plan.repeats):
+            order = PATHS if k % 2 == 0 else PATHS[::-1]
+            level = bench.plan.level(rate, bench.plan.point_s, seed=bench.plan.seed + 7 + k)
+            got = {name: run_level(bench.pki, bench.paths[name], level, bench.folder / "loadgen.log") for name in order}
+            pairs.append(got)
+        points.append(_point(fraction, rate, pairs))
+        say(f"{fraction:.0%} of the proxy's capacity ({rate:g}/s): core adds {points[-1]['added_ms']} ms (p50/p90/p99)")
+    return points
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 3) if present else None
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _point(fraction: float, rate: float, pairs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
+    by_path = {name: {key: _median([p[name][key] for p in pairs]) for key in keys} for name in PATHS}
+    added = {key: _median([_minus(p["core"][key], p["proxy"][key]) for p in pairs]) for key in keys}
+    return {"fraction": fraction, "rate": rate, **by_path, "added_ms": added, "each": list(pairs)}
+
+
+def _summary(plan: CapacityPlan, climbs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    knees = {name: [c["knees"][name] for c in climbs] for name in PATHS}
+    rps = {name: [k["rps"] for k in knees[name]] for name in PATHS}
+    ratios = [c["knees"]["core"]["rps"] / c["knees"]["proxy"]["rps"] for c in climbs if c["knees"]["proxy"]["rps"]]
+    return {
+        "core_rps": statistics.median(rps["core"]),
+        "proxy_rps": statistics.median(rps["proxy"]),
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
+        "ratio_each": [round(r, 3) for r in ratios],
+        "core_rps_each": rps["core"],
+        "proxy_rps_each": rps["proxy"],
+        "core_limits": [k["limit"] for k in knees["core"]],
+        "proxy_limits": [k["limit"] for k in knees["proxy"]],
+        "p99_limit_ms": plan.p99_ms,
+    }
 
 
 def capacity_benchmark(
-    out: Path,
-    plan: CapacityPlan = CapacityPlan(),
-    *,
-    world: Path | None = None,
-    processes: int = 1,
-    progress: bool = True,
+    out: Path, plan: CapacityPlan = CapacityPlan(), *, scenario: Path | None = None
 ) -> dict[str, Any]:
-    """The highest routed-consultation rate the core sustains with p99 <= `plan.p99_ms`, and the same
-    for the raw one-hop proxy in front of one agency host, in one live network; their ratio.
+    """Both knees, then the latency points (see the module doc); writes OUT/capacity.json and returns it.
 
-    Writes OUT/capacity.json (every step of every climb, the load average before and after) and
-    returns it.
+    BenchError if the network, the proxy or the generator fails, or the paths disagree.
     """
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    world = world or default_loadtest()
-    steps = plan.to_steps()
-    stairs = stairs_file(out, world, steps, seed=7, timeout_s=5.0)
+    scenario = scenario or default_scenario()
+    state = out / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    fresh_state(state)
     load_before = load_average()
-    with bring_up(world, out / "state", hosts=CAPACITY_HOSTS, progress=progress) as network:
-        climbs = _climbs(network, plan, stairs, world, out, processes, progress)
-    core, proxy_ = median_capacity(climbs["core"]), median_capacity(climbs["proxy"])
-    result: dict[str, Any] = {
-        "core_rps": core["rps"],
-        "proxy_rps": proxy_["rps"],
-        "ratio": round(core["rps"] / proxy_["rps"], 3) if core["rps"] and proxy_["rps"] else None,
-        "core_p99_ms": core["p99_ms"],
-        "proxy_p99_ms": proxy_["p99_ms"],
-        "core_rps_each": core["each"],
-        "proxy_rps_each": proxy_["each"],
-        # a capacity at the staircase's top step is only a lower bound: it held the highest rate tried
-        "core_at_top": core["rps"] == steps[-1].rate,
-        "proxy_at_top": proxy_["rps"] == steps[-1].rate,
-        "p99_limit_ms": plan.p99_ms,
-        "plan": dataclasses.asdict(plan),
-        "load_average": {"before": load_before, "after": load_average()},
-        "climbs": climbs,
-    }
+    with bring_up(scenario, state, hosts=CAPACITY_HOSTS, progress=True) as network:
+        workload, requests = write_workload(scenario, state, out, plan.requests, plan.seed)
+        core, host = network.core, network.hosts[0]
+        if core is None or core.address is None or host.address is None:
+            raise BenchError("the live network came up without a core or a host address")
+        with running_proxy(state / "pki", host.address, state / "logs") as (proxy_address, proxy_pid):
+            check_paths(state / "pki", core.address, proxy_address, workload)
+            paths = {
+                "core": Path_("core", core.address, requests["core"], {"core": core.pid, "host": host.pid}),
+                "proxy": Path_("proxy", proxy_address, requests["proxy"], {"proxy": proxy_pid, "host": host.pid}),
+            }
+            bench = _Bench(state / "pki", paths, out, plan)
+            climbs = [_climb(bench, k) for k in range(plan.repeats)]
+            result = _summary(plan, climbs)
+            result["points"] = _points(bench, float(result["proxy_rps"])) if result["proxy_rps"] else []
+    result |= {"plan": asdict(plan), "machine": machine_info(),
+               "load_average": {"before": load_before, "after": load_average()}, "climbs": climbs}  # fmt: skip
     write_figures(out, "capacity.json", result)
     return result
 
 
-def measure_capacity(out: Path, plan: CapacityPlan, *, world: Path | None = None, processes: int = 1) -> dict[str, Any]:
-    """`capacity_benchmark` in OUT/capacity on a fresh state folder (an empty audit log and outbox),
-    with a summary for people in OUT/capacity/capacity.txt."""
+def _cells(row: dict[str, Any]) -> str:
+    return "".join(f"{'-' if row[k] is None else row[k]:>8}" for k in ("p50_ms", "p90_ms", "p99_ms"))
+
+
+def capacity_text(result: dict[str, Any]) -> str:
+    """A few lines for people: both knees, their ratio, and the latency the core adds."""
+    limit = result["p99_limit_ms"]
+    lines = [
+        f"capacity at p99 <= {limit:g} ms (open loop, median of {len(result['core_rps_each'])} climbs): "
+        f"core {result['core_rps']:g}/s ({', '.join(result['core_limits'])}), "
+        f"proxy {result['proxy_rps']:g}/s ({', '.join(result['proxy_limits'])}); ratio {result['ratio']}",
+        f"{'':28}{'p50':>8}{'p90':>8}{'p99':>8}  (ms)",
+    ]
+    for p in result["points"]:
+        for name in ("proxy", "core"):
+            lines.append(f"{p['fraction']:>4.0%} {p['rate']:>8g}/s {name:>8}   " + _cells(p[name]))
+        lines.append(f"{'':14}core adds   " + _cells(p["added_ms"]))
+    return "\n".join(lines)
+
+
+def measure_capacity(out: Path, plan: CapacityPlan, *, scenario: Path | None = None) -> dict[str, Any]:
+    """`capacity_benchmark` in OUT/capacity, with a summary for people in OUT/capacity/capacity.txt."""
     folder = out.resolve() / "capacity"
-    shutil.rmtree(folder / "state", ignore_errors=True)
-    say(f"capacity: {plan.repeats} climb(s) each of core and proxy, {plan.steps} steps from {plan.start_rate:g}/s")
-    figures = capacity_benchmark(folder, plan, world=world, processes=processes)
-    (folder / "capacity.txt").write_text(capacity_text(figures) + "\n")
-    return figures
+    say(f"capacity: {plan.repeats} climb(s) of core and proxy from {plan.start_rate:g}/s, x{plan.factor:g} a step")
+    result = capacity_benchmark(folder, plan, scenario=scenario)
+    (folder / "capacity.txt").write_text(capacity_text(result) + "\n")
+    return result

@@ -9,16 +9,19 @@ below a threshold (loadtests.resources.memory_trend); the total growth is report
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from crossroads.diagnostics import DUMP_ENV, INTERVAL_ENV, TRACEMALLOC_ENV, read_dump, summarise_dump
-from loadtests.capacity import plan_steps
+from loadtests.capacity import Step, plan_steps, stairs_scenario
 from loadtests.report import soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
 from scenarios.shipped import default_loadtest
-from testbed.bench.capacity import CapacityPlan, measure_capacity, stairs_file
+from testbed.bench.capacity import CapacityPlan, measure_capacity
 from testbed.bench.goals import BenchError, goal, load_average, say, write_figures
 from testbed.loadtest import LoadtestRun, run_loadtest
 
@@ -37,6 +40,14 @@ __all__ = [
 SOAK_SHARE = 0.7  # issue 4: the soak runs at 70 % of the capacity measured
 DEFAULT_SOAK_MINUTES = 10.0
 DIAGNOSTICS_INTERVAL_S = 30.0  # seconds between the core's memory snapshots in a soak that asks for them
+
+
+def stairs_file(out: Path, world: Path, steps: Sequence[Step], seed: int, timeout_s: float) -> Path:
+    """OUT/stairs.yaml: a Locust load test of routed consultations at the rates of `steps`, on `world`'s world."""
+    document = stairs_scenario(yaml.safe_load(world.read_text())["world"], steps, seed, timeout_s)
+    path = out / "stairs.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
 
 
 def soak_rate(capacity: dict[str, Any]) -> float:
@@ -159,7 +170,7 @@ def capacity_and_soak(
     out: Path, plan: CapacityPlan, soak: SoakPlan, *, world: Path | None = None, processes: int = 1
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The capacity, then the soak at SOAK_SHARE of it (None when no rate was sustained)."""
-    capacity = measure_capacity(out, plan, world=world, processes=processes)
+    capacity = measure_capacity(out, plan, scenario=world)
     try:
         rate = soak_rate(capacity)
     except BenchError as exc:

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadtests.capacity import DEFAULT_P99_MS
-from loadtests.report import capacity_text, soak_text
+from loadtests.report import soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
 from scenarios.shipped import default_scenario, shipped
 from testbed.bench import core as bc
 from testbed.bench.all import DEFAULT_AUDIT_RUNS, DEFAULT_WORLD_RUNS, AllPlan, bench_all
 from testbed.bench.audit import audit_figures
-from testbed.bench.capacity import CapacityPlan, measure_capacity
+from testbed.bench.capacity import CapacityPlan, capacity_text, measure_capacity
 from testbed.bench.goals import (
     GOAL_APPENDS_PER_S,
     GOAL_CORE_RATIO,
@@ -104,26 +103,23 @@ Figures in OUT/bench_up.json.
 """
 
 _CAPACITY_HELP = f"""\
-The highest rate of routed consultations the core sustains with p99 <= {DEFAULT_P99_MS:g} ms, against the
-raw one-hop proxy (testbed/proxy.py), in the same live network and run (issue 4); one agency host
-serves every agency, so both paths end at the same host process, as in `bench core`.
-Locust, open loop (users send on a schedule of their own), climbs a staircase of
-rates: --warmup-s at --start-rate, then --steps steps of --step-s, each --factor x higher. A
-step is sustained when its requests (its first second left out) had p99 <= --p99-ms, at most 1 %
-failed, and at least 90 % of the target rate was sent; the capacity of a climb is the highest
-step sustained. Core and proxy climbs alternate --repeats times; each capacity is the median.
+Both knees: the highest rate of routed consultations the core carries with p99 <= --p99-ms
+(default {_PLAN.p99_ms:g} ms), and the same for the raw one-hop proxy (testbed/proxy.py) in front of the
+same single agency host, in one live network. The load is open loop (loadtests/loadgen.py in
+--processes processes: a seeded Poisson schedule, latency from each request's intended send
+time). A climb offers --start-rate, then --factor x more each step (--step-s measured after
+--warmup-s), to both paths in turn; a step holds when its p99 <= --p99-ms, <= 1 % failed and
+>= 95 % of it was answered in time. A path climbs until two steps in a row fail, or the generator
+cannot keep its schedule (its ceiling, reported as the limit). Then both paths at 25, 50 and 75 %
+of the proxy's capacity: p50/p90/p99 of each and the latency the core adds over the proxy.
 
 Figures (last line of stdout, JSON; everything in OUT/capacity/capacity.json, a summary in
-OUT/capacity/capacity.txt, each climb's Locust files in OUT/capacity/core-K, proxy-K):
-  core_rps, proxy_rps   highest rate sustained (requests/s), median of the climbs
-  ratio                 core_rps / proxy_rps
-  core_p99_ms, proxy_p99_ms   p99 of the step found
-  core_rps_each, proxy_rps_each   every climb's capacity
-  core_at_top, proxy_at_top   true when that capacity is the staircase's top step: only a lower
-                        bound (then the ratio is too); run more --steps
-In the file, each step of each climb also has the mean CPU of every process (core or proxy, the
-host, Locust) while it was judged, which says what saturated; and the load average before and
-after: figures on a shared machine are noisy.
+OUT/capacity/capacity.txt):
+  core_rps, proxy_rps   highest rate sustained (requests/s), median of --repeats climbs
+  ratio                 core_rps / proxy_rps, the median of each climb's ratio
+  core_limits, proxy_limits   what ended each climb: p99, errors, generator, top of the staircase
+  points                latency of both paths at each fraction, and the core's added latency
+Each step also has the CPU of the server, the host (per thread) and the generator.
 """
 
 _SOAK_HELP = f"""\
@@ -219,19 +215,21 @@ def _no_args(p: argparse.ArgumentParser) -> None:
 
 
 def _capacity_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", type=Path, default=None, help="world scenario (default: the shipped smoke test's)")
-    p.add_argument("--processes", type=int, default=1, help="Locust processes")
+    p.add_argument("--scenario", type=Path, default=None,
+                   help="world (default: the shipped demo world; the soak's: the smoke load test's)")  # fmt: skip
+    p.add_argument("--processes", type=int, default=_PLAN.processes, help="load generator (or Locust) processes")
     _staircase_args(p)
 
 
 def _staircase_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-rate", type=float, default=_PLAN.start_rate, help="requests/s of the first step")
     p.add_argument("--factor", type=float, default=_PLAN.factor, help="each step this many times the last")
-    p.add_argument("--steps", type=int, default=_PLAN.steps, help="steps of the staircase")
+    p.add_argument("--max-steps", type=int, default=_PLAN.max_steps, help="steps of the staircase at most")
     p.add_argument("--step-s", type=float, default=_PLAN.step_s, help="seconds per step")
-    p.add_argument("--warmup-s", type=float, default=_PLAN.warmup_s, help="seconds at the start rate first")
+    p.add_argument("--warmup-s", type=float, default=_PLAN.warmup_s, help="unmeasured seconds before each step")
     p.add_argument("--repeats", type=int, default=_PLAN.repeats, help="climbs against each target (median)")
     p.add_argument("--p99-ms", type=float, default=_PLAN.p99_ms, help="the latency a sustained step keeps")
+    p.add_argument("--point-s", type=float, default=_PLAN.point_s, help="seconds of each latency point")
 
 
 def _soak_args(p: argparse.ArgumentParser) -> None:
@@ -277,8 +275,9 @@ def _core_config(args: argparse.Namespace, out: Path) -> bc.CoreBenchConfig:
 
 
 def _plan(args: argparse.Namespace) -> CapacityPlan:
-    return CapacityPlan(start_rate=args.start_rate, factor=args.factor, steps=args.steps, step_s=args.step_s,
-                        warmup_s=args.warmup_s, repeats=args.repeats, p99_ms=args.p99_ms)  # fmt: skip
+    return CapacityPlan(start_rate=args.start_rate, factor=args.factor, max_steps=args.max_steps, step_s=args.step_s,
+                        warmup_s=args.warmup_s, repeats=args.repeats, p99_ms=args.p99_ms,
+                        processes=args.processes, point_s=args.point_s)  # fmt: skip
 
 
 def _soak_plan(args: argparse.Namespace) -> SoakPlan:
@@ -286,8 +285,7 @@ def _soak_plan(args: argparse.Namespace) -> SoakPlan:
                     tracemalloc_frames=args.tracemalloc)  # fmt: skip
 
 
-_CAPACITY_KEYS = ("core_rps", "proxy_rps", "ratio", "core_p99_ms", "proxy_p99_ms", "core_rps_each", "proxy_rps_each",
-                  "core_at_top", "proxy_at_top")  # fmt: skip
+_CAPACITY_KEYS = ("core_rps", "proxy_rps", "ratio", "core_rps_each", "proxy_rps_each", "core_limits", "proxy_limits")
 _SOAK_KEYS = ("rate", "answered_per_s", "p50_ms", "p99_ms", "errors", "guarantees_ok", "core_slope_mb_per_min",
               "core_growth_mb", "core_flat", "hosts_max_slope_mb_per_min", "hosts_flat")  # fmt: skip
 
@@ -321,7 +319,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_capacity(args: argparse.Namespace) -> int:
-    figures = measure_capacity(args.out, _plan(args), world=args.scenario, processes=args.processes)
+    figures = measure_capacity(args.out, _plan(args), scenario=args.scenario)
     print(capacity_text(figures))
     print(json.dumps({k: figures[k] for k in _CAPACITY_KEYS}), flush=True)
     return 0

@@ -1,0 +1,58 @@
+"""One open-loop load level against a server of the live network, with the CPU it cost.
+
+`run_level` runs the load generator (loadtests/loadgen.py, open loop: latency from each
+request's intended send time) in processes of its own through testbed.processes, and reads
+/proc (loadtests.cpu) of the processes named in `watch` just before and just after: the figures
+of the level (loadtests.level_figures) with, under "cpu", each watched process's utilisation
+(share of one core) in all and per thread name over the level's whole run (warm-up included:
+a level is steady, so the share is the level's). The records of every request are kept in a
+file beside the figures when asked (`records`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests import cpu
+from loadtests.level import Level
+from loadtests.loadgen import level_args
+from testbed import processes
+from testbed.bench.goals import BenchError
+
+__all__ = ["Path_", "run_level"]
+
+_MARGIN_S = 60.0  # beyond a level's own length, before the generator is called stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Path_:
+    """A server to load: its name ("core", "proxy"), address, prepared requests and the pids to watch."""
+
+    name: str
+    address: str
+    requests: Path
+    watch: Mapping[str, int]
+
+
+def _utilisation(before: cpu.Snapshot, after: cpu.Snapshot) -> dict[str, Any]:
+    return {name: None if u is None else u.as_dict() for name, u in cpu.usage(before, after).items()}
+
+
+def run_level(pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None) -> dict[str, Any]:
+    """Offer `level` to `path`; its figures with "cpu" (see the module doc). BenchError when the
+    generator fails; its stderr goes to `log`."""
+    before = cpu.snapshot(path.watch)
+    timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
+    code, out = processes.run("loadgen", level_args(pki, path.address, path.requests, level, records), log=log,
+                              timeout_s=timeout)  # fmt: skip
+    after = cpu.snapshot(path.watch)
+    if code != 0:
+        raise BenchError(f"the load generator exited with code {code} at {level.rate:g}/s on {path.name}; see {log}")
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    figures["path"] = path.name
+    figures["cpu"] = _utilisation(before, after)
+    return figures
