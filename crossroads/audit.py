@@ -95,8 +95,8 @@ class AuditLog(AuditReads):
         the last run stopped before signing one. `read_only=True` opens an existing log for
         reading only (AuditLogError if there is none) and uses the origin stored in it; a
         writable open with another `origin` than the stored one is an AuditLogError.
-        `commit_linger` (seconds, 0 = never) bounds how long the writer lets appends gather
-        under concurrent load before committing them (see `append`).
+        `commit_linger` (seconds, 0 = never) bounds how long the writer waits for announced appends
+        before it commits (see `append`).
         """
         path = state_dir / AUDIT_DB
         conn, signer = _open_existing(state_dir, origin) if read_only else _open_writable(state_dir, origin)
@@ -150,15 +150,15 @@ class AuditLog(AuditReads):
         who-accessed rows are committed in SQLite with synchronous=FULL (the WAL is fsynced),
         so they survive a process crash or power loss; the index is final. Concurrent calls
         are batched into one transaction by the writer thread (group commit,
-        crossroads.audit_writer); under concurrent load it lets them gather for up to
-        `commit_linger` seconds first, so that many share one fsync (a lone append on an idle
-        log is not held). Indices follow submission order. A checkpoint covering the record
-        is stored within about `checkpoint_interval` seconds, and at the latest by `close`;
-        `head()` signs one for the current size at once. If the commit fails, every append in
-        that batch raises and none of them gets an index. Cancelling the awaiting task does
-        not withdraw the record: once submitted it is written. `journal` (the answer given
-        and the parcels owed, see crossroads.journal) is committed in the same transaction as
-        the record: both or neither.
+        crossroads.audit_writer), which commits as soon as it is free, and waits (at most
+        `commit_linger` seconds) only while appends announced with `announce` are on their way,
+        so that many share one fsync (a lone append, or a light load, is not held). Indices
+        follow submission order. A checkpoint covering the record is stored within about
+        `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs one for the
+        current size at once. If the commit fails, every append in that batch raises and none
+        of them gets an index. Cancelling the awaiting task does not withdraw the record: once
+        submitted it is written. `journal` (the answer given and the parcels owed, see
+        crossroads.journal) is committed in the same transaction as the record: both or neither.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._submit(((record,), future, journal))
@@ -192,6 +192,12 @@ class AuditLog(AuditReads):
         self._submit((records, future, None))
         first = future.result()
         return list(range(first, first + len(records)))
+
+    def announce(self, count: int) -> None:
+        """`count` appends are on their way (negative: made, or not coming after all), so that the
+        group commit may wait for them (crossroads.audit_writer). A read-only log ignores it."""
+        if self._writer is not None:
+            self._writer.announce(count)
 
     def _submit(self, job: Job) -> None:
         if self._writer is None:

@@ -7,9 +7,14 @@ that came with them (crossroads.journal) and, when due, a signed checkpoint. Onl
 waiter resolved with its first index, so an append is acknowledged once it is durable, and
 concurrent appends share one fsync.
 
-When to commit is decided in one place, `_run` with `_linger_for` and `_gather`: at once when
-the log is idle; under concurrent load (appends arriving while a commit is in progress) the
-writer lets appends gather for up to the commit linger first, so that one commit carries many.
+When to commit is decided in one place, `_run` with `_linger_for` and `_gather`. The writer
+commits as soon as it is free: the appends that arrived while the previous commit ran form the
+next batch. It waits only while more appends are measurably on their way: callers announce an
+append before they make it (`announce`: the core, when an exchange starts forwarding, since its
+audit record follows the answer), and when at least MIN_COMING are announced, the writer waits in
+steps as long as the previous commit took, while each step brings new appends and more are
+announced, up to the commit linger. A lone append, or a light load, is never held; a busy core's
+commits carry many records, which saves the CPU a commit costs (~125 us, plus ~10 us a record).
 """
 
 from __future__ import annotations
@@ -33,16 +38,12 @@ from crossroads.journal import JournalEntry, write_entries
 from crossroads.merkle import leaf_hashes
 from crossroads.sqlite_rows import blob, insert_rows
 
-__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_COMMIT_LINGER", "AuditWriter", "Job"]
+__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_COMMIT_LINGER", "MIN_COMING", "AuditWriter", "Job"]
 
 DEFAULT_CHECKPOINT_INTERVAL = 0.2  # seconds between stored checkpoints under load
-# Under concurrent load the writer lets appends gather for up to this long before it commits,
-# so that one commit carries many records: a commit costs ~125 us of CPU plus ~10 us per record
-# (fsync, and a WAL frame per dirtied page), and at a few thousand appends/s without a linger
-# nearly every record paid for a commit of its own. See `AuditWriter._linger_for`.
-DEFAULT_COMMIT_LINGER = 0.008
-_LINGER_STEPS = 4  # the linger goes on step by step, only while each step brought new appends
-_CONCURRENT_WINDOW = 0.25  # seconds an append that came during a commit counts as "load"
+DEFAULT_COMMIT_LINGER = 0.008  # the longest the writer waits for announced appends before a commit
+MIN_COMING = 4  # announced appends that make a wait worth it (see the module doc)
+_MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
 _LINGER_RECORDS = 256  # a batch at least this big is committed at once
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
@@ -74,9 +75,8 @@ class AuditWriter:
         self._interval = checkpoint_interval
         self._linger = commit_linger
         self._access_waiting = access_index.pending(conn)  # rows in access_recent; writer thread only
-        self._committing = False  # the writer is inside a commit (read by submit)
-        self._overlapped = False  # an append was submitted during the current commit
-        self._overlapped_at = -_CONCURRENT_WINDOW  # when a commit last saw one (monotonic)
+        self.coming = 0  # appends announced and not yet made (`announce`); read racily by the writer
+        self._last_commit_s = _MIN_STEP  # how long the last commit took
         self._queued_records = 0
         self._queue_lock = threading.Lock()  # taken directly on the append path: Condition's __enter__ is Python
         self._cond = threading.Condition(self._queue_lock)
@@ -101,7 +101,6 @@ class AuditWriter:
                 raise AuditLogError("the audit log is closed")
             self._queue.append(job)
             self._queued_records += len(job[0])
-            self._overlapped |= self._committing
             if self._writer_waiting:
                 self._cond.notify()
 
@@ -137,12 +136,10 @@ class AuditWriter:
             with self._cond:
                 jobs, self._queue, self._queued_records = self._queue, [], 0
                 closing = self._closing
-                self._committing = bool(jobs)
             if jobs:
+                started = time.monotonic()
                 self._commit(jobs)
-                self._committing = False
-                if self._overlapped:
-                    self._overlapped, self._overlapped_at = False, time.monotonic()
+                self._last_commit_s = max(time.monotonic() - started, _MIN_STEP)
             elif closing:
                 break
             else:
@@ -150,25 +147,29 @@ class AuditWriter:
         if self._tree.stored[0] != self._tree.size:
             self._try_checkpoint()
 
-    def _linger_for(self) -> bool:
-        """Whether to let appends gather before this commit: only under concurrent load.
+    def announce(self, count: int) -> None:
+        """`count` appends are on their way (negative: made, or not coming after all).
 
-        "Load" means that within the last `_CONCURRENT_WINDOW` an append arrived while a commit
-        was in progress, i.e. appends come independently of the commits. A single caller
-        appending one record after another, or callers that all wait on the same commit, never
-        cause that, so they are never delayed.
+        Called from the appending thread (the core's event loop); the writer reads the count
+        without a lock: a stale value only makes one wait a step longer or shorter.
         """
+        self.coming += count
+
+    def _linger_for(self) -> bool:
+        """Whether to wait before this commit: only while at least MIN_COMING appends are announced."""
         if not self._linger or self._closing or self._queued_records >= _LINGER_RECORDS:
             return False
-        return time.monotonic() - self._overlapped_at < _CONCURRENT_WINDOW
+        return self.coming >= MIN_COMING
 
     def _gather(self) -> None:
-        """Sleep (without the lock) in steps while appends keep arriving, up to the linger."""
-        step, seen = self._linger / _LINGER_STEPS, len(self._queue)
-        for _ in range(_LINGER_STEPS):
+        """Wait (without the lock) in steps as long as the last commit took, while each step brings
+        new appends and more are announced, up to the commit linger."""
+        step = self._last_commit_s
+        seen, deadline = len(self._queue), time.monotonic() + self._linger
+        while time.monotonic() + step <= deadline:
             time.sleep(step)
             count = len(self._queue)  # a racy read is fine: it only decides whether to wait on
-            if count == seen or self._closing or self._queued_records >= _LINGER_RECORDS:
+            if count == seen or self.coming <= 0 or self._closing or self._queued_records >= _LINGER_RECORDS:
                 return
             seen = count
 

@@ -24,7 +24,7 @@ from crossroads.diagnostics import (
 )
 from loadtests.report import soak_text
 from loadtests.resources import memory_trend
-from testbed.bench.capacity import _knee, _stops, capacity_text, sustained
+from testbed.bench.capacity import _knee, _stops, capacity_text, generator_limited, sustained
 from testbed.bench.goals import BenchError
 from testbed.bench.soak import SOAK_SHARE, soak_rate
 from testbed.cli import main
@@ -156,7 +156,8 @@ def _step(
     rate: float, p99_ms: float | None, *, errors: int = 0, answered: float = 1.0, limited: bool = False
 ) -> dict[str, Any]:
     return {"rate": rate, "p99_ms": p99_ms, "sent": 100, "errors": errors, "offered_per_s": rate,
-            "achieved_per_s": answered * rate, "generator_limited": limited}  # fmt: skip
+            "achieved_per_s": answered * rate, "generator_limited": limited, "lag_p99_ms": 1.0,
+            "limited_by": ["sent_rate"] if limited else []}  # fmt: skip
 
 
 def test_a_step_holds_only_with_its_tail_its_errors_and_its_answers_within_bounds() -> None:
@@ -173,6 +174,8 @@ def test_a_knee_is_the_highest_step_held_and_says_what_ended_the_climb() -> None
     ceiling = [_step(100.0, 10.0), _step(120.0, 12.0, limited=True)]
     assert _stops(ceiling, 50.0) and _knee(ceiling, 50.0) == {"rps": 100.0, "limit": "generator"}
     assert _knee([_step(100.0, 10.0)], 50.0)["limit"] == "top of the staircase"
+    lagging = _step(100.0, 10.0) | {"limited_by": ["send_lag"], "lag_p99_ms": 8.0}
+    assert not generator_limited(lagging) and generator_limited(lagging | {"limited_by": ["send_lag", "sent_rate"]})
 
 
 def test_the_soak_runs_at_seventy_percent_of_the_core_capacity_or_not_at_all() -> None:
