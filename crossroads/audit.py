@@ -40,7 +40,7 @@ from crossroads.audit_store import (
     transaction,
 )
 from crossroads.audit_verify import VerifyResult, verify_store
-from crossroads.audit_writer import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_COMMIT_LINGER, AuditWriter, Job
+from crossroads.audit_writer import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_COMMIT_LINGER, AuditWriter, CommitStats, Job
 from crossroads.checkpoint import PRIVATE_KEY_FILE, load_or_create_private_key
 from crossroads.journal import SCHEMA as JOURNAL_SCHEMA
 from crossroads.journal import JournalEntry
@@ -192,6 +192,11 @@ class AuditLog(AuditReads):
         self._submit((records, future, None))
         first = future.result()
         return list(range(first, first + len(records)))
+
+    def commit_stats(self) -> CommitStats:
+        """A copy of the group commit's figures so far (crossroads.audit_writer.CommitStats);
+        all zero for a read-only log."""
+        return self._writer.stats.copy() if self._writer is not None else CommitStats()
 
     def announce(self, count: int) -> None:
         """`count` appends are on their way (negative: made, or not coming after all), so that the

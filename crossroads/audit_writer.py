@@ -27,6 +27,7 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from sqlite3 import Connection
@@ -38,18 +39,70 @@ from crossroads.journal import JournalEntry, write_entries
 from crossroads.merkle import leaf_hashes
 from crossroads.sqlite_rows import blob, insert_rows
 
-__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_COMMIT_LINGER", "MIN_COMING", "AuditWriter", "Job"]
+__all__ = [
+    "BATCH_BUCKETS",
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_COMMIT_LINGER",
+    "MIN_COMING",
+    "AuditWriter",
+    "CommitStats",
+    "Job",
+]
 
 DEFAULT_CHECKPOINT_INTERVAL = 0.2  # seconds between stored checkpoints under load
 DEFAULT_COMMIT_LINGER = 0.008  # the longest the writer waits for announced appends before a commit
 MIN_COMING = 4  # announced appends that make a wait worth it (see the module doc)
 _MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
 _LINGER_RECORDS = 256  # a batch at least this big is committed at once
+BATCH_BUCKETS = 12  # batch-size buckets of CommitStats: 1, 2-3, 4-7, ..., 2048 and more
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
 # records appended together (consecutive indices), who waits for the first index, and the
 # journal entry committed with the first record
 Job = tuple[Sequence[AuditRecord], _Waiter, JournalEntry | None]
+
+
+@dataclass
+class CommitStats:
+    """The writer's commits so far: how many, how many records, the time they took and the time
+    spent waiting for announced appends first, and how many commits carried 1, 2-3, 4-7, ...
+    records (`batches[k]`: batches of 2**k to 2**(k+1) - 1). Plain counters, updated by the
+    writer thread after each commit; a reader takes a copy (`copy`) and subtracts two."""
+
+    commits: int = 0
+    records: int = 0
+    commit_s: float = 0.0
+    wait_s: float = 0.0
+    batches: list[int] = field(default_factory=lambda: [0] * BATCH_BUCKETS)
+
+    def add(self, records: int, seconds: float) -> None:
+        self.commits += 1
+        self.records += records
+        self.commit_s += seconds
+        self.batches[min(records.bit_length() - 1, BATCH_BUCKETS - 1)] += 1
+
+    def copy(self) -> CommitStats:
+        return CommitStats(self.commits, self.records, self.commit_s, self.wait_s, list(self.batches))
+
+    def plus(self, other: CommitStats) -> CommitStats:
+        """Both together."""
+        return CommitStats(
+            self.commits + other.commits,
+            self.records + other.records,
+            self.commit_s + other.commit_s,
+            self.wait_s + other.wait_s,
+            [a + b for a, b in zip(self.batches, other.batches, strict=True)],
+        )
+
+    def since(self, earlier: CommitStats) -> CommitStats:
+        """What happened between `earlier` and this one."""
+        return CommitStats(
+            self.commits - earlier.commits,
+            self.records - earlier.records,
+            self.commit_s - earlier.commit_s,
+            self.wait_s - earlier.wait_s,
+            [a - b for a, b in zip(self.batches, earlier.batches, strict=True)],
+        )
 
 
 class AuditWriter:
@@ -76,6 +129,7 @@ class AuditWriter:
         self._linger = commit_linger
         self._access_waiting = access_index.pending(conn)  # rows in access_recent; writer thread only
         self.coming = 0  # appends announced and not yet made (`announce`); read racily by the writer
+        self.stats = CommitStats()  # what the commits have been so far (writer thread writes, anyone reads)
         self._last_commit_s = _MIN_STEP  # how long the last commit took
         self._queued_records = 0
         self._queue_lock = threading.Lock()  # taken directly on the append path: Condition's __enter__ is Python
@@ -132,14 +186,18 @@ class AuditWriter:
                     self._cond.wait(wait)
                     self._writer_waiting = False
             if self._queue and self._linger_for():
+                waited = time.monotonic()
                 self._gather()
+                self.stats.wait_s += time.monotonic() - waited
             with self._cond:
                 jobs, self._queue, self._queued_records = self._queue, [], 0
                 closing = self._closing
             if jobs:
                 started = time.monotonic()
                 self._commit(jobs)
-                self._last_commit_s = max(time.monotonic() - started, _MIN_STEP)
+                took = time.monotonic() - started
+                self._last_commit_s = max(took, _MIN_STEP)
+                self.stats.add(sum(len(job[0]) for job in jobs), took)
             elif closing:
                 break
             else:

@@ -24,7 +24,7 @@ import contextlib
 import datetime as dt
 import gc
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from crossroads.audit_service import AuditServicer
 from crossroads.citizen import CitizenGate
 from crossroads.diagnostics import install_from_env
 from crossroads.directory import DirectoryStore
-from crossroads.domain import AgencyId
+from crossroads.domain import AgencyId, Knowledge
 from crossroads.exchange import AUDIT_INDEX_KEY, Exchange, Refusal, redelivery_target
 from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
@@ -48,8 +48,9 @@ from crossroads.pki import CORE, channel_credentials, peer_name, server_credenti
 from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from crossroads.revocation import DEFAULT_CHECK_EVERY, Revocation, guarded
+from crossroads.telemetry import Telemetry, TimedAudit, TimedForwarder
 from crossroads.thread_names import name_native_threads
-from protos import services_pb2, services_pb2_grpc
+from protos import messages_pb2, services_pb2, services_pb2_grpc
 
 __all__ = [
     "DEFAULT_DIRECTORY_CACHE",
@@ -138,6 +139,9 @@ class CoreConfig:
         return AdmissionPolicy.load(path) if path.exists() else AdmissionPolicy()
 
 
+Handle = Callable[[bytes, str | None], Awaitable[messages_pb2.ExchangeReply | Refusal]]
+
+
 class CrossroadsServicer:
     """crossroads.v1.Crossroads/Exchange: raw envelope bytes in, serialized ExchangeReply out.
 
@@ -148,10 +152,13 @@ class CrossroadsServicer:
     (`Exchange.refuse`) and carries its audit index, like the exchange's own refusals.
     """
 
-    def __init__(self, exchange: Exchange, admission: Admission, revocation: Revocation) -> None:
+    def __init__(
+        self, exchange: Exchange, admission: Admission, revocation: Revocation, telemetry: Telemetry | None = None
+    ) -> None:
         self._exchange = exchange
         self._admission = admission
         self._revocation = revocation
+        self._handle = exchange.handle if telemetry is None else _timed(exchange.handle, telemetry)
 
     async def Exchange(self, raw: bytes, context: Any) -> bytes:
         auth = context.auth_context()  # read once: ~1.5 us a time
@@ -166,7 +173,7 @@ class CrossroadsServicer:
             refusal = await self._exchange.refuse(raw, peer, turned.code, turned.outcome, turned.message)
             return _refused(context, refusal, turned.retry_after_ms)
         try:
-            result = await self._exchange.handle(raw, peer)
+            result = await self._handle(raw, peer)
         finally:
             self._admission.leave(sender)
         if isinstance(result, Refusal):
@@ -179,6 +186,19 @@ class CrossroadsServicer:
         handlers = {"Exchange": grpc.unary_unary_rpc_method_handler(self.Exchange)}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(CROSSROADS_SERVICE, handlers),))
         server.add_registered_method_handlers(CROSSROADS_SERVICE, handlers)
+
+
+def _timed(handle: Handle, telemetry: Telemetry) -> Handle:
+    """`handle`, timed by `telemetry` (crossroads.telemetry): the handler's time, and its stages'."""
+
+    async def timed(raw: bytes, peer: str | None) -> messages_pb2.ExchangeReply | Refusal:
+        started = telemetry.start_call()
+        try:
+            return await handle(raw, peer)
+        finally:
+            telemetry.end_call(started)
+
+    return timed
 
 
 def _refused(context: Any, refusal: Refusal, retry_after_ms: int | None = None) -> bytes:
@@ -219,6 +239,7 @@ class RunningCore:
     audit: AuditLog
     directory: DirectoryStore
     admission: Admission
+    telemetry: Telemetry | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -240,6 +261,8 @@ class RunningCore:
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.admission.idle(DEFAULT_DRAIN_TAIL)
         await self.exchange.drain(DEFAULT_DRAIN_TAIL)  # declarations run on after their caller is gone
+        if self.telemetry is not None:
+            await self.telemetry.stop()
         await self.redelivery.stop()
         await self.forwarder.close()
         await self.outbox.aclose()
@@ -264,17 +287,9 @@ async def start_core(config: CoreConfig) -> RunningCore:
         undo.push_async_callback(outbox.aclose)
         forwarder = Forwarder(hosts, channel_credentials(config.pki, CORE))
         undo.push_async_callback(forwarder.close)
-        exchange = Exchange(
-            knowledge=knowledge,
-            directory=directory,
-            audit=audit,
-            forwarder=forwarder,
-            outbox=outbox,
-            clock=lambda: dt.datetime.now(dt.UTC),
-            forward_deadline=config.forward_deadline,
-            citizen_gate=CitizenGate.load(config.pki, knowledge),  # no FAS key: citizen acts refused
-        )
-        server, health_servicer, admission = _server(config, exchange, audit)
+        telemetry = Telemetry.from_env(audit.commit_stats)  # None unless CROSSROADS_TELEMETRY asks
+        exchange = _exchange(config, knowledge, directory, audit, forwarder, outbox, telemetry)
+        server, health_servicer, admission = _server(config, exchange, audit, telemetry)
         port = server.add_secure_port(f"{config.host}:{config.port}", server_credentials(config.pki, CORE))
         await server.start()
         undo.push_async_callback(server.stop, 0)
@@ -289,15 +304,42 @@ async def start_core(config: CoreConfig) -> RunningCore:
         for service in ("", CROSSROADS_SERVICE, "crossroads.v1.Audit"):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         core = RunningCore(
-            config, server, port, exchange, health_servicer, redelivery, forwarder, outbox, audit, directory, admission
-        )
+            config, server, port, exchange, health_servicer, redelivery, forwarder, outbox, audit, directory, admission,
+            telemetry,
+        )  # fmt: skip
+        if telemetry is not None:
+            telemetry.start()
         if config.port_file is not None:
             write_port_file(config.port_file, port)
         undo.pop_all()  # started: from now on `core.stop()` closes everything
     return core
 
 
-def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[Any, Any, Admission]:
+def _exchange(
+    config: CoreConfig,
+    knowledge: Knowledge,
+    directory: DirectoryStore,
+    audit: AuditLog,
+    forwarder: Forwarder,
+    outbox: Outbox,
+    telemetry: Telemetry | None,
+) -> Exchange:
+    """The exchange pipeline over the core's stores and forwarder (timed ones, with telemetry)."""
+    return Exchange(
+        knowledge=knowledge,
+        directory=directory,
+        audit=audit if telemetry is None else TimedAudit(audit),
+        forwarder=forwarder if telemetry is None else TimedForwarder(forwarder),
+        outbox=outbox,
+        clock=lambda: dt.datetime.now(dt.UTC),
+        forward_deadline=config.forward_deadline,
+        citizen_gate=CitizenGate.load(config.pki, knowledge),  # no FAS key: citizen acts refused
+    )
+
+
+def _server(
+    config: CoreConfig, exchange: Exchange, audit: AuditLog, telemetry: Telemetry | None
+) -> tuple[Any, Any, Admission]:
     options = [
         ("grpc.so_reuseport", 0),  # this process must own its port
         ("grpc.max_concurrent_streams", config.max_streams),
@@ -315,7 +357,7 @@ def _server(config: CoreConfig, exchange: Exchange, audit: AuditLog) -> tuple[An
     admission = Admission(config.admission_policy(), max_in_flight=config.max_in_flight, category_of=category_of)
     revocation = Revocation(config.pki, check_every=config.crl_check_every)
     # takes raw bytes: it says itself what does not parse
-    CrossroadsServicer(exchange, admission, revocation).add_to(server)
+    CrossroadsServicer(exchange, admission, revocation, telemetry).add_to(server)
     # the others would have gRPC parse their requests and answer UNKNOWN to bytes that are none
     tolerant = TolerantRegistration(server)
     audit_servicer = guarded(AuditServicer(audit, exchange.citizen_gate), revocation)  # revoked peers refused

@@ -220,6 +220,11 @@ def test_bench_soak_measures_the_capacity_first_and_soaks_at_seventy_percent(soa
     assert {"main", "audit-writer"} <= set(core_step["core"]["threads"])
     assert [p["fraction"] for p in capacity["points"]] == [0.25, 0.5, 0.75]
     assert all(set(p["added_ms"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms"} for p in capacity["points"])
+    breakdown = capacity["points"][1]["breakdown"]  # where the core path's time went, from its telemetry
+    assert breakdown["exchanges"] > 0 and breakdown["forward_ms"] > 0 and breakdown["commit_ms"] > 0
+    assert breakdown["handle_ms"] == pytest.approx(
+        breakdown["forward_ms"] + breakdown["commit_ms"] + breakdown["own_ms"], abs=0.01
+    )
     last = json.loads(lines[-1])
     assert last["rate"] == pytest.approx(round(SOAK_SHARE * capacity["core_rps"], 1))
     assert "ratio" in (out / "capacity" / "capacity.txt").read_text()

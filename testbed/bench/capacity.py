@@ -20,7 +20,10 @@ the median of the climbs' ratios (each climb's two knees were measured side by s
 
 Then, at `fractions` of the proxy's capacity, both paths are loaded again for longer, and their
 p50/p90/p99 reported with the latency the core adds over the proxy at each (core minus proxy,
-per percentile; the median over `repeats` pairs).
+per percentile; the median over `repeats` pairs), and where the core path's time went: the core
+runs with its telemetry on (crossroads/telemetry.py: a few clock reads per exchange), which
+splits each exchange into the forward round trip, the wait for the audit commit and the core's
+own work, and says what the group commits were.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crossroads.telemetry import TELEMETRY_ENV, over, read_telemetry
 from loadtests.level import Level
 from scenarios.shipped import default_scenario
 from testbed.bench.goals import BenchError, load_average, machine_info, say, write_figures
@@ -131,6 +135,10 @@ class _Bench:
     folder: Path
     plan: CapacityPlan
 
+    @property
+    def telemetry(self) -> Path:
+        return self.folder / "telemetry.jsonl"
+
 
 def _climb(bench: _Bench, k: int) -> dict[str, Any]:
     """One climb of both paths, alternating which goes first; every step's figures and each knee."""
@@ -163,7 +171,7 @@ def _points(bench: _Bench, proxy_rps: float) -> list[dict[str, Any]]:
             level = bench.plan.level(rate, bench.plan.point_s, seed=bench.plan.seed + 7 + k)
             got = {name: run_level(bench.pki, bench.paths[name], level, bench.folder / "loadgen.log") for name in order}
             pairs.append(got)
-        points.append(_point(fraction, rate, pairs))
+        points.append(_point(fraction, rate, pairs) | {"breakdown": _breakdown(bench, pairs)})
         say(f"{fraction:.0%} of the proxy's capacity ({rate:g}/s): core adds {points[-1]['added_ms']} ms (p50/p90/p99)")
     return points
 
@@ -182,6 +190,40 @@ def _point(fraction: float, rate: float, pairs: Sequence[dict[str, dict[str, Any
     by_path = {name: {key: _median([p[name][key] for p in pairs]) for key in keys} for name in PATHS}
     added = {key: _median([_minus(p["core"][key], p["proxy"][key]) for p in pairs]) for key in keys}
     return {"fraction": fraction, "rate": rate, **by_path, "added_ms": added, "each": list(pairs)}
+
+
+def _breakdown(bench: _Bench, pairs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Where an acknowledged exchange's time went at one point, means in milliseconds: the core's
+    telemetry (crossroads/telemetry.py) over the core path's measured windows, beside what the
+    client saw. Outside the handler: gRPC and the transport, both ways, and the client."""
+    lines = read_telemetry(bench.telemetry)
+    windows = [(p["core"]["window"][0] + bench.plan.warmup_s, p["core"]["window"][1]) for p in pairs]
+    parts = [over(lines, a, b) for a, b in windows]
+    seen = sum(part["exchanges"] for part in parts)
+    stages = ("handle_ms", "forward_ms", "commit_ms", "own_ms")
+    mean = {stage: _weighted([(part["mean"][stage], part["exchanges"]) for part in parts]) for stage in stages}
+    client = _median([p["core"]["mean_ms"] for p in pairs])
+    commits = [part["commits"] for part in parts]
+    return {
+        "exchanges": seen,
+        "client_ms": client,
+        "outside_handler_ms": _minus(client, mean["handle_ms"]),
+        **mean,
+        "proxy_client_ms": _median([p["proxy"]["mean_ms"] for p in pairs]),
+        "mean_batch": _weighted([(c["mean_batch"], c["commits"]) for c in commits]),
+        "mean_commit_ms": _weighted([(c["mean_commit_ms"], c["commits"]) for c in commits]),
+        "wait_per_commit_ms": _weighted([(_per(c["wait_s"] * 1000, c["commits"]), c["commits"]) for c in commits]),
+    }
+
+
+def _per(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+def _weighted(values: Sequence[tuple[float | None, int]]) -> float | None:
+    present = [(v, n) for v, n in values if v is not None and n]
+    total = sum(n for _, n in present)
+    return round(sum(v * n for v, n in present) / total, 4) if total else None
 
 
 def _summary(plan: CapacityPlan, climbs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -214,7 +256,10 @@ def capacity_benchmark(
     state.mkdir(parents=True, exist_ok=True)
     fresh_state(state)
     load_before = load_average()
-    with bring_up(scenario, state, hosts=CAPACITY_HOSTS, progress=True) as network:
+    telemetry = out / "telemetry.jsonl"
+    telemetry.unlink(missing_ok=True)
+    env = {TELEMETRY_ENV: str(telemetry)}
+    with bring_up(scenario, state, hosts=CAPACITY_HOSTS, progress=True, core_env=env) as network:
         workload, requests = write_workload(scenario, state, out, plan.requests, plan.seed)
         core, host = network.core, network.hosts[0]
         if core is None or core.address is None or host.address is None:
@@ -239,6 +284,16 @@ def _cells(row: dict[str, Any]) -> str:
     return "".join(f"{'-' if row[k] is None else row[k]:>8}" for k in ("p50_ms", "p90_ms", "p99_ms"))
 
 
+def _breakdown_line(b: dict[str, Any]) -> str:
+    def ms(key: str) -> str:
+        return "-" if b[key] is None else f"{b[key]:.2f}"
+
+    return (f"{'':14}core path, means: client {ms('client_ms')} ms = gRPC and transport {ms('outside_handler_ms')}"
+            f" + forward {ms('forward_ms')} + audit commit {ms('commit_ms')} + the core's own {ms('own_ms')}; "
+            f"commits of {ms('mean_batch')} records, {ms('mean_commit_ms')} ms each "
+            f"after {ms('wait_per_commit_ms')} ms of waiting")  # fmt: skip
+
+
 def capacity_text(result: dict[str, Any]) -> str:
     """A few lines for people: both knees, their ratio, and the latency the core adds."""
     limit = result["p99_limit_ms"]
@@ -252,6 +307,7 @@ def capacity_text(result: dict[str, Any]) -> str:
         for name in ("proxy", "core"):
             lines.append(f"{p['fraction']:>4.0%} {p['rate']:>8g}/s {name:>8}   " + _cells(p[name]))
         lines.append(f"{'':14}core adds   " + _cells(p["added_ms"]))
+        lines.append(_breakdown_line(p["breakdown"]))
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ file beside the figures when asked (`records`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ def _utilisation(before: cpu.Snapshot, after: cpu.Snapshot) -> dict[str, Any]:
 def run_level(pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None) -> dict[str, Any]:
     """Offer `level` to `path`; its figures with "cpu" (see the module doc). BenchError when the
     generator fails; its stderr goes to `log`."""
+    started = time.time()
     before = cpu.snapshot(path.watch)
     timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
     code, out = processes.run("loadgen", level_args(pki, path.address, path.requests, level, records), log=log,
@@ -55,4 +57,5 @@ def run_level(pki: Path, path: Path_, level: Level, log: Path, records: Path | N
     figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     figures["path"] = path.name
     figures["cpu"] = _utilisation(before, after)
+    figures["window"] = [round(started, 3), round(time.time(), 3)]  # UNIX times the level ran in
     return figures
