@@ -132,13 +132,22 @@ def run_level(pki: Path, target: str, requests: Sequence[Prepared], level: Level
         raise ValueError("no requests to send")
     run_id = f"ol{time.time_ns():x}"
     parts = [SenderPart(pki, target, tuple(requests), level, k, run_id) for k in range(level.processes)]
+    started: list[float] = []
     if level.processes == 1:
-        sent = [send_part(parts[0], lambda: time.monotonic() + START_LEAD_S)]
+        sent = [send_part(parts[0], lambda: _start_at(started))]
     else:
-        sent = send_in_processes(parts)
+        sent = send_in_processes(parts, started)
     records = np.concatenate([r for r, _ in sent])
     records = records[np.argsort(records["intended_s"], kind="stable")]
-    return LevelResult(figures_of(records, level, [cpu for _, cpu in sent]), records)
+    figures = figures_of(records, level, [cpu for _, cpu in sent])
+    # the UNIX time of intended time 0 (the window's start), to place it beside other clocks
+    figures["window_start_unix"] = round(started[0] + level.warmup_s + time.time() - time.monotonic(), 4)
+    return LevelResult(figures, records)
+
+
+def _start_at(started: list[float]) -> float:
+    started.append(time.monotonic() + START_LEAD_S)
+    return started[-1]
 
 
 def level_args(pki: Path, target: str, requests_file: Path, level: Level, records: Path | None = None) -> list[str]:

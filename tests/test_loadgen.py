@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -81,6 +82,7 @@ def _measured(records: np.ndarray) -> np.ndarray:
 
 def test_a_level_sends_its_schedule_and_records_every_request(host: Host) -> None:
     level = Level(rate=40, seconds=2.0, warmup_s=0.5, seed=3)
+    before = time.time()
     result = run_level(host.pki, host.address, _deliveries(8), level)
     figures, records = result.figures, result.records
     schedule = level.schedule(0)
@@ -94,6 +96,7 @@ def test_a_level_sends_its_schedule_and_records_every_request(host: Host) -> Non
     assert set(records["code"]) == {0} and set(records["process"]) == {0}
     assert figures["cpu_s"] > 0 and len(figures["cpu_s_by_process"]) == 1
     assert json.loads(json.dumps(figures, allow_nan=False)) == figures  # strict JSON
+    assert before + 0.5 < figures["window_start_unix"] < time.time() - 2.0  # the measured window, on the wall clock
 
 
 def test_latency_runs_from_the_intended_send_time(host: Host) -> None:
