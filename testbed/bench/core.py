@@ -32,11 +32,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crossroads.audit import AuditLog
 from loadtests.cpu import snapshot, usage
 from testbed import processes
 from testbed.bench.goals import GOAL_CORE_RATIO, BenchError, machine_info
-from testbed.bench.paths import Workload, check_paths, fresh_state, running_proxy, write_workload
+from testbed.bench.paths import (
+    Workload,
+    audit_outcomes,
+    audit_size,
+    check_paths,
+    fresh_state,
+    running_proxy,
+    write_workload,
+)
 from testbed.live import LiveNetwork, bring_up
 
 __all__ = [
@@ -111,22 +118,6 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
 
 
 # ------------------------------------------------------------------ the two paths do the same work
-
-
-def audit_outcomes(state: Path, start: int) -> dict[str, int]:
-    """How many audit records from index `start` on carry each outcome."""
-    counts: dict[str, int] = {}
-    with AuditLog.open(state, read_only=True) as log:
-        for _, leaf in log.iter_leaves(start):
-            at = leaf.index(b'"outcome":"') + 11
-            outcome = leaf[at : leaf.index(b'"', at)].decode()
-            counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
-
-
-def _audit_size(state: Path) -> int:
-    with AuditLog.open(state, read_only=True) as log:
-        return log.size
 
 
 # ------------------------------------------------------------------ the benchmark
@@ -266,7 +257,7 @@ def _measure(
             "core": _Path(core.address, requests["core"], core.pid),
             "proxy": _Path(proxy, requests["proxy"], proxy_pid),
         }
-        start = _audit_size(network.state)
+        start = audit_size(network.state)
         _say(f"{config.runs} runs per path, {config.seconds:g} s each, {config.concurrency} in flight")
         return _alternate(config, pki, paths, host.pid, log), start
 

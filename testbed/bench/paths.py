@@ -22,7 +22,7 @@ import numpy as np
 from agencies.exchanges import Sample, consultation
 from agencies.spec import load_world_spec
 from agencies.world import World
-from crossroads.audit import AUDIT_DB
+from crossroads.audit import AUDIT_DB, AuditLog
 from crossroads.directory import DirectoryStore
 from crossroads.domain import Knowledge
 from crossroads.knowledge_io import load_knowledge
@@ -38,6 +38,8 @@ from testbed.bench.goals import BenchError
 __all__ = [
     "CHECKED_REQUESTS",
     "Workload",
+    "audit_outcomes",
+    "audit_size",
     "check_paths",
     "fresh_state",
     "prepare_workload",
@@ -145,3 +147,20 @@ def fresh_state(state: Path) -> None:
         for suffix in ("", "-wal", "-shm"):
             (state / f"{name}{suffix}").unlink(missing_ok=True)
     (state / "world.json").unlink(missing_ok=True)
+
+
+def audit_outcomes(state: Path, start: int) -> dict[str, int]:
+    """How many audit records from index `start` on carry each outcome."""
+    counts: dict[str, int] = {}
+    with AuditLog.open(state, read_only=True) as log:
+        for _, leaf in log.iter_leaves(start):
+            at = leaf.index(b'"outcome":"') + 11
+            outcome = leaf[at : leaf.index(b'"', at)].decode()
+            counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def audit_size(state: Path) -> int:
+    """How many records the audit log of `state` holds."""
+    with AuditLog.open(state, read_only=True) as log:
+        return log.size

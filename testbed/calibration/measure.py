@@ -1,0 +1,148 @@
+"""Measuring the live testbed at open-loop load levels: what the calibration estimates from, and
+what the validation holds the model's predictions against.
+
+`LiveBench` brings up a fresh live network of a load-test scenario's world with the core's
+telemetry on (crossroads/telemetry.py), draws that scenario's mix in advance
+(loadtests/prepared_mix.py) and offers it at each level with the open-loop load generator
+(loadtests/loadgen.py, in processes of its own). Per level it keeps:
+- the generator's figures: offered, sent and answered rates, latency from each request's
+  intended send time (p50/p90/p99, mean), errors; its own CPU;
+- the CPU of every process of the network, in all and per thread name (/proc: loadtests.cpu),
+  as a share of one core over the level's run;
+- the core's telemetry over the measured window: where each exchange's time went (forward round
+  trip, audit commit, the core's own) and the group commits (batches, time a commit takes);
+- the audit outcomes of the level's exchanges (a consultation whose agency is down is FAILED);
+- the windows of any fault applied during the level (testbed/faults.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agencies.spec import load_world_spec
+from agencies.world import World
+from crossroads.citizen import Fas
+from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
+from loadtests.level import Level
+from loadtests.prepared import write_requests
+from loadtests.prepared_mix import Drawn, prepare_mix
+from loadtests.spec import Fault, load_loadtest_spec
+from testbed.bench.goals import BenchError
+from testbed.bench.levels import Path_, run_level
+from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
+from testbed.faults import FaultInjector
+from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
+
+__all__ = ["DEFAULT_PROCESSES", "LiveBench", "LivePlan"]
+
+DEFAULT_PROCESSES = 2  # load generator processes
+_TELEMETRY_EVERY_S = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class LivePlan:
+    """The live network measured: its load-test scenario (world and mix), hosts, service time,
+    and how each level runs."""
+
+    scenario: Path
+    hosts: int = DEFAULT_HOSTS
+    service_time_ms: float = 0.0
+    seconds: float = 10.0
+    warmup_s: float = 2.0
+    processes: int = DEFAULT_PROCESSES
+    seed: int = 0
+
+
+class LiveBench:
+    """A live network under measurement, in `out` (OUT/state, OUT/telemetry.jsonl, the logs).
+
+    A context manager: the network is up inside it. `level(rate)` measures one level.
+    """
+
+    def __init__(self, out: Path, plan: LivePlan) -> None:
+        self.out = out.resolve()
+        self.plan = plan
+        self.state = self.out / "state"
+        self.telemetry = self.out / "telemetry.jsonl"
+        self._network: LiveNetwork | None = None
+        self._drawn: list[Drawn] = []
+        self._requests = self.out / "requests.mix.jsonl"
+
+    def __enter__(self) -> LiveBench:
+        self.state.mkdir(parents=True, exist_ok=True)
+        fresh_state(self.state)
+        self.telemetry.unlink(missing_ok=True)
+        env = {TELEMETRY_ENV: str(self.telemetry), EVERY_ENV: str(_TELEMETRY_EVERY_S)}
+        self._network = bring_up(self.plan.scenario, self.state, hosts=self.plan.hosts,
+                                 service_time_ms=self.plan.service_time_ms, core_env=env, progress=True)  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._network is not None:
+            self._network.stop()
+
+    @property
+    def network(self) -> LiveNetwork:
+        if self._network is None:
+            raise BenchError("the live network is not up")
+        return self._network
+
+    def prepare(self, requests: int) -> list[Drawn]:
+        """Draw `requests` exchanges of the scenario's mix (enough for every level: none is sent
+        twice with its content, since an integration sent again is another request)."""
+        world = World.build(load_world_spec(self.plan.scenario))
+        mix = load_loadtest_spec(self.plan.scenario).mix
+        fas = Fas.open(self.state / "pki")
+        prepared, self._drawn = prepare_mix(world, mix, requests, np.random.default_rng(self.plan.seed),
+                                            vouch=lambda env, sender: fas.vouch(env, sender, time.time()))  # fmt: skip
+        write_requests(self._requests, prepared)
+        return self._drawn
+
+    def watched(self) -> dict[str, int]:
+        """The processes whose CPU is read: the core and each host (current pids)."""
+        pids = dict(self.network.endpoints["pids"])
+        return pids
+
+    def level(self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = ()) -> dict[str, Any]:
+        """Offer `rate` for the plan's seconds (after its warm-up) and measure it (see the module doc).
+
+        `faults` are applied at their times after the measured window's start (about: the
+        injector starts with the level, and its windows are reported in that window's time).
+        """
+        level = Level(rate=rate, seconds=self.plan.seconds, warmup_s=self.plan.warmup_s,
+                      processes=self.plan.processes, seed=seed)  # fmt: skip
+        path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
+        audit_start = audit_size(self.state)
+        injector, stop, thread = self._faults(faults)
+        try:
+            figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log")
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+            injector.close()
+        start = float(figures["window_start_unix"])
+        figures["telemetry"] = over(read_telemetry(self.telemetry), start, start + level.seconds + 0.5)
+        figures["outcomes"] = audit_outcomes(self.state, audit_start)
+        figures["faults"] = [w.as_json(start) for w in injector.windows]
+        figures["fault_errors"] = list(injector.errors)
+        return figures
+
+    def _faults(self, faults: Sequence[Fault]) -> tuple[FaultInjector, threading.Event, threading.Thread | None]:
+        injector = FaultInjector(self.state, self.network.endpoints["pids"],
+                                 service_time_ms=self.plan.service_time_ms)  # fmt: skip
+        stop = threading.Event()
+        if not faults:
+            return injector, stop, None
+        # the window starts after the generator's start-up (about a second) and the warm-up
+        t0 = time.time() + 1.0 + self.plan.warmup_s
+        thread = threading.Thread(target=injector.run, args=(list(faults), t0, stop), name="faults", daemon=True)
+        thread.start()
+        return injector, stop, thread
