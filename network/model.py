@@ -1,24 +1,26 @@
 """One replication of the SimPy model: stations, links, arrivals, changes, statistics.
 
 The model is event-light on purpose (see ARCHITECTURE.md, "SimPy traps"): no SimPy process per
-message, nor per server. A station that cannot fail nor change works out a message's end of
-service on arrival (booked.py), and the message goes straight on from there (courier.py): link
-delays, hops that pass a node unserved, the fan-out into deliveries and the delivery at the end
-are done at once, each with its own simulated time. Only the arrival at the next station waits
-for its time (arrivals in time order make the line), in the courier's calendar, which one SimPy
-event drains up to the next SimPy event. Stations that can fail or change are event-driven
-(station.py: a SimPy event per arrival and per service), and a link that can fail is crossed by
-a SimPy event at the crossing's time. Traffic sources emit their arrivals in batches
-(arrivals.py). SimPy processes remain only for the rare things: timed changes, random
-failures, and the statistics window.
+message, nor per server. Everything a message does that does not depend on the network's state
+is drawn when its exchange is created (journeys.py: service times, latencies, losses). A station
+that cannot fail nor change works out a message's end of service on arrival (booked.py), and the
+message goes straight on from there (courier.py): link delays, hops that pass a node unserved,
+the fan-out into deliveries and the delivery at the end are done at once, each with its own
+simulated time. Only the arrival at the next station waits for its time (arrivals in time order
+make the line), in the courier's calendar, which one SimPy event drains up to the next SimPy
+event; the traffic sources take their turns in that calendar too (arrivals.py). Stations that
+can fail or change are event-driven (station.py: a SimPy event per arrival and per service),
+and a link that can fail is crossed by a SimPy event at the crossing's time. SimPy processes
+remain only for the rare things: timed changes, random failures, and the statistics window.
 
 A run may be a slice of a longer one (network/slicing.py): it starts at `plan.begin` with an
 empty network and measures its own window [plan.warmup, plan.end).
 
-Every component draws from its own random stream, spawned from the replication's SeedSequence
-(arrivals, route picks, services, links, failures; one child per source, station, link), so
-the same plan and seed give the same result bit for bit, and changing one source's routes
-leaves the arrival times of all sources as they were.
+Streams, spawned from the replication's SeedSequence: arrival times and route picks (one child
+per source), journeys (one stream per source and batch of arrivals), random failures (one
+child per failure). So the same plan and seed give the same result bit for bit; changing one
+source's routes leaves the arrival times of all sources as they were; and a message's draws
+are its own (common random numbers), whatever happens to the messages around it.
 """
 
 from __future__ import annotations

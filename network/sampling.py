@@ -1,9 +1,9 @@
-"""Random draws for the simulation: one numpy Generator per component, drawn in batches.
+"""Random draws one at a time, from a numpy Generator filled in batches (the random failures'
+up and down times; a message's draws are made a batch of exchanges at a time, journeys.py).
 
-Drawing one value at a time from numpy costs about a microsecond of call overhead; the model
-draws millions, so each draw function pulls numbers from a batch that numpy filled at once.
-Batches start small and double (16 .. 8,192) so that the thousands of rarely used agency
-stations do not each hold a large buffer. The sequence of values is fixed by the generator's
+Drawing one value at a time from numpy costs about a microsecond of call overhead, so each
+draw function pulls numbers from a batch that numpy filled at once. Batches start small and
+double (16 .. 8,192) so that rarely used draws do not hold a large buffer. The sequence of values is fixed by the generator's
 seed alone, so the same seed gives the same run bit for bit.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from scenarios.schema import Deterministic, Distribution, Exponential, Lognormal, Uniform
 
-__all__ = ["Draw", "draws", "indices", "lognormal_parameters", "uniform_indices"]
+__all__ = ["Draw", "draws", "lognormal_parameters"]
 
 Draw = Callable[[], float]
 _FIRST_BATCH = 16
@@ -50,20 +50,3 @@ def draws(dist: Distribution, rng: np.random.Generator) -> Draw:
     assert isinstance(dist, Uniform)
     low, high = dist.low, dist.high
     return _batches(lambda n: rng.uniform(low, high, n)).__next__
-
-
-def indices(weights: tuple[float, ...], rng: np.random.Generator) -> Callable[[], int]:
-    """A function returning successive indices drawn with probabilities proportional to `weights`."""
-    if len(weights) == 1:
-        return lambda: 0
-    p = np.asarray(weights, dtype=float)
-    p = p / p.sum()
-    n = len(weights)
-    return _batches(lambda size: rng.choice(n, size=size, p=p)).__next__  # type: ignore[return-value]
-
-
-def uniform_indices(n: int, rng: np.random.Generator) -> Callable[[], int]:
-    """A function returning successive indices drawn uniformly from range(n)."""
-    if n == 1:
-        return lambda: 0
-    return _batches(lambda size: rng.integers(0, n, size)).__next__  # type: ignore[return-value]
