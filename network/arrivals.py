@@ -24,7 +24,7 @@ import numpy as np
 import simpy
 
 from network.booked import BookedStation
-from network.courier import Courier
+from network.courier import Courier, Stops
 from network.journeys import Itineraries, draw_journeys
 from network.recorder import Recorder, RouteFigures
 
@@ -91,9 +91,11 @@ class Arrivals:
         self.batch = 0
         self.begin = begin
         self.draws: list[float] = []  # the current batch's journeys, end to end
-        self.begins: list[int] = []  # where each exchange still to send begins in them, ...
-        self.ids: list[int] = []  # ... its itinerary, ...
-        self.created: list[float] = []  # ... and its creation time
+        self.begins: list[int] = []  # where each exchange to send begins in them, ...
+        self.ends: list[int] = []  # ... and ends, ...
+        self.stops: list[Stops] = []  # ... its itinerary's stops, ...
+        self.first: list[float] = []  # ... when it reaches its first stop, ...
+        self.created: list[float] = []  # ... and its creation
         self.sent = 0
         if self._refill():
             self._enter(self.created[0])
@@ -135,27 +137,35 @@ class Arrivals:
         rng = np.random.default_rng(np.random.SeedSequence(self.journeys.entropy, spawn_key=key))
         self.batch += 1
         ids, created = np.repeat(self.itineraries.ids(routes, classes), copies), np.repeat(times, copies)
-        self.draws, begins = draw_journeys(self.itineraries, ids, created, rng)
+        draws, begins, ends = draw_journeys(self.itineraries, ids, created, rng)
         kept = np.repeat(keep, copies)
-        self.begins, self.ids, self.created = begins[kept].tolist(), ids[kept].tolist(), created[kept].tolist()
+        begins, ends, created = begins[kept], ends[kept], created[kept]
+        self.first = (created + draws[begins]).tolist()  # the first gap from the creation
+        self.draws, self.begins, self.ends, self.created = (
+            draws.tolist(),
+            begins.tolist(),
+            ends.tolist(),
+            created.tolist(),
+        )
+        stops = self.itineraries.stops
+        self.stops = [stops[i] for i in ids[kept].tolist()]
         self.sent = 0
 
     def feed(self, now: float) -> None:
         """Put the next FEED_SIZE exchanges on their way (it is `now`, the first one's creation)."""
-        compiled, courier, draws = self.itineraries.compiled, self.courier, self.draws
-        calendar, push, order = courier.calendar, heapq.heappush, courier.order
+        courier, draws = self.courier, self.draws
+        calendar, push, order = courier.calendar, heapq.heappush, courier.order.__next__
         first = self.sent
-        last = min(first + FEED_SIZE, len(self.ids))
-        for b, i in zip(self.begins[first:last], self.ids[first:last], strict=True):
-            stops = compiled[i].stops
-            mine = draws[b : b + len(stops)]
-            t = mine[-1] + mine[0]
+        last = min(first + FEED_SIZE, len(self.stops))
+        for b, e, t, stops in zip(
+            self.begins[first:last], self.ends[first:last], self.first[first:last], self.stops[first:last], strict=True
+        ):
             if stops[1].__class__ is BookedStation:
-                push(calendar, (t, next(order), 1, stops, mine))
+                push(calendar, (t, order(), 1, stops, draws[b:e]))
             else:
-                courier.go(t, 1, stops, mine, now)
+                courier.go(t, 1, stops, draws[b:e], now)
         self.sent = last
-        if last < len(self.ids):
+        if last < len(self.stops):
             self._enter(self.created[last])
         elif self._refill():
             self._enter(self.created[0])

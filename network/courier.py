@@ -79,7 +79,7 @@ class Courier:
                     rec.done_code.append(stop.code)
                 return
             if kind is FanOut:
-                self.rec.forwarded(stop.source, len(stop.starts), stop.functional, draws[-1])
+                self.rec.forwarded(stop, draws[-1])
                 for b in stop.starts:  # the deliveries start where the decision was taken
                     self.go(t + draws[b], b + 1, stops, draws, now)
                 return
@@ -187,10 +187,10 @@ class Courier:
             service = draws[j]
             free = station.free
             if free[0] <= now:
-                replace(free, now + service)
+                t = now + service
+                replace(free, t)
                 station.busy_time += service
                 station.booked += 1
-                t = now + service
             else:
                 t = station.book(now, service)
                 if t < 0:
@@ -208,7 +208,7 @@ class Courier:
                     done_created(draws[-1])
                     done_code(stop.code)
             elif kind is FanOut:
-                rec.forwarded(stop.source, len(stop.starts), stop.functional, draws[-1])
+                rec.forwarded(stop, draws[-1])
                 for b in stop.starts:  # the deliveries start where the decision was taken
                     j = b + 1
                     if stops[j].__class__ is BookedStation:

@@ -23,8 +23,9 @@ LOST_BY_CHANCE), and the position after the last one holds the exchange's creati
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,12 +52,11 @@ _CONST, _EXPONENTIAL, _LOGNORMAL, _UNIFORM = 0, 1, 2, 3
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Terminal:
-    """The end of a leg that is a terminal message: delivery `delivery` of its route (0 for a
-    route without deliveries); `code` is what the recorder files it under."""
+    """The end of a leg that is a terminal message, of availability group `group`; `code` is
+    what the recorder files it under."""
 
     kind: int
     group: int
-    delivery: int
     code: int  # group * kinds + kind
 
 
@@ -68,6 +68,10 @@ class FanOut:
     source: int
     starts: tuple[int, ...]  # the position of each delivery's first gap
     functional: bool
+    deliveries: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "deliveries", len(self.starts))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -169,6 +173,7 @@ class _Layout:
         self.loss.append(chance)
 
     def append(self, leg: _Layout) -> None:
+        """`leg` (left as it is) after what is laid out, its gap under way still open."""
         base = len(self.stops)
         self.stops += leg.stops
         self.codes += leg.codes
@@ -176,6 +181,7 @@ class _Layout:
         self.extra += leg.extra
         self.lossy += [base + p for p in leg.lossy]
         self.loss += leg.loss
+        self.gap = self.gap + leg.gap
 
     def build(self) -> Itinerary:
         self._put(None, ())  # the creation time's place
@@ -241,46 +247,61 @@ class Itineraries:
         self.table = np.full(len(source.routes) * len(source.classes), -1, dtype=np.int64)
         self.alike: dict[tuple[Route, int], int] = {}
         self.compiled: list[Itinerary] = []
+        self.stops: list[tuple[Stop, ...]] = []  # each compiled itinerary's stops
         self.codes, self.extra_at, self.extra = _Flat(np.int64), _Flat(np.int64), _Flat(np.int64)
         self.lossy, self.loss = _Flat(np.int64), _Flat(float)
+        self.zero = parts.params.code(Deterministic(value=0.0))
+        self._legs: dict[tuple[tuple[Hop, ...], int, int], _Layout] = {}  # laid out once for every route
+        self._link_codes: dict[int, list[int]] = {}
+        self._service_codes: dict[tuple[int, int], list[int]] = {}
 
-    def _hops(self, b: _Layout, hops: Sequence[Hop], cls: int) -> None:
-        parts, code = self.parts, self.parts.params.code
-        size = self.source.size
-        for link_index, station_index in hops:
-            if link_index >= 0:
-                link = parts.links[link_index]
-                codes = [code(parts.latencies[link_index])]
-                if link.bandwidth:
-                    codes.append(code(Deterministic(value=size / link.bandwidth)))
-                if link.volatile or link.loss > 0:
-                    position = b.stop(Crossing(link), codes)
-                    if link.loss > 0:
-                        b.lose(position, link.loss)
-                else:
-                    b.gap += codes
-            if station_index >= 0:
-                b.stop(parts.stations[station_index], [code(parts.times[station_index][cls])])
+    def _link(self, index: int) -> list[int]:
+        """The codes of crossing link `index`: its latency, and the transmission time at its bandwidth."""
+        if index not in self._link_codes:
+            code, link = self.parts.params.code, self.parts.links[index]
+            codes = [code(self.parts.latencies[index])]
+            if link.bandwidth:
+                codes.append(code(Deterministic(value=self.source.size / link.bandwidth)))
+            self._link_codes[index] = codes
+        return self._link_codes[index]
 
-    def _terminal(self, route: Route, delivery: int) -> Terminal:
-        kind, group = self.source.kind, route.groups[delivery]
-        return Terminal(kind, group, delivery, group * self.parts.kinds + kind)
+    def _service(self, station: int, cls: int) -> list[int]:
+        if (station, cls) not in self._service_codes:
+            self._service_codes[(station, cls)] = [self.parts.params.code(self.parts.times[station][cls])]
+        return self._service_codes[(station, cls)]
+
+    def _leg(self, hops: tuple[Hop, ...], cls: int, group: int) -> _Layout:
+        """The layout of a path's hops (its last gap open), then, for `group` >= 0, its Terminal."""
+        key = (hops, cls, group)
+        if key not in self._legs:
+            b = _Layout(self.zero)
+            for link_index, station_index in hops:
+                if link_index >= 0:
+                    link = self.parts.links[link_index]
+                    if link.volatile or link.loss > 0:
+                        position = b.stop(Crossing(link), self._link(link_index))
+                        if link.loss > 0:
+                            b.lose(position, link.loss)
+                    else:
+                        b.gap += self._link(link_index)
+                if station_index >= 0:
+                    b.stop(self.parts.stations[station_index], self._service(station_index, cls))
+            if group >= 0:
+                kind = self.source.kind
+                b.stop(Terminal(kind, group, group * self.parts.kinds + kind))
+            self._legs[key] = b
+        return self._legs[key]
 
     def _compile(self, route: Route, cls: int) -> Itinerary:
-        zero = self.parts.params.code(Deterministic(value=0.0))
-        b = _Layout(zero)
-        self._hops(b, route.submit, cls)
+        b = _Layout(self.zero)
         if not route.deliveries:
-            b.stop(self._terminal(route, 0))
+            b.append(self._leg(route.submit, cls, route.groups[0]))
             return b.build()
-        legs = []
-        for i, path in enumerate(route.deliveries):
-            leg = _Layout(zero)
-            self._hops(leg, path[1:], cls)  # a delivery starts where the decision was taken
-            leg.stop(self._terminal(route, i))
-            legs.append(leg)
+        b.append(self._leg(route.submit, cls, -1))
+        # a delivery starts where the decision was taken
+        legs = [self._leg(path[1:], cls, group) for path, group in zip(route.deliveries, route.groups, strict=True)]
         fan = len(b.stops) + 1  # the FanOut's position, after the submit leg's last gap
-        starts = [fan + 1 + sum(len(leg.stops) for leg in legs[:i]) for i in range(len(legs))]
+        starts = itertools.accumulate((len(leg.stops) for leg in legs[:-1]), initial=fan + 1)
         b.stop(FanOut(self.source.kind, self.index, tuple(starts), route.functional))
         for leg in legs:
             b.append(leg)
@@ -293,6 +314,7 @@ class Itineraries:
             it = self._compile(self.source.routes[route], self.source.classes[c])
             self.alike[alike] = len(self.compiled)
             self.compiled.append(it)
+            self.stops.append(it.stops)
             for flat, values in ((self.codes, it.codes), (self.extra_at, it.extra_at), (self.extra, it.extra)):
                 flat.add(values)
             self.lossy.add(it.lossy)
@@ -347,10 +369,10 @@ def _sample(params: Params, codes: np.ndarray, rng: np.random.Generator) -> np.n
 
 def draw_journeys(
     itineraries: Itineraries, ids: np.ndarray, created: np.ndarray, rng: np.random.Generator
-) -> tuple[list[float], np.ndarray]:
-    """The draws of one batch of exchanges (itinerary ids, creation times), end to end in one
-    list, and where each exchange's draws begin in it (each is as long as its itinerary's stops,
-    the last one its creation time)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The draws of one batch of exchanges (itinerary ids, creation times), end to end, and
+    where each exchange's draws begin and end (each is as long as its itinerary's stops, the last
+    one its creation time)."""
     params = itineraries.parts.params
     codes, lengths, begins = _ragged(itineraries.codes, ids)
     draws = _sample(params, codes, rng)
@@ -364,4 +386,4 @@ def draw_journeys(
         chance, _, _ = _ragged(itineraries.loss, ids)
         lost = rng.random(len(lossy)) < chance
         draws[(lossy + np.repeat(begins, counts))[lost]] = LOST_BY_CHANCE
-    return draws.tolist(), begins
+    return draws, begins, begins + lengths

@@ -25,8 +25,10 @@ are its own (common random numbers), whatever happens to the messages around it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,9 @@ __all__ = ["MAX_LOGGED_EVENTS", "replication_seed", "run_replication"]
 
 MAX_LOGGED_EVENTS = 200  # random failures beyond this are counted, not listed, in the event log
 _PROGRESS_STEPS = 50
+# after the window, the run goes on in steps this long (at most) until its messages are resolved:
+# short, because traffic goes on meanwhile, and a slice's drain may be most of a day
+_DRAIN_STEP = 1.0
 Progress = Callable[[float, int], None]  # (simulated seconds since the run's begin, messages so far)
 
 
@@ -181,6 +186,10 @@ class _Model:
     # ---------------------------------------------------------------- the run
 
     def run(self, index: int, progress: Progress | None) -> ReplicationResult:
+        with _without_cycle_collection():
+            return self._run(index, progress)
+
+    def _run(self, index: int, progress: Progress | None) -> ReplicationResult:
         started = time.perf_counter()
         plan, env = self.plan, self.env
         span = plan.end - plan.begin
@@ -193,7 +202,7 @@ class _Model:
         stations = _station_figures(self.stations, plan.duration)
         limit = plan.end + plan.drain
         while self.rec.unresolved() > 0 and env.now < limit:
-            env.run(until=min(limit, env.now + max(plan.drain / 20, 1e-3)))
+            env.run(until=min(limit, env.now + max(min(plan.drain / 20, _DRAIN_STEP), 1e-3)))
         if self.hidden_events:
             self.events.append(
                 (env.now - plan.warmup, f"... and {self.hidden_events} more random failures and repairs")
@@ -201,6 +210,20 @@ class _Model:
         return _result(
             index, self.rec, stations, self.snapshots, self.links, self.events, time.perf_counter() - started
         )
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the model runs: the model makes no reference
+    cycles as it goes, but it makes millions of tuples and lists, and every few hundred of them
+    would start a collection that walks the objects alive (the plan's routes among them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _station_figures(stations: Sequence[BookedStation | Station], duration: float) -> dict[str, np.ndarray]:

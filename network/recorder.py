@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from network.journeys import FanOut
 from network.plan import Plan, SourcePlan
 
 __all__ = ["Recorder", "ReplicationResult", "RouteFigures"]
@@ -144,11 +145,11 @@ class Recorder:
         self.group_expected += (taken @ figures.groups) * copies
         self.source_functional[source] += int(taken @ figures.functional) * copies
 
-    def forwarded(self, source: int, deliveries: int, functional: bool, created: float) -> None:
-        """A submit leg reached the routing point and fans out into `deliveries`."""
-        self.messages += deliveries
-        if functional and self.warmup <= created < self.end:
-            self.fanned[source] += deliveries
+    def forwarded(self, fan: FanOut, created: float) -> None:
+        """The submit leg of an exchange created at `created` reached the routing point and fans out."""
+        self.messages += fan.deliveries
+        if fan.functional and self.warmup <= created < self.end:
+            self.fanned[fan.source] += fan.deliveries
 
     # ---------------------------------------------------------------- terminal messages and losses
 

@@ -3,8 +3,8 @@ up and down times; a message's draws are made a batch of exchanges at a time, jo
 
 Drawing one value at a time from numpy costs about a microsecond of call overhead, so each
 draw function pulls numbers from a batch that numpy filled at once. Batches start small and
-double (16 .. 8,192) so that rarely used draws do not hold a large buffer. The sequence of values is fixed by the generator's
-seed alone, so the same seed gives the same run bit for bit.
+double (16 .. 8,192) so that rarely used draws do not hold a large buffer. The sequence of
+values is fixed by the generator's seed alone, so the same seed gives the same run bit for bit.
 """
 
 from __future__ import annotations
