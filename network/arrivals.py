@@ -25,7 +25,8 @@ import simpy
 
 from network.booked import BookedStation
 from network.courier import Courier, Stops
-from network.journeys import Itineraries, draw_journeys
+from network.itineraries import Itineraries
+from network.journeys import draw_journeys
 from network.recorder import Recorder, RouteFigures
 
 __all__ = ["BATCH", "FEED", "Arrivals"]

@@ -31,7 +31,7 @@ import simpy
 
 from network.booked import BookedStation
 from network.due import Due
-from network.journeys import Crossing, FanOut, Terminal
+from network.itineraries import Crossing, FanOut, Terminal
 from network.recorder import Recorder
 from network.station import Station
 
@@ -79,9 +79,7 @@ class Courier:
                     rec.done_code.append(stop.code)
                 return
             if kind is FanOut:
-                self.rec.forwarded(stop, draws[-1])
-                for b in stop.starts:  # the deliveries start where the decision was taken
-                    self.go(t + draws[b], b + 1, stops, draws, now)
+                self._fan_out(t, stop, stops, draws, now)
                 return
             if kind is Station:
                 self._to_station(t, (j, stops, draws))
@@ -91,6 +89,17 @@ class Courier:
                 return
             t += draws[j + 1]
             j += 2
+
+    def _fan_out(self, t: float, fan: FanOut, stops: Stops, draws: list[float], now: float) -> None:
+        """The submit leg reaches the routing point at `t`: its deliveries start there."""
+        self.rec.forwarded(fan, draws[-1])
+        calendar, order = self.calendar, self.order
+        for b in fan.starts:
+            j = b + 1
+            if stops[j].__class__ is BookedStation and self.pumping:  # the pump takes it (the hot path)
+                heapq.heappush(calendar, (t + draws[b], next(order), j, stops, draws))
+            else:
+                self.go(t + draws[b], j, stops, draws, now)
 
     def served(self, item: Item) -> None:
         """An event-driven station has served `item` now."""
@@ -159,23 +168,19 @@ class Courier:
         Due(self.env, t - self.env.now, None, self._pump)
 
     def _pump(self, event: simpy.Event) -> None:
-        """Take the calendar's arrivals in time order, up to the next SimPy event.
-
-        The hot path, inlined on purpose: a booked station with a free server (BookedStation.book's
-        first case), then the gap to the next stop, and the next stop if it is a booked station
-        (into the calendar), the end of a delivery (filed) or the fan-out into deliveries.
-        """
+        """Take the calendar's arrivals in time order, up to the next SimPy event. The hot path,
+        inlined on purpose: a booked station with a free server (BookedStation.book's first case),
+        the gap on, the next stop if a booked station or a delivery's end; anything else by `go`."""
         heapq.heappop(self.pumps)  # this one: pumps fire in time order
         calendar, pop, push, order = self.calendar, heapq.heappop, heapq.heappush, self.order.__next__
-        replace, limit, rec, go = heapq.heapreplace, self.limit, self.rec, self.go
+        replace, limit, rec = heapq.heapreplace, self.limit, self.rec
         done_at, done_created, done_code = rec.done_at.append, rec.done_created.append, rec.done_code.append
         start = self.env.now
         self.horizon = horizon = self.env.peek()
         self.pumping = True  # arrivals booked meanwhile wait for the pump scheduled below
         while calendar:
             now, _, j, stops, draws = entry = pop(calendar)
-            # what is due now is taken now, whatever else is due at the same time (SimPy's order
-            # among events at one time is arbitrary too): a pump never leaves its own time's work
+            # a pump never leaves its own time's work (SimPy's order at one time is arbitrary too)
             if now >= horizon and now > start:
                 push(calendar, entry)
                 break
@@ -183,8 +188,7 @@ class Courier:
                 stops.feed(now)
                 horizon = self.horizon
                 continue
-            station = stops[j]
-            service = draws[j]
+            station, service = stops[j], draws[j]
             free = station.free
             if free[0] <= now:
                 t = now + service
@@ -199,25 +203,15 @@ class Courier:
             t += draws[j + 1]
             j += 2
             stop = stops[j]
-            kind = stop.__class__
-            if kind is BookedStation:
+            if stop.__class__ is BookedStation:
                 push(calendar, (t, order(), j, stops, draws))
-            elif kind is Terminal:
+            elif stop.__class__ is Terminal:
                 if t <= limit:
                     done_at(t)
                     done_created(draws[-1])
                     done_code(stop.code)
-            elif kind is FanOut:
-                rec.forwarded(stop, draws[-1])
-                for b in stop.starts:  # the deliveries start where the decision was taken
-                    j = b + 1
-                    if stops[j].__class__ is BookedStation:
-                        push(calendar, (t + draws[b], order(), j, stops, draws))
-                    else:
-                        go(t + draws[b], j, stops, draws, now)
-                        horizon = self.horizon
             else:
-                go(t, j, stops, draws, now)
+                self.go(t, j, stops, draws, now)
                 horizon = self.horizon
         self.pumping = False
         if calendar and (not self.pumps or calendar[0][0] < self.pumps[0]):

@@ -37,11 +37,11 @@ import simpy
 from network.arrivals import Arrivals
 from network.booked import BookedStation
 from network.courier import Courier
-from network.journeys import Itineraries, Params, Parts
+from network.itineraries import Itineraries, Parts
 from network.link import Link
 from network.plan import Action, FailurePlan, Plan
 from network.recorder import Recorder, ReplicationResult
-from network.sampling import draws
+from network.sampling import Distributions, draws
 from network.series import Snapshots
 from network.station import Station
 from scenarios.schema import Exponential
@@ -96,7 +96,7 @@ class _Model:
             links=self.links,
             latencies=[lp.spec.latency for lp in plan.links],
             kinds=len(plan.kinds),
-            params=Params(),
+            distributions=Distributions(),
         )
         n = len(plan.sources)
         for i, (src, g, p) in enumerate(zip(plan.sources, gaps.spawn(n), picks.spawn(n), strict=True)):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from network.journeys import FanOut
+from network.itineraries import FanOut
 from network.plan import Plan, SourcePlan
 
 __all__ = ["Recorder", "ReplicationResult", "RouteFigures"]
