@@ -13,9 +13,10 @@ One concept per module, in the order a run goes through them:
   plan.py         the Plan: plain, picklable data a replication runs from
   model.py        one replication: stations (booked.py: worked out on arrival; station.py:
                   event-driven, for those that can fail or change), links (link.py), arrivals
-                  (arrivals.py), messages (message.py) taken along their paths (courier.py, the
-                  hot path), the SimPy event it schedules (due.py), random draws (sampling.py),
-                  statistics (recorder.py, series.py)
+                  (arrivals.py) with every draw of their messages made at once (journeys.py),
+                  messages taken along their routes compiled into itineraries (itineraries.py;
+                  courier.py, the hot path), the SimPy event it schedules (due.py), random draws
+                  (sampling.py), statistics (recorder.py, series.py)
   replications.py replications, whole or in time slices (slicing.py; the overlap from the fluid
                   backlog, backlog.py), here, in local worker processes, or on a Dask cluster,
                   with a progress bar (meter.py)

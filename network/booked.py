@@ -4,28 +4,26 @@ In a FIFO line with c servers that never fail nor change in number, a message's 
 of service are known the moment it arrives: it takes the server that frees first (the heap of
 the servers' free times), starts when that server frees (or at once), and ends a drawn service
 time later. So a message costs such a station no scheduled event at all: the model goes on
-from the returned end of service (network/model.py). Stations whose servers can fail or change
-(timed changes, random failures) are event-driven instead (network/station.py).
+from the returned end of service (network/courier.py, which inlines the case of a free server).
+Stations whose servers can fail or change (timed changes, random failures) are event-driven
+instead (network/station.py).
 
 The figures are the same as the event-driven station's, exactly: the line's length at time t
 is the number of booked messages whose service starts after t (`waiting`, in start order, as
 FIFO starts are non-decreasing); its time-integral, the busy time credited at each service's
 start and the count of services ended are brought up to date when asked (`account`), by
-walking the starts that have passed since. Services are drawn in arrival order, which in a
-FIFO line is the order they start in, from the station's own stream.
+walking the starts that have passed since. Each message brings its own service time (drawn
+with its journey, network/journeys.py).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Sequence
 
 import simpy
 
-from network.message import Message
 from network.plan import StationPlan
-from network.sampling import Draw
 
 __all__ = ["LOST", "BookedStation"]
 
@@ -33,7 +31,7 @@ LOST = -1.0  # what `book` returns for a message turned away by a full line
 
 
 class BookedStation:
-    def __init__(self, env: simpy.Environment, plan: StationPlan, draws: Sequence[Draw]) -> None:
+    def __init__(self, env: simpy.Environment, plan: StationPlan) -> None:
         if plan.servers < 1:
             raise ValueError(f"station {plan.name}: a booked station needs at least one server")
         self.env = env
@@ -41,7 +39,6 @@ class BookedStation:
         self.node_class = plan.node_class
         self.servers = plan.servers
         self.limit = plan.queue_limit
-        self.draws = draws
         now = env.now
         self.free = [now] * plan.servers  # heap: when each server is free
         self.waiting: deque[tuple[float, float]] = deque()  # (start, service) of the line, in order
@@ -92,13 +89,12 @@ class BookedStation:
 
     # ---------------------------------------------------------------- arrivals
 
-    def book(self, msg: Message, now: float) -> float:
-        """`msg` arrives at `now` (env.now, or later with no SimPy event in between): the time
-        its service ends, or LOST if the line is full."""
+    def book(self, now: float, service: float) -> float:
+        """A message needing `service` seconds arrives at `now` (env.now, or later with no SimPy
+        event in between): the time its service ends, or LOST if the line is full."""
         free = self.free
         first: float = free[0]
-        if first <= now:  # a server is free, so nobody waits: the model's hot path
-            service = self.draws[msg.cls]()
+        if first <= now:  # a server is free, so nobody waits (courier.py inlines this case)
             heapq.heapreplace(free, now + service)
             self.busy_time += service
             self.booked += 1
@@ -111,7 +107,6 @@ class BookedStation:
             return LOST
         self.area_queue += len(waiting) * (now - self.t_queue)
         self.t_queue = now
-        service = self.draws[msg.cls]()
         heapq.heapreplace(free, first + service)
         waiting.append((first, service))
         if len(waiting) > self.max_queue:

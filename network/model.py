@@ -1,30 +1,34 @@
 """One replication of the SimPy model: stations, links, arrivals, changes, statistics.
 
 The model is event-light on purpose (see ARCHITECTURE.md, "SimPy traps"): no SimPy process per
-message, nor per server. A station that cannot fail nor change works out a message's end of
-service on arrival (booked.py), and the message goes straight on from there (courier.py): link
-delays, hops that pass a node unserved, the fan-out into deliveries and the delivery at the end
-are done at once, each with its own simulated time. Only the arrival at the next station waits
-for its time (arrivals in time order make the line), in the courier's calendar, which one SimPy
-event drains up to the next SimPy event. Stations that can fail or change are event-driven
-(station.py: a SimPy event per arrival and per service), and a link that can fail is crossed by
-a SimPy event at the crossing's time. Traffic sources emit their arrivals in batches
-(arrivals.py). SimPy processes remain only for the rare things: timed changes, random
-failures, and the statistics window.
+message, nor per server. Everything a message does that does not depend on the network's state
+is drawn when its exchange is created (journeys.py: service times, latencies, losses). A station
+that cannot fail nor change works out a message's end of service on arrival (booked.py), and the
+message goes straight on from there (courier.py): link delays, hops that pass a node unserved,
+the fan-out into deliveries and the delivery at the end are done at once, each with its own
+simulated time. Only the arrival at the next station waits for its time (arrivals in time order
+make the line), in the courier's calendar, which one SimPy event drains up to the next SimPy
+event; the traffic sources take their turns in that calendar too (arrivals.py). Stations that
+can fail or change are event-driven (station.py: a SimPy event per arrival and per service),
+and a link that can fail is crossed by a SimPy event at the crossing's time. SimPy processes
+remain only for the rare things: timed changes, random failures, and the statistics window.
 
 A run may be a slice of a longer one (network/slicing.py): it starts at `plan.begin` with an
 empty network and measures its own window [plan.warmup, plan.end).
 
-Every component draws from its own random stream, spawned from the replication's SeedSequence
-(arrivals, route picks, services, links, failures; one child per source, station, link), so
-the same plan and seed give the same result bit for bit, and changing one source's routes
-leaves the arrival times of all sources as they were.
+Streams, spawned from the replication's SeedSequence: arrival times and route picks (one child
+per source), journeys (one stream per source and batch of arrivals), random failures (one
+child per failure). So the same plan and seed give the same result bit for bit; changing one
+source's routes leaves the arrival times of all sources as they were; and a message's draws
+are its own (common random numbers), whatever happens to the messages around it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,20 +37,22 @@ import simpy
 from network.arrivals import Arrivals
 from network.booked import BookedStation
 from network.courier import Courier
+from network.itineraries import Itineraries, Parts
 from network.link import Link
-from network.message import Message
-from network.plan import Action, FailurePlan, Plan, StationPlan
+from network.plan import Action, FailurePlan, Plan
 from network.recorder import Recorder, ReplicationResult
-from network.sampling import Draw, draws
+from network.sampling import Distributions, draws
 from network.series import Snapshots
-from network.slicing import slice_seed
 from network.station import Station
-from scenarios.schema import Distribution, Exponential
+from scenarios.schema import Exponential
 
 __all__ = ["MAX_LOGGED_EVENTS", "replication_seed", "run_replication"]
 
 MAX_LOGGED_EVENTS = 200  # random failures beyond this are counted, not listed, in the event log
 _PROGRESS_STEPS = 50
+# after the window, the run goes on in steps this long (at most) until its messages are resolved:
+# short, because traffic goes on meanwhile, and a slice's drain may be most of a day
+_DRAIN_STEP = 1.0
 Progress = Callable[[float, int], None]  # (simulated seconds since the run's begin, messages so far)
 
 
@@ -73,47 +79,35 @@ class _Model:
         self.rec = Recorder(plan)
         self.events: list[tuple[float, str]] = []
         self.hidden_events = 0
-        arrivals, picks, services, links, failures = seq.spawn(5)
-        if plan.part > 0:  # a later slice: the replication's arrivals, services etc. of its own
-            services, links, failures = slice_seed(seq, plan.part).spawn(3)
+        gaps, picks, journeys, failures = seq.spawn(4)
         changing, failing = _volatile(plan)
-        self.links = [
-            Link(lp, rng, volatile=i in failing)
-            for i, (lp, rng) in enumerate(zip(plan.links, _rngs(links, len(plan.links)), strict=True))
-        ]
-        self.courier = courier = Courier(env, self.rec, self.links, plan.end + plan.drain, plan.span)
+        self.links = [Link(lp, volatile=i in failing) for i, lp in enumerate(plan.links)]
+        self.courier = courier = Courier(env, self.rec, plan.end + plan.drain, plan.span)
         self.stations: list[BookedStation | Station] = [
-            Station(env, sp, self._station_draws(sp, rng), courier.served, self._lost)
+            Station(env, sp, courier.served, courier.station_lost)
             if i in changing or sp.servers < 1
-            else BookedStation(env, sp, self._station_draws(sp, rng))
-            for i, (sp, rng) in enumerate(zip(plan.stations, _rngs(services, len(plan.stations)), strict=True))
+            else BookedStation(env, sp)
+            for i, sp in enumerate(plan.stations)
         ]
-        courier.stations = self.stations
         self.snapshots = Snapshots(plan, self.stations)
-        for i, (src, a, p) in enumerate(
-            zip(plan.sources, arrivals.spawn(len(plan.sources)), picks.spawn(len(plan.sources)), strict=True)
-        ):
-            rngs = np.random.default_rng(a), np.random.default_rng(p)
-            Arrivals(env, i, src, *rngs, self.rec, courier.enter, plan.begin)
+        parts = Parts(
+            stations=self.stations,
+            times=[sp.times for sp in plan.stations],
+            links=self.links,
+            latencies=[lp.spec.latency for lp in plan.links],
+            kinds=len(plan.kinds),
+            distributions=Distributions(),
+        )
+        n = len(plan.sources)
+        for i, (src, g, p) in enumerate(zip(plan.sources, gaps.spawn(n), picks.spawn(n), strict=True)):
+            itineraries = Itineraries(i, src, parts)
+            streams = np.random.default_rng(g), np.random.default_rng(p), journeys
+            Arrivals(env, itineraries, streams, self.rec, courier, plan.begin)
         for action in plan.actions:
             env.process(self._act(action))
         for f, rng in zip(plan.failures, _rngs(failures, len(plan.failures)), strict=True):
             env.process(self._fail_randomly(f, rng))
         env.process(self._window())
-
-    @staticmethod
-    def _station_draws(sp: StationPlan, rng: np.random.Generator) -> list[Draw]:
-        # one draw function per distinct distribution, all from the station's own stream
-        shared: dict[Distribution, Draw] = {}
-        for d in sp.times:
-            if d not in shared:
-                shared[d] = draws(d, rng)
-        return [shared[d] for d in sp.times]
-
-    # ---------------------------------------------------------------- the rest
-
-    def _lost(self, msg: Message, reason: str, where: str) -> None:
-        self.rec.lost_message(msg, reason, self.env.now)
 
     # ---------------------------------------------------------------- processes
 
@@ -143,16 +137,24 @@ class _Model:
         self._apply(action)
 
     def _fail_randomly(self, f: FailurePlan, rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+        """Up Exp(mtbf), down Exp(mttr), again and again from time 0: a run that begins later
+        (a slice) lives through the same failures as the run from 0, those before its begin unseen."""
         up, down = draws(Exponential(mean=f.mtbf), rng), draws(Exponential(mean=f.mttr), rng)
         if f.station >= 0:
             name = self.stations[f.station].name
         else:
             name = "link " + " - ".join(self.stations[i].name for i in self.links[f.link].ends)
+        t = 0.0
         while True:
-            yield self.env.timeout(up())
+            fails = t + up()
+            t = fails + down()
+            if t <= self.env.now:
+                continue  # over before this run begins
+            if fails >= self.env.now:
+                yield self.env.timeout(fails - self.env.now)
+                self._log(f"{name} fails (random)")
             self._set_down(f, True)
-            self._log(f"{name} fails (random)")
-            yield self.env.timeout(down())
+            yield self.env.timeout(t - self.env.now)
             self._set_down(f, False)
             self._log(f"{name} repaired")
 
@@ -184,18 +186,23 @@ class _Model:
     # ---------------------------------------------------------------- the run
 
     def run(self, index: int, progress: Progress | None) -> ReplicationResult:
+        with _without_cycle_collection():
+            return self._run(index, progress)
+
+    def _run(self, index: int, progress: Progress | None) -> ReplicationResult:
         started = time.perf_counter()
         plan, env = self.plan, self.env
         span = plan.end - plan.begin
         for step in range(1, _PROGRESS_STEPS + 1):
             env.run(until=plan.begin + span * step / _PROGRESS_STEPS)
+            self.rec.flush()
             if progress:
                 progress(env.now - plan.begin, self.rec.messages)
         self.snapshots.take(env.now)
         stations = _station_figures(self.stations, plan.duration)
         limit = plan.end + plan.drain
-        while self.rec.inflight > 0 and env.now < limit:
-            env.run(until=min(limit, env.now + max(plan.drain / 20, 1e-3)))
+        while self.rec.unresolved() > 0 and env.now < limit:
+            env.run(until=min(limit, env.now + max(min(plan.drain / 20, _DRAIN_STEP), 1e-3)))
         if self.hidden_events:
             self.events.append(
                 (env.now - plan.warmup, f"... and {self.hidden_events} more random failures and repairs")
@@ -203,6 +210,20 @@ class _Model:
         return _result(
             index, self.rec, stations, self.snapshots, self.links, self.events, time.perf_counter() - started
         )
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the model runs: the model makes no reference
+    cycles as it goes, but it makes millions of tuples and lists, and every few hundred of them
+    would start a collection that walks the objects alive (the plan's routes among them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _station_figures(stations: Sequence[BookedStation | Station], duration: float) -> dict[str, np.ndarray]:
@@ -232,16 +253,16 @@ def _result(
 ) -> ReplicationResult:
     return ReplicationResult(
         index=index,
-        created=np.array(rec.created),
-        expected=np.array(rec.expected),
-        delivered=np.array(rec.delivered),
-        on_time=np.array(rec.on_time),
-        lost=np.array(rec.lost),
-        latencies=[np.frombuffer(a, dtype=np.float64).copy() for a in rec.latencies],
+        created=rec.created,
+        expected=rec.expected,
+        delivered=rec.delivered,
+        on_time=rec.on_time,
+        lost=rec.lost,
+        latencies=rec.latencies_by_kind(),
         lost_reasons=dict(sorted(rec.lost_reasons.items())),
-        source_arrivals=np.array(rec.source_arrivals),
-        source_functional=np.array(rec.source_functional),
-        source_declarations=np.array(rec.source_declarations),
+        source_arrivals=rec.source_arrivals,
+        source_functional=rec.functional(),
+        source_declarations=rec.source_declarations,
         station_utilisation=stations["utilisation"],
         station_queue=stations["queue"],
         station_max_queue=stations["max_queue"],
@@ -250,16 +271,16 @@ def _result(
         station_busy=stations["busy"],
         station_capacity=stations["capacity"],
         link_lost=sum(link.lost for link in links),
-        group_expected=np.array(rec.group_expected),
-        group_on_time=np.array(rec.group_on_time),
-        series_done=np.array(rec.series_done),
-        series_latency=np.array(rec.series_latency),
-        series_lost=np.array(rec.series_lost),
+        group_expected=rec.group_expected,
+        group_on_time=rec.group_on_time,
+        series_done=rec.series_done,
+        series_latency=rec.series_latency,
+        series_lost=rec.series_lost,
         series_queue=snapshots.queue(),
         series_utilisation=snapshots.utilisation(),
         series_class_queue=snapshots.class_queue(),
         series_class_utilisation=snapshots.class_utilisation(),
-        unresolved=rec.inflight,
+        unresolved=rec.unresolved(),
         events=events,
         messages=rec.messages,
         wall_seconds=wall,

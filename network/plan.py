@@ -135,12 +135,10 @@ class Plan:
     description: str = ""
     kinds: tuple[str, ...] = KINDS
     drawing: dict[str, object] = field(default_factory=dict)  # what the report needs to draw the network
-    # a slice of a longer run (network/slicing.py) starts at `begin` with an empty network,
-    # reports the counts that are not tied to its window (every loss, the event log) for `span`
-    # only, and is slice number `part` (0: the first, or the whole run)
+    # a slice of a longer run (network/slicing.py) starts at `begin` with an empty network and
+    # reports the counts that are not tied to its window (every loss, the event log) for `span` only
     begin: float = 0.0
     span: tuple[float, float] = (0.0, math.inf)
-    part: int = 0
 
     @property
     def end(self) -> float:

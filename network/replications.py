@@ -7,14 +7,16 @@ changes nothing in its result: one process, `workers` local processes or a Dask 
 identical results, returned in replication order, the slices of each stitched in order.
 
 Local workers are started with the "spawn" method (no fork of a process that may hold
-threads); the plan is sent to each worker once per task (it is plain data), and each reports
-its progress through a queue to the bar here (meter.py). Dask tasks report when they end.
+threads); the plan (plain data) is pickled once and sent to each worker once, when it starts,
+and each reports its progress through a queue to the bar here (meter.py). Dask tasks report
+when they end.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import pickle
 import queue as queues
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +32,8 @@ from network.slicing import Slice, cut, slice_plan, stitch
 __all__ = ["run_replications", "run_task"]
 
 Task = tuple[int, Slice]  # (replication, slice)
-_REPORTS: Any = None  # in a worker process: the queue its tasks report progress to
+_REPORTS: Any = None  # in a worker process: the queue its tasks report progress to ...
+_PLAN: Plan | None = None  # ... and the plan they run
 
 
 def run_task(
@@ -41,18 +44,19 @@ def run_task(
     return run_replication(slice_plan(plan, part), replication, seq, progress)
 
 
-def _start_worker(reports: Any) -> None:
-    global _REPORTS
-    _REPORTS = reports
+def _start_worker(reports: Any, plan: bytes) -> None:
+    global _REPORTS, _PLAN
+    _REPORTS, _PLAN = reports, pickle.loads(plan)
 
 
-def _worker_task(plan: Plan, replication: int, part: Slice, task: int) -> ReplicationResult:
-    reports = _REPORTS
+def _worker_task(replication: int, part: Slice, task: int) -> ReplicationResult:
+    reports, plan = _REPORTS, _PLAN
+    assert plan is not None, "a worker task runs in a process started by _start_worker"
 
     def report(done: float, messages: int) -> None:
         reports.put((task, done, messages))
 
-    return run_task(plan, replication, part, report if reports is not None else None)
+    return run_task(plan, replication, part, report)
 
 
 def _sequential(plan: Plan, tasks: Sequence[Task], meter: Meter) -> list[ReplicationResult]:
@@ -70,10 +74,11 @@ def _sequential(plan: Plan, tasks: Sequence[Task], meter: Meter) -> list[Replica
 def _local(plan: Plan, tasks: Sequence[Task], workers: int, meter: Meter) -> list[ReplicationResult]:
     context = multiprocessing.get_context("spawn")
     reports = context.Queue()
+    shared = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
     with cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(reports,)
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(reports, shared)
     ) as pool:
-        futures = {pool.submit(_worker_task, plan, i, part, k): k for k, (i, part) in enumerate(tasks)}
+        futures = {pool.submit(_worker_task, i, part, k): k for k, (i, part) in enumerate(tasks)}
         pending = set(futures)
         while pending:
             done, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)

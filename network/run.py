@@ -103,12 +103,12 @@ def simulate(
 ) -> Run:
     """Build and run every replication of `scenario`, each in `slices` time slices; summarise.
 
-    `slices` None: network.slicing.default_slices for this machine's cores (the summary depends
-    on the slicing: give it to reproduce a run elsewhere). `workers` None: 1, or one per core
-    when the window is sliced.
+    `slices` None: network.slicing.default_slices, a function of the scenario alone (the summary
+    depends on the slicing, never on the machine). `workers` None: 1, or when sliced one per core
+    (at most one per task): the machine decides only how many processes run the same tasks.
     """
     plan = build_plan(scenario, progress=progress)
-    n = slices if slices is not None else default_slices(plan, cores())
+    n = slices if slices is not None else default_slices(plan)
     if workers is None:
         workers = min(cores(), plan.replications * n) if n > 1 else 1
     started = time.perf_counter()

@@ -21,11 +21,20 @@ The overlap rule: slice j > 0 begins at
              the station for its backlog to drain; a station whose peak load reaches 1 makes
              every slice begin at 0.
 
-Streams (the same seed and slicing give the same result bit for bit): slice 0 runs from 0 with
-the replication's own streams, so it is the unsliced run up to its cut. Every slice draws its
-arrivals and route picks from the replication's streams, skipping those before its begin, so
-all slices see the arrivals of the unsliced run; services, latencies and random failures of a
-slice j > 0 come from streams of its own (SeedSequence(seed, spawn_key=(replication, SLICE_KEY, j))).
+Streams (the same seed and slicing give the same result bit for bit): every slice runs on the
+replication's own streams, making what comes before its begin and dropping it (network/arrivals.py,
+the random failures in network/model.py), so slice 0 is the unsliced run up to its cut, and
+every slice sees the very arrivals, routes, service times, latencies, losses and random failures
+of the unsliced run: each message's draws are its own, whoever serves it when (common random
+numbers, network/journeys.py). What a slice may get wrong is then only what the empty network at
+its begin changes, and the overlap below is there to wash that out before its cut: once the
+slice's stations have been through the same idle moments as the unsliced run's, the two run
+alike to the last bit.
+
+Default slicing (`default_slices`): a function of the scenario alone, never of the machine, so
+that the same command gives the same summary anywhere: one slice per SLICE_SPAN of window, at
+least two for a window of LONG_WINDOW or more (a shorter one gains little over its overlaps),
+else one. How many processes run the slices is the machine's business.
 
 A slice follows the messages created in its window after its cut for as long as the whole run
 would (up to the run's end plus its drain time), until every one is resolved: a backlog at the
@@ -51,27 +60,26 @@ from network.recorder import ReplicationResult
 
 __all__ = [
     "LONG_WINDOW",
-    "SLICE_KEY",
+    "SLICE_SPAN",
     "Slice",
     "cut",
     "default_slices",
     "overlap",
     "slice_plan",
-    "slice_seed",
     "stitch",
 ]
 
-SLICE_KEY = 0x534C4943  # "SLIC": the slices' own streams are apart from every replication's
 REPAIRS = 5.0  # mean repair times a slice allows for a random failure under way at its cut
-LONG_WINDOW = 4 * 3600.0  # a window at least this long is sliced by default
+LONG_WINDOW = 4 * 3600.0  # a window at least this long is sliced by default ...
+SLICE_SPAN = 12 * 3600.0  # ... in one slice per this much of it (at least two)
 
 
-def default_slices(plan: Plan, cores: int) -> int:
-    """Slices per replication when none are asked for: the cores the replications leave idle,
-    for a window of LONG_WINDOW or more (a shorter one gains little over its overlaps); else 1."""
-    if plan.duration < LONG_WINDOW or plan.replications >= cores:
+def default_slices(plan: Plan) -> int:
+    """Slices per replication when none are asked for, from the window alone (see the module
+    docstring): 1 below LONG_WINDOW, else one per SLICE_SPAN, at least 2."""
+    if plan.duration < LONG_WINDOW:
         return 1
-    return max(1, cores // plan.replications)
+    return max(2, round(plan.duration / SLICE_SPAN))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,14 +160,7 @@ def slice_plan(plan: Plan, part: Slice) -> Plan:
     duration = _duration(plan, part)
     span = (0.0 if part.index == 0 else lo, math.inf if part.index == part.count - 1 else lo + duration)
     drain = plan.end + plan.drain - (lo + duration)  # its messages are followed as long as the run's
-    return dataclasses.replace(
-        plan, begin=part.begin, warmup=lo, duration=duration, drain=drain, span=span, part=part.index
-    )
-
-
-def slice_seed(seq: np.random.SeedSequence, part: int) -> np.random.SeedSequence:
-    """The streams of slice `part` > 0 of the replication whose stream is `seq`."""
-    return np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, SLICE_KEY, part))
+    return dataclasses.replace(plan, begin=part.begin, warmup=lo, duration=duration, drain=drain, span=span)
 
 
 def _cat(parts: Sequence[ReplicationResult], attr: str) -> np.ndarray:

@@ -22,33 +22,33 @@ A failed station starts no new service (one under way completes) and keeps its l
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import simpy
 
 from network.due import Due
-from network.message import Message
 from network.plan import StationPlan
-from network.sampling import Draw
 
 __all__ = ["Station"]
 
 
 class Station:
+    """Serves what arrives (`arrive(item, service)`: anything the model hands it, with its service
+    time) and hands it back through `done(item)`, or `lost(item, reason)` when its line is full."""
+
     def __init__(
         self,
         env: simpy.Environment,
         plan: StationPlan,
-        draws: Sequence[Draw],
-        done: Callable[[Message], None],
-        lost: Callable[[Message, str, str], None],
+        done: Callable[[Any], None],
+        lost: Callable[[Any, str], None],
     ) -> None:
         self.env = env
         self.name = plan.name
         self.node_class = plan.node_class
-        self.queue: deque[Message] = deque()
+        self.queue: deque[tuple[Any, float]] = deque()
         self.limit = plan.queue_limit
-        self.draws = draws
         self._done = done
         self._lost = lost
         self.servers = plan.servers
@@ -83,43 +83,37 @@ class Station:
 
     # ---------------------------------------------------------------- arrivals and service
 
-    def arrive(self, msg: Message) -> None:
+    def arrive(self, item: Any, service: float) -> None:
         if self.busy < self.servers and not self.down:
-            # _start, inlined: most arrivals find a free server
-            self.busy += 1
-            service = self.draws[msg.cls]()
-            self.busy_time += service
-            Due(self.env, service, msg, self._finish)
+            self._start(item, service)
             return
         queue = self.queue
         if self.limit is not None and len(queue) >= self.limit:
             self.lost += 1
-            self._lost(msg, "queue_full", self.name)
+            self._lost(item, "queue_full")
             return
         self._account_queue()
-        queue.append(msg)
+        queue.append((item, service))
         if len(queue) > self.max_queue:
             self.max_queue = len(queue)
 
-    def _start(self, msg: Message) -> None:
-        # the hot path of the model: kept flat on purpose
+    def _start(self, item: Any, service: float) -> None:
         self.busy += 1
-        service = self.draws[msg.cls]()
         self.busy_time += service
-        Due(self.env, service, msg, self._finish)
+        Due(self.env, service, item, self._finish)
 
     def _finish(self, event: simpy.Event) -> None:
         self.busy -= 1
         self.served += 1
         if self.queue and self.busy < self.servers and not self.down:
             self._account_queue()
-            self._start(self.queue.popleft())
+            self._start(*self.queue.popleft())
         self._done(event._value)
 
     def _start_waiting(self) -> None:
         while self.queue and self.busy < self.servers and not self.down:
             self._account_queue()
-            self._start(self.queue.popleft())
+            self._start(*self.queue.popleft())
 
     # ---------------------------------------------------------------- changes
 

@@ -20,10 +20,9 @@ from tqdm import tqdm
 
 from network.booked import LOST, BookedStation
 from network.explicit import plan_explicit
-from network.message import Message
 from network.meter import Meter
 from network.model import run_replication
-from network.plan import Route, StationPlan
+from network.plan import StationPlan
 from scenarios.schema import Deterministic, parse_scenario
 
 MM2: dict[str, Any] = {
@@ -56,18 +55,11 @@ def test_booked_and_event_driven_stations_measure_the_same() -> None:
         assert getattr(booked, name) == pytest.approx(getattr(driven, name), rel=1e-9, abs=1e-12), name
 
 
-def _message() -> Message:
-    route = Route(submit=((-1, 0),))
-    return Message(
-        created=0.0, path=route.submit, route=route, terminal=0, kind=0, cls=0, size=0, source=0, counted=True
-    )
-
-
 def test_a_booked_line_is_first_come_first_served() -> None:
     env = simpy.Environment()
     plan = StationPlan(name="s", node_class="x", servers=2, times=(Deterministic(value=3.0),), queue_limit=1)
-    station = BookedStation(env, plan, [lambda: 3.0])
-    ends = [station.book(_message(), 0.0) for _ in range(4)]
+    station = BookedStation(env, plan)
+    ends = [station.book(0.0, 3.0) for _ in range(4)]
     assert ends == [3.0, 3.0, 6.0, LOST]  # two servers, a line of one, the fourth turned away
     env.run(until=4.0)
     station.account()

@@ -26,7 +26,7 @@ from network.plan import Plan
 from network.recorder import ReplicationResult
 from network.replications import run_replications, run_task
 from network.run import clean_json
-from network.slicing import Slice, cut, overlap, stitch
+from network.slicing import Slice, cut, default_slices, overlap, stitch
 from network.summary import series, summarise
 from scenarios.schema import parse_scenario
 
@@ -129,3 +129,45 @@ def test_one_slice_is_the_unsliced_run_and_the_first_slice_its_beginning() -> No
     head = run_task(plan, 0, first)  # from 0, on the replication's own streams
     assert np.array_equal(head.series_done, whole.series_done[: first.stop])
     assert np.array_equal(head.series_queue, whole.series_queue[: first.stop])
+
+
+RANDOM: dict[str, Any] = {
+    "name": "random_tandem",
+    "seed": 21,
+    "replications": 1,
+    "warmup": 200,
+    "duration": 3000,
+    "interval": 300,
+    "network": {
+        "model": "explicit",
+        "stations": {
+            "a": {"servers": 2, "time": {"dist": "exponential", "mean": 0.6}},
+            "b": {"servers": 1, "time": {"dist": "lognormal", "mean": 0.5, "cv": 1.0}},
+        },
+        "links": [{"from": "a", "to": "b", "latency": {"dist": "uniform", "low": 0.01, "high": 0.05}}],
+    },
+    "traffic": [{"name": "in", "kind": "CONSULTATION", "rate": 1.2, "path": ["a", "b"]}],
+    "failures": [{"node": "b", "mtbf": 400, "mttr": 30}],
+}
+
+
+def test_a_slice_sees_the_unsliced_runs_draws_and_failures() -> None:
+    """Common random numbers: every message brings its own service times and latencies, and the
+    failures are those of the run from 0, so once the overlap has washed out the empty start,
+    the slice after the cut runs exactly as the unsliced run."""
+    plan = plan_explicit(parse_scenario(copy.deepcopy(RANDOM), "random.yaml"))
+    whole = run_replications(plan)[0]
+    parts = cut(plan, 2)
+    sliced = run_replications(plan, slices=2)[0]
+    assert parts[1].begin > 0 and any("fails (random)" in what for _, what in whole.events)
+    assert sliced.events == whole.events
+    assert np.array_equal(sliced.series_done, whole.series_done)
+    assert sliced.series_queue == pytest.approx(whole.series_queue, rel=1e-9, abs=1e-12)
+    assert np.array_equal(np.sort(np.concatenate(sliced.latencies)), np.sort(np.concatenate(whole.latencies)))
+
+
+def test_the_default_slicing_is_the_scenarios_alone() -> None:
+    assert default_slices(_plan()) == 1  # a window under LONG_WINDOW
+    day = _plan(duration=24 * 3600, interval=3600)
+    assert default_slices(day) == 2
+    assert default_slices(dataclasses.replace(day, duration=7 * 24 * 3600.0)) == 14

@@ -1,6 +1,6 @@
 """Every benchmark, one after the other, with every figure against its goal (`crossroads bench all`,
 `make bench`): the core against the raw proxy, the audit log, the national world, start-up,
-capacity, and a soak at SOAK_SHARE of that capacity. Writes OUT/bench.json."""
+capacity, a soak at SOAK_SHARE of that capacity, and a simulated national day. Writes OUT/bench.json."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from testbed.bench import core as bc
 from testbed.bench.audit import audit_figures
 from testbed.bench.capacity import CapacityPlan
 from testbed.bench.goals import GOAL_CORE_RATIO, goal, machine_info, write_figures
+from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import SoakPlan, capacity_and_soak, soak_goals
 from testbed.bench.up import up_figures
 from testbed.bench.world import world_figures
@@ -53,7 +54,9 @@ def bench_all(plan: AllPlan) -> dict[str, Any]:
     capacity, soak = capacity_and_soak(out, plan.capacity, plan.soak, world=plan.world, processes=plan.processes)
     goals = {"core_ratio": goal(core["ratio"], ">=", GOAL_CORE_RATIO)} | audit["goals"] | world["goals"] | up["goals"]
     goals |= soak_goals(soak) if soak else {}
+    sim = sim_figures(runs=plan.runs or DEFAULT_SIM_RUNS)
+    goals |= sim["goals"]
     report = {"machine": machine_info(), "goals": goals, "core": core, "audit": audit, "world": world, "up": up,
-              "capacity": capacity, "soak": soak}  # fmt: skip
+              "capacity": capacity, "soak": soak, "sim": sim}  # fmt: skip
     write_figures(out, "bench.json", report)
     return report

@@ -1,4 +1,4 @@
-"""`crossroads bench core|audit|world|up|capacity|soak|all`: the benchmarks (testbed/bench/), each
+"""`crossroads bench core|audit|world|up|capacity|soak|sim|all`: the benchmarks (testbed/bench/), each
 against its goal.
 
 Benchmarks are not tests: they print figures and whether each goal was met, and exit 0 when
@@ -17,6 +17,7 @@ from typing import Any
 
 from loadtests.report import soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
+from scenarios.schema import parse_duration
 from scenarios.shipped import default_scenario, shipped
 from testbed.bench import core as bc
 from testbed.bench.all import DEFAULT_AUDIT_RUNS, DEFAULT_WORLD_RUNS, AllPlan, bench_all
@@ -25,6 +26,8 @@ from testbed.bench.capacity import CapacityPlan, capacity_text, measure_capacity
 from testbed.bench.goals import (
     GOAL_APPENDS_PER_S,
     GOAL_CORE_RATIO,
+    GOAL_SIM_RATIO,
+    GOAL_SIM_S,
     GOAL_UP_MB,
     GOAL_UP_S,
     GOAL_VERIFY_S,
@@ -36,6 +39,7 @@ from testbed.bench.goals import (
     write_figures,
 )
 from testbed.bench.performance import update_performance
+from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
 from testbed.bench.up import up_figures
 from testbed.bench.world import world_figures
@@ -46,7 +50,8 @@ _PLAN = CapacityPlan()
 _BENCH_HELP = """\
 The benchmarks of the live core, its audit log and the synthetic world, each measured on this
 machine and compared with its goal (issue 2); the core's capacity under open-loop load against
-a raw proxy, and a soak at 70 % of it that judges whether memory stays flat (issue 4).
+a raw proxy, and a soak at 70 % of it that judges whether memory stays flat (issue 4); the speed
+of a simulated national day (issue 13).
 `make bench` runs `crossroads bench all`.
 """
 
@@ -141,8 +146,22 @@ OUT/soak/soak.txt, the load test's report in OUT/soak/report.html):
   hosts_max_slope_mb_per_min, hosts_flat
 """
 
+_SIM_HELP = f"""\
+A simulated national day (scenarios/national_day.yaml, 24 h of the 2023 traffic, one replication),
+whole in this process and cut into the scenario's time slices on one worker process per core,
+beside a bare SimPy M/M/1 loop measured before and after (testbed/bench/sim.py; issue 13):
+  sim_day_seconds          the sliced run's wall time, processes started to result stitched
+                                                                            goal <= {GOAL_SIM_S:g} s
+  sim_ratio_to_bare_simpy  the day's legs per second sliced / the bare loop's customers per second
+                                                                            goal >= {GOAL_SIM_RATIO:g}
+Also the whole run's seconds, legs, microseconds per leg and ratio; with --profile, a quarter
+of an hour of the morning peak profiled: the share of time in SimPy, the model, numpy, and the
+SimPy events per leg. The load average before and after each run; medians of --runs; all
+figures in OUT/bench_sim.json.
+"""
+
 _ALL_HELP = """\
-Every benchmark above (core, audit, world, up, capacity, then a soak at 70 % of that capacity),
+Every benchmark above (core, audit, world, up, capacity, then a soak at 70 % of that capacity, sim),
 one after the other; writes OUT/bench.json with every figure and every goal, prints a table of
 the goals and, last, one JSON line of them.
 """
@@ -154,7 +173,7 @@ class _Raw(argparse.RawDescriptionHelpFormatter):
 
 def register(sub: Any) -> None:
     """Add `bench` and its benchmarks to the `crossroads` sub-commands."""
-    bench = sub.add_parser("bench", help="benchmarks against the goals of issues 2 and 4", description=_BENCH_HELP)
+    bench = sub.add_parser("bench", help="benchmarks against the goals of issues 2, 4 and 13", description=_BENCH_HELP)
     bench.formatter_class = _Raw
     kinds = bench.add_subparsers(dest="bench", metavar="BENCH")
     bench.set_defaults(func=lambda _args: _usage(bench))
@@ -165,6 +184,7 @@ def register(sub: Any) -> None:
         ("up", "~3,000 agencies serving: start-up time and memory", _UP_HELP, _no_args, run_up),
         ("capacity", "highest rate with p99 <= 50 ms, core vs raw proxy", _CAPACITY_HELP, _capacity_args, run_capacity),
         ("soak", "a steady rate for minutes: is memory flat?", _SOAK_HELP, _soak_args, run_soak),
+        ("sim", "a simulated national day: wall time, ratio to bare SimPy", _SIM_HELP, _sim_args, run_sim),
         ("all", "all of the above; OUT/bench.json with every figure", _ALL_HELP, _all_args, run_all),
     ):
         parser = kinds.add_parser(name, help=summary, description=text, formatter_class=_Raw)
@@ -245,6 +265,15 @@ def _soak_only_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flat-mb-per-min", type=float, default=DEFAULT_FLAT_MB_PER_MIN, help="flat: a slope below this")
     p.add_argument("--memory-dump", action="store_true", help="the core's memory snapshots in OUT/soak")
     p.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES", help="trace Python allocations too")
+
+
+def _sim_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", type=Path, default=None, help="scenario (default: the shipped national_day.yaml)")
+    p.add_argument("--runs", type=int, default=DEFAULT_SIM_RUNS, help="runs (median)")
+    p.add_argument("--duration", default=None, help='override the measured window, e.g. "2h"')
+    p.add_argument("--slices", type=int, default=None, help="time slices (default: the scenario's own slicing)")
+    p.add_argument("--workers", type=int, default=None, help="processes for the slices (default: one per core)")
+    p.add_argument("--profile", action="store_true", help="also profile a quarter of an hour of the morning peak")
 
 
 def _all_args(p: argparse.ArgumentParser) -> None:
@@ -336,6 +365,15 @@ def run_soak(args: argparse.Namespace) -> int:
         return 1
     print(soak_text(soak))
     print(json.dumps({k: soak[k] for k in _SOAK_KEYS}), flush=True)
+    return 0
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    duration = None if args.duration is None else float(parse_duration(args.duration, "--duration"))
+    figures = sim_figures(args.scenario, args.runs, duration=duration, slices=args.slices, workers=args.workers,
+                          profile=args.profile)  # fmt: skip
+    write_figures(args.out, "bench_sim.json", figures)
+    _print_goals(figures["goals"])
     return 0
 
 

@@ -49,13 +49,15 @@ def register(sub: Any) -> None:
     sim.add_argument(
         "--workers",
         type=int,
-        help="local worker processes for the replications and slices (default 1, or one per core when sliced)",
+        help="local worker processes for the replications and slices (default 1, or one per core when sliced); "
+        "the only choice the machine makes: the results are the same for any number",
     )
     sim.add_argument(
         "--slices",
         type=int,
         help="cut each replication's window into N time slices run in parallel, each with a warm-up overlap "
-        "(default: one per idle core for windows of 4 h or more, else 1; the summary depends on it)",
+        "(default, from the scenario alone: 1 for a window under 4 h, else one per 12 h of window, at least 2; "
+        "the summary depends on it, never on the machine)",
     )
     sim.add_argument("--dask", metavar="tcp://HOST:PORT", help="run the replications on this Dask scheduler")
     sim.add_argument("--seed", type=int, help="seed (default: the scenario's)")
