@@ -1,4 +1,4 @@
-"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (testbed/fuzz/).
+"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (loadtests/fuzz/).
 
 Prints a JSON summary on stdout (cases by target and by status code, crashes, hangs, unspecific
 statuses, refusals audited and not, resends checked against their first answer, problems with a
@@ -21,7 +21,7 @@ from tqdm import tqdm
 __all__ = ["DEFAULT_OUT", "exit_code", "register", "run"]
 
 DEFAULT_OUT = Path("runs/fuzz")
-TARGET_NAMES = ("exchange", "core", "agency", "tls")  # testbed.fuzz.TARGETS, without importing Hypothesis
+TARGET_NAMES = ("exchange", "core", "agency", "tls")  # loadtests.fuzz.TARGETS, without importing Hypothesis
 
 _HELP = """\
 Fuzz the crossroads core with Hypothesis: the in-process pipeline (Exchange.handle with the real
@@ -61,7 +61,8 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.fuzz import FuzzConfig, FuzzError, run_campaign  # Hypothesis is imported only when fuzzing
+    from loadtests.fuzz import FuzzConfig, FuzzError, run_campaign  # Hypothesis is imported only when fuzzing
+    from testbed.atheris_child import atheris_campaign
 
     targets = tuple(t for t in args.targets.split(",") if t)
     unknown = sorted(set(targets) - set(TARGET_NAMES))
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with tqdm(total=args.cases, desc="fuzz", unit="case", file=sys.stderr, disable=args.no_progress) as bar:
         try:
-            tally = run_campaign(config, progress=bar.update)
+            tally = run_campaign(config, progress=bar.update, atheris=atheris_campaign)
         except FuzzError as exc:
             print(f"crossroads fuzz: {exc}", file=sys.stderr)
             return 1

@@ -15,11 +15,9 @@ from hypothesis import strategies as st
 from crossroads import methods
 from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.server import CoreConfig, RunningCore, start_core
-from protos import messages_pb2 as pb
-from protos import services_pb2
-from testbed.fuzz.cases import Batch, Case, _History, key_of
-from testbed.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
-from testbed.fuzz.checks import (
+from loadtests.fuzz.cases import Batch, Case, _History, key_of
+from loadtests.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
+from loadtests.fuzz.checks import (
     CASE_DEADLINE_S,
     FORWARD_DEADLINE_S,
     UNSPECIFIC,
@@ -30,9 +28,11 @@ from testbed.fuzz.checks import (
     _with_batch_problems,
     refusal_problem,
 )
-from testbed.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
-from testbed.fuzz.register import Register
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from loadtests.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
+from loadtests.fuzz.register import Register
+from loadtests.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from protos import messages_pb2 as pb
+from protos import services_pb2
 
 # The core's other services: method, request type, call shape
 _CORE_RPCS: tuple[tuple[str, type[Message], str], ...] = (
@@ -90,7 +90,7 @@ class CoreTarget:
     """The core over a real socket with mutual TLS, in front of a real agency host, all on 127.0.0.1.
 
     The core's clock is the wall clock: the citizens' assertions in `world` are issued now, and
-    live ASSERTION_TTL (testbed.fuzz.world).
+    live ASSERTION_TTL (loadtests.fuzz.world).
     """
 
     name = "core"

@@ -10,12 +10,20 @@ from hypothesis import strategies as st
 
 from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.pki import CORE
+from loadtests.fuzz.cases import Batch, Case
+from loadtests.fuzz.channels import _Channels, _rpc_error, _start_host
+from loadtests.fuzz.checks import (
+    _HOST_SAYS_WHAT,
+    CASE_DEADLINE_S,
+    UNSPECIFIC,
+    Result,
+    _Answer,
+    _bounded,
+    refusal_problem,
+)
+from loadtests.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
+from loadtests.fuzz.world import HOST, FuzzWorld, _copy_world
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Batch, Case
-from testbed.fuzz.channels import _Channels, _rpc_error, _start_host
-from testbed.fuzz.checks import _HOST_SAYS_WHAT, CASE_DEADLINE_S, UNSPECIFIC, Result, _Answer, _bounded, refusal_problem
-from testbed.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
-from testbed.fuzz.world import HOST, FuzzWorld, _copy_world
 
 
 def agency_cases(world: FuzzWorld) -> st.SearchStrategy[Case]:

@@ -4,7 +4,7 @@
 must come within CASE_DEADLINE_S (`_bounded`), be OK or a specific refusal that says what was
 wrong (`refusal_problem`), and an exchange handled by the pipeline must have exactly its one
 audit record (`_check_answer`, `_growth_problem`). Whether a message is handled anew or
-answered again from the core's exactly-once register is for testbed.fuzz.register to say.
+answered again from the core's exactly-once register is for loadtests.fuzz.register to say.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from crossroads.audit_record import AuditRecord
 from crossroads.outcomes import AuditOutcome
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID
+from loadtests.fuzz.cases import Case
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Case
 
 CASE_DEADLINE_S = 20.0  # no answer by then is a hang (a forward has 2 s; a batch shares 2 cores)
 FORWARD_DEADLINE_S = 2.0

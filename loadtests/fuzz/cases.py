@@ -9,7 +9,7 @@ answer of the valid message, and never reach validation. Ids are given out at ru
 drawn, because Hypothesis repeats small values freely. Slot 0 is fresh per case; slots 1-9 are
 fresh per batch and shared by the cases of that batch that carry them (a resend, a duplicate).
 Byte-level mutations may damage the placeholder: the id is then whatever the mutation left,
-and the register model (testbed.fuzz.register) judges what a collision must get.
+and the register model (loadtests.fuzz.register) judges what a collision must get.
 
 Batches: plain ones (concurrent, 1 in 8 one after another); `_lifecycle` sends an integration,
 its closing, a new integration and a resend of the first in any order, one after another;
@@ -31,8 +31,7 @@ from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID, message_id_ok
-from protos import messages_pb2 as pb
-from testbed.fuzz.mutators import (
+from loadtests.fuzz.mutators import (
     _bad_identifier,
     _mutate_field,
     _nested_bytes,
@@ -42,7 +41,8 @@ from testbed.fuzz.mutators import (
     pick,
     weighted,
 )
-from testbed.fuzz.world import _BODIES, HOST, FuzzWorld
+from loadtests.fuzz.world import _BODIES, HOST, FuzzWorld
+from protos import messages_pb2 as pb
 
 ID_LENGTH = 32  # the corpus' message ids are 32 hex digits: a fresh id takes the same room
 SHARED_SLOTS = 9  # placeholder slots 1..9 are shared within a batch

@@ -29,8 +29,8 @@ from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
 from crossroads.journal import ANSWER_WINDOW
 from crossroads.validation import MAX_MESSAGE_ID
-from testbed.fuzz.cases import Case, Key
-from testbed.fuzz.checks import Result, _Answer, _check_answer
+from loadtests.fuzz.cases import Case, Key
+from loadtests.fuzz.checks import Result, _Answer, _check_answer
 
 __all__ = ["BEFORE_THE_KEY", "Register"]
 

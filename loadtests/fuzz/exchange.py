@@ -22,9 +22,8 @@ from crossroads.journal import ANSWER_WINDOW
 from crossroads.knowledge_io import load_knowledge
 from crossroads.outbox import Outbox, outbox_path
 from crossroads.pki import CORE
-from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Batch, Case, Key, _History, key_of
-from testbed.fuzz.checks import (
+from loadtests.fuzz.cases import Batch, Case, Key, _History, key_of
+from loadtests.fuzz.checks import (
     _HOST_SAYS_WHAT,
     CASE_DEADLINE_S,
     FORWARD_DEADLINE_S,
@@ -35,8 +34,9 @@ from testbed.fuzz.checks import (
     _with_batch_problems,
     refusal_problem,
 )
-from testbed.fuzz.register import Register
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from loadtests.fuzz.register import Register
+from loadtests.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from protos import messages_pb2 as pb
 
 
 class _Aborted(Exception):
