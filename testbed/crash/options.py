@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.crash.load import DEFAULT_RATE, DEFAULT_WORKERS
+from loadtests.crash.load import DEFAULT_RATE, DEFAULT_WORKERS
 from testbed.crash.run import (
     CRASH_JSON,
     DEFAULT_DRAIN_S,
