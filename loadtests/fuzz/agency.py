@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import grpc
@@ -18,7 +17,7 @@ from loadtests.fuzz.checks import (
     UNSPECIFIC,
     Result,
     _Answer,
-    _bounded,
+    answers_to,
     refusal_problem,
 )
 from loadtests.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
@@ -80,7 +79,7 @@ class AgencyTarget:
         return _Answer("OK", reply=None, message=pb.AgencyReply.FromString(raw).status)
 
     async def run(self, batch: Batch) -> list[Result]:
-        answers = await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S + 5) for c in batch.cases))
+        answers = await answers_to(self._one, batch.cases, CASE_DEADLINE_S + 5, sequential=False)
         return [self._check(c, a) for c, a in zip(batch.cases, answers, strict=True)]
 
     def _check(self, case: Case, answer: _Answer) -> Result:

@@ -41,7 +41,7 @@ from loadtests.fuzz.mutators import (
     pick,
     weighted,
 )
-from loadtests.fuzz.world import _BODIES, HOST, FuzzWorld
+from loadtests.fuzz.world import _BODIES, HOST, FuzzWorld, _canary, _canary_raw
 from protos import messages_pb2 as pb
 
 ID_LENGTH = 32  # the corpus' message ids are 32 hex digits: a fresh id takes the same room
@@ -341,6 +341,11 @@ class _History:
         self._tag = tag
         self._serial = 0
 
+    @classmethod
+    def of_corpus(cls, world: FuzzWorld, tag: str = "fz-") -> _History:
+        """A history that starts with the valid exchanges of `world`'s corpus (what a replay may pick)."""
+        return cls([Case("valid", s.sender, s.envelope.SerializeToString()) for s in world.corpus], tag)
+
     def fresh_id(self) -> str:
         """A message id this target never sent before (nor drew: placeholders start with "~")."""
         self._serial += 1
@@ -373,6 +378,11 @@ class _History:
     def remember(self, cases: Sequence[Case]) -> None:
         self._items.extend(c for c in cases if c.label != "replay")
         del self._items[: max(0, len(self._items) - self._size)]
+
+
+def canary_case(world: FuzzWorld, n: int) -> Case:
+    """The `n`-th canary: a valid consultation under an id of its own (`loadtests.fuzz.world._canary_raw`)."""
+    return Case("canary", _canary(world).sender, _canary_raw(world, n))
 
 
 def _with_id(raw: bytes, message_id: str) -> bytes | None:

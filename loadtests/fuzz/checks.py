@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,6 +244,21 @@ async def _bounded(call: Any, deadline: float) -> _Answer:
     except Exception as exc:
         return _Answer("CRASH", f"{type(exc).__name__}: {exc}"[:400])
     return answer
+
+
+async def answers_to(
+    one: Callable[[Case], Awaitable[_Answer]], cases: Sequence[Case], deadline: float, *, sequential: bool
+) -> list[_Answer]:
+    """The answer `one` gives each of `cases`, each under `deadline` (`_bounded`): one case after
+    another, or all at once."""
+    if sequential:
+        return [await _bounded(one(c), deadline) for c in cases]
+    return list(await asyncio.gather(*(_bounded(one(c), deadline) for c in cases)))
+
+
+def outcome_of(answer: _Answer) -> str:
+    """What a canary consultation came to: its reply's outcome ("DELIVERED", ...), else "STATUS: message"."""
+    return pb.Outcome.Name(answer.reply.outcome) if answer.reply is not None else f"{answer.status}: {answer.message}"
 
 
 def _with_batch_problems(results: list[Result], problems: Sequence[tuple[str, str]]) -> list[Result]:

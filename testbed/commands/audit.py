@@ -16,23 +16,17 @@ from testbed.commands.state_commands import StateCommands
 
 __all__ = ["register"]
 
+_SUMMARY = "read and verify the tamper-evident audit log"
 _DESCRIPTION = (
     "The audit log records every exchange the crossroads handled, as leaves of an RFC 6962 "
     "Merkle tree with signed C2SP checkpoints. These commands read DIR/audit.sqlite directly."
 )
+_ERRORS = (AuditLogError, sqlite3.DatabaseError)  # a damaged or unreadable store: a message, not a traceback
 
 
 def register(subparsers: Any) -> None:
     """Add `audit` and its sub-commands (head, export, verify, who-accessed) to the CLI."""
-    audit = StateCommands(
-        subparsers,
-        "audit",
-        help_text="read and verify the tamper-evident audit log",
-        description=_DESCRIPTION,
-        state="the state folder of a network (holds audit.sqlite and keys/)",
-        # a damaged or unreadable store is a message and exit code 2, not a traceback
-        errors=(AuditLogError, sqlite3.DatabaseError),
-    )
+    audit = StateCommands(subparsers, "audit", _SUMMARY, _DESCRIPTION, holds="audit.sqlite and keys/", errors=_ERRORS)
     audit.add("head", _head, "print the size, root (hex) and signed checkpoint of the log as JSON")
     audit.add(
         "export",

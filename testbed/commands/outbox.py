@@ -20,6 +20,7 @@ from testbed.commands.state_commands import StateCommands
 __all__ = ["register"]
 
 _STATES = ("pending", "dead", "delivered", "all")
+_SUMMARY = "list what the core owes to agencies that are down, and replay dead letters"
 _DESCRIPTION = (
     "Declarations and mutation notices owed to an agency that is down wait in the core's "
     "outbox and are redelivered in order when it is back. An item still undeliverable after "
@@ -27,18 +28,12 @@ _DESCRIPTION = (
     "letter: it no longer holds back the agency's later items, and waits for an operator to "
     "replay it."
 )
+_ERRORS = (sqlite3.DatabaseError,)
 
 
 def register(subparsers: Any) -> None:
     """Add `outbox` and its sub-commands (stats, list, dead, replay) to the CLI."""
-    outbox = StateCommands(
-        subparsers,
-        "outbox",
-        help_text="list what the core owes to agencies that are down, and replay dead letters",
-        description=_DESCRIPTION,
-        state="the state folder of a network (holds audit.sqlite)",
-        errors=(sqlite3.DatabaseError,),
-    )
+    outbox = StateCommands(subparsers, "outbox", _SUMMARY, _DESCRIPTION, holds="audit.sqlite", errors=_ERRORS)
     outbox.add("stats", _existing(_stats), "print the counts of pending, delivered and dead items as JSON")
     listing = outbox.add(
         "list", _existing(_list), "print one JSON line per item (pending ones by default), in delivery order"

@@ -16,6 +16,7 @@ from testbed.commands.state_commands import StateCommands
 
 __all__ = ["register"]
 
+_SUMMARY = "revoke certificates of the network PKI and list the revoked ones"
 _DESCRIPTION = (
     "The network CA signs a certificate revocation list, DIR/pki/crl.pem; the core checks "
     "every caller's certificate against it and takes a new list without a restart."
@@ -24,14 +25,8 @@ _DESCRIPTION = (
 
 def register(subparsers: Any) -> None:
     """Add `pki` and its sub-commands (revoke, list-revoked) to the CLI."""
-    pki = StateCommands(
-        subparsers,
-        "pki",
-        help_text="revoke certificates of the network PKI and list the revoked ones",
-        description=_DESCRIPTION,
-        state="the state folder of a network (holds pki/ with the network CA)",
-        errors=(PkiError,),  # a missing CA, identity or a bad CRL is a message and exit code 2
-    )
+    # a missing CA, identity or a bad CRL is a message and exit code 2
+    pki = StateCommands(subparsers, "pki", _SUMMARY, _DESCRIPTION, holds="pki/ with the network CA", errors=(PkiError,))
     revoke = pki.add(
         "revoke",
         _revoke,

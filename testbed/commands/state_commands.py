@@ -19,25 +19,26 @@ class StateCommands:
     """Command `name` (`crossroads NAME SUB --state DIR`), which prints its help when called
     without a sub-command; `add` gives it its sub-commands.
 
-    `state_help` says what the state folder must hold; `errors` raised by a sub-command become
-    "crossroads NAME: message" on stderr and exit code 2.
+    `summary` is its line in `crossroads --help`, `description` its own help; `holds` says what
+    the state folder holds for it; `errors` raised by a sub-command become "crossroads NAME:
+    message" on stderr and exit code 2.
     """
 
     def __init__(
         self,
         subparsers: Any,
         name: str,
-        *,
-        help_text: str,
+        summary: str,
         description: str,
-        state: str,
+        *,
+        holds: str,
         errors: tuple[type[Exception], ...],
     ) -> None:
-        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=description)
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=summary, description=description)
         parser.set_defaults(func=lambda _args: _usage(parser))
         self._sub = parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
         self._name = name
-        self._state_help = state
+        self._state_help = f"the state folder of a network (holds {holds})"
         self._errors = errors
 
     def add(self, name: str, run: Run, text: str) -> argparse.ArgumentParser:
