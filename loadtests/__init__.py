@@ -1,4 +1,4 @@
-"""Locust users and load shapes against the live crossroads core (floor 4: imports the core and the world).
+"""Traffic against the crossroads core, and what must hold after it (floor 4: imports the core and the world).
 
 locustfile   the entry point: `locust -f loadtests/locustfile.py --crossroads-state DIR` (patches gRPC for gevent)
 users        EmployerUser, AgencyUser, CitizenUser (and RawHopUser, the proxy baseline)
@@ -15,4 +15,10 @@ loadgen      the benchmarks' gRPC load generator: closed loop, or open loop one 
              (level: rate, schedule, records; level_figures; sender, sender_pool: K processes;
              prepared: the requests it sends)
 report, figures  the HTML report
+flood        one sender as fast as it can, recording how it was turned away
+fuzz/        hostile input against the whole gRPC surface (Hypothesis; atheris in a child process
+             the caller starts); run against in-process cores and hosts
+crash/       the crash harness's traffic and proofs: channels that follow a restarted core, the
+             load re-sent until acknowledged, the audit heads across a kill, the checks
+No program is started from here: testbed/processes.py starts them (sender_pool's workers are the generator's own).
 """

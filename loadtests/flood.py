@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -75,17 +76,7 @@ class FloodResult:
         self.refused_ms.append(elapsed_ms)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "ok": self.ok,
-            "codes": self.codes,
-            "refusals": self.refusals,
-            "ok_ms": self.ok_ms,
-            "refused_ms": self.refused_ms,
-            "details": self.details,
-            "started": self.started,
-            "ended": self.ended,
-        }
+        return dataclasses.asdict(self)
 
 
 async def flood(
@@ -105,17 +96,42 @@ async def flood(
     (beyond, a send is skipped and not counted): a flood that does not slow down when the
     server does, so that a server that queues would hold more and more.
     """
+    opened = _open_channels(pki, target, requests, channels)
+    result = FloodResult(started=time.monotonic())
+    send = _sender(opened, channels, requests, result)
+    try:
+        if rate is None:
+            await _closed_loop(send, concurrency, seconds)
+        else:
+            await _open_loop(send, concurrency, seconds, rate)
+        result.ended = time.monotonic()
+    finally:
+        for channel in opened.values():
+            await channel.close()
+    return result
+
+
+_Channels = dict[tuple[str, int], aio.Channel]  # (identity, k): the k-th channel of that identity
+
+
+def _open_channels(pki: Path, target: str, requests: Sequence[Prepared], channels: int) -> _Channels:
+    """`channels` mutual-TLS channels to `target` for each identity that sends one of `requests`."""
     identities = sorted({r.identity for r in requests})
     # a local subchannel pool per channel: else gRPC shares one connection among equal channels
     options = [("grpc.use_local_subchannel_pool", 1)]
-    opened = {
+    return {
         (i, k): aio.secure_channel(target, channel_credentials(pki, i), options=options)
         for i in identities
         for k in range(channels)
     }
+
+
+def _sender(
+    opened: _Channels, channels: int, requests: Sequence[Prepared], result: FloodResult
+) -> Callable[[int], Awaitable[None]]:
+    """`send(i)`: request i (in turn) on channel i of its identity's `channels`, its answer recorded in `result`."""
     callables = {key: {m: c.unary_unary(m) for m in {r.method for r in requests}} for key, c in opened.items()}
     run_id = f"flood{time.time_ns():x}"
-    result = FloodResult(started=time.monotonic())
 
     async def send(i: int) -> None:
         request = requests[i % len(requests)]
@@ -132,16 +148,7 @@ async def flood(
         result.ok += 1
         result.ok_ms.append((time.perf_counter() - started) * 1000)
 
-    try:
-        if rate is None:
-            await _closed_loop(send, concurrency, seconds)
-        else:
-            await _open_loop(send, concurrency, seconds, rate)
-        result.ended = time.monotonic()
-    finally:
-        for channel in opened.values():
-            await channel.close()
-    return result
+    return send
 
 
 async def _closed_loop(send: Callable[[int], Awaitable[None]], concurrency: int, seconds: float) -> None:

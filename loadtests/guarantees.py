@@ -25,7 +25,7 @@ from pathlib import Path
 from agencies.inbox import received
 from crossroads.audit import AuditLog, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError
-from crossroads.outbox import outbox_path, read_counts, read_items
+from crossroads.outbox import OutboxItem, outbox_path, read_counts, read_items
 from crossroads.outcomes import AuditOutcome
 from loadtests.record import RequestRecord
 from loadtests.spec import Budget
@@ -39,6 +39,7 @@ __all__ = [
     "NOTHING_LOST",
     "Check",
     "Owed",
+    "audit_records",
     "audit_records_by_message",
     "check_audit_records",
     "check_audit_store",
@@ -46,8 +47,11 @@ __all__ = [
     "check_nothing_lost",
     "check_state",
     "drain_outbox",
+    "outbox_items",
     "owed",
+    "pending",
     "pending_in_outbox",
+    "quoted",
     "received_by_agencies",
 ]
 
@@ -86,7 +90,8 @@ class Owed:
     kind: str
 
 
-def _quoted(problems: Sequence[str]) -> str:
+def quoted(problems: Sequence[str]) -> str:
+    """The first few of `problems`, for a check's detail, and how many more there are."""
     more = f" (and {len(problems) - _EXAMPLES} more)" if len(problems) > _EXAMPLES else ""
     return "; ".join(problems[:_EXAMPLES]) + more
 
@@ -111,6 +116,21 @@ def audit_records_by_message(
             continue
         found.setdefault((record.sender, record.message_id), []).append((index, record))
     return found
+
+
+def audit_records(
+    state: Path, prefix: str = MESSAGE_ID_PREFIX, *, leave_out: frozenset[AuditOutcome] = frozenset()
+) -> dict[Key, list[tuple[int, AuditRecord]]]:
+    """`audit_records_by_message` over the audit log of `state` (opened read-only), without the
+    records whose outcome is in `leave_out`."""
+    log = AuditLog.open(Path(state), read_only=True)
+    try:
+        found = audit_records_by_message(log.iter_leaves(), prefix)
+    finally:
+        log.close()
+    if not leave_out:
+        return found
+    return {key: [(i, r) for i, r in pairs if r.outcome not in leave_out] for key, pairs in found.items()}
 
 
 def _record_problem(ack: RequestRecord, records: Sequence[tuple[int, AuditRecord]]) -> str | None:
@@ -141,7 +161,7 @@ def check_audit_records(
     detail = (
         f"{len(acked)} acknowledged requests, each with exactly one matching audit record"
         if not problems
-        else f"{len(problems)} of {len(acked)} acknowledged requests break it: {_quoted(problems)}"
+        else f"{len(problems)} of {len(acked)} acknowledged requests break it: {quoted(problems)}"
     )
     return Check(AUDIT_RECORDS, not problems, detail, {"acknowledged": len(acked), "problems": len(problems)})
 
@@ -178,7 +198,7 @@ def check_nothing_lost(due: Sequence[Owed], delivered: set[tuple[str, str]], pen
     figures = {"owed": len(due), "delivered": len(due) - waiting, "pending": waiting - len(lost), "lost": len(lost)}
     if lost:
         examples = [f"{o.kind} {o.message_id} from {o.sender} for {o.agency}" for o in lost]
-        return Check(NOTHING_LOST, False, f"{len(lost)} of {len(due)} deliveries lost: {_quoted(examples)}", figures)
+        return Check(NOTHING_LOST, False, f"{len(lost)} of {len(due)} deliveries lost: {quoted(examples)}", figures)
     detail = f"{len(due)} deliveries owed: {len(due) - waiting} delivered, {waiting} still held in the outbox"
     return Check(NOTHING_LOST, True, detail, figures)
 
@@ -188,12 +208,21 @@ def received_by_agencies(state: Path) -> set[tuple[str, str]]:
     return {(r.agency, r.message_id) for r in received(Path(state))}
 
 
+def outbox_items(state: Path, which: str = "all") -> list[OutboxItem]:
+    """The items of the core's outbox in `state` (`which`: "all", "pending", "dead" or "delivered",
+    as `crossroads.outbox.read_items`); none when there is no store yet."""
+    path = outbox_path(Path(state))
+    return read_items(path, state=which) if path.exists() else []
+
+
+def pending(items: Iterable[OutboxItem]) -> int:
+    """How many of `items` the core is still trying to deliver (neither delivered nor dead)."""
+    return sum(1 for i in items if i.delivered is None and i.dead is None)
+
+
 def pending_in_outbox(state: Path) -> set[tuple[str, str]]:
     """(agency, message id) of everything the core's outbox still holds (not yet delivered)."""
-    path = outbox_path(state)
-    if not path.exists():
-        return set()
-    return {(item.agency, item.message_id) for item in read_items(path, state="pending")}
+    return {(item.agency, item.message_id) for item in outbox_items(state, "pending")}
 
 
 # ---------------------------------------------------------------- 4. the budget
@@ -222,13 +251,8 @@ def check_budget(requests: int, failures: int, p99_ms: float | None, budget: Bud
 def check_state(state: Path, requests: Sequence[RequestRecord]) -> list[Check]:
     """Guarantees 1-3 on the state folder of a network that has stopped (or is idle)."""
     state = Path(state)
-    log = AuditLog.open(state, read_only=True)
-    try:
-        records = audit_records_by_message(log.iter_leaves())
-    finally:
-        log.close()
     return [
-        check_audit_records(requests, records),
+        check_audit_records(requests, audit_records(state)),
         check_audit_store(state),
         check_nothing_lost(owed(requests), received_by_agencies(state), pending_in_outbox(state)),
     ]

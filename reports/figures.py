@@ -150,13 +150,7 @@ def throughput_figure(series: Json, events: Sequence[Json], surges: Sequence[Jso
     lost = series.get("lost_per_s", [])
     if any(v for v in lost if v):
         _stairs(ax, edges, lost, label="lost", color="black", linestyle="--")
-    _mark(ax, events, surges, scale)
-    ax.set_xlabel(label)
-    ax.set_ylabel("deliveries per second")
-    _y_scale(ax)
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(alpha=0.3)
-    return png(fig)
+    return _timeline(fig, ax, (events, surges, scale), label, "deliveries per second")
 
 
 def queue_figure(series: Json, events: Sequence[Json], surges: Sequence[Json], top: int = 6) -> bytes:
@@ -170,9 +164,17 @@ def queue_figure(series: Json, events: Sequence[Json], surges: Sequence[Json], t
         _stairs(ax, edges, queues[name], label=name, linewidth=1.5)
     if "agency" in series.get("class_queue", {}):
         _stairs(ax, edges, series["class_queue"]["agency"], label="all agency sites", color="grey", linestyle="--")
-    _mark(ax, events, surges, scale)
-    ax.set_xlabel(label)
-    ax.set_ylabel("messages waiting (time-average)")
+    return _timeline(fig, ax, (events, surges, scale), label, "messages waiting (time-average)")
+
+
+def _timeline(
+    fig: Figure, ax: Any, marks: tuple[Sequence[Json], Sequence[Json], float], xlabel: str, ylabel: str
+) -> bytes:
+    """A figure over the run's time, finished: the scenario's events and surges marked (`_mark`),
+    the axes labelled and scaled, a legend, a grid; its PNG."""
+    _mark(ax, *marks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     _y_scale(ax)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)

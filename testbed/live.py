@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_SERVICE_TIME_MS",
     "LiveNetwork",
     "LiveNetworkError",
+    "NetworkOptions",
     "bring_up",
     "check_health",
     "start_network",
@@ -294,17 +295,19 @@ def _start_all(network: LiveNetwork, pki: NetworkPki, world: WorldFiles, plan: _
     write_json_atomic(network.endpoints_path, network.endpoints)
 
 
-def bring_up(
-    scenario: Path,
-    state: Path,
-    *,
-    hosts: int = DEFAULT_HOSTS,
-    service_time_ms: float = DEFAULT_SERVICE_TIME_MS,
-    progress: bool = True,
-    start_core: bool = True,
-    core_env: Mapping[str, str] | None = None,
-) -> LiveNetwork:
+class NetworkOptions(TypedDict, total=False):
+    """The options of `start_network` that `bring_up` passes on (their defaults are start_network's)."""
+
+    hosts: int
+    service_time_ms: float
+    start_core: bool
+    core_env: Mapping[str, str] | None
+    timeout_s: float
+
+
+def bring_up(scenario: Path, state: Path, *, progress: bool = True, **options: Unpack[NetworkOptions]) -> LiveNetwork:
     """Bring the live network of `scenario` up with its state in `state`; see the module doc.
+    `options` are `start_network`'s.
 
     Returns once the core and every host answer SERVING and DIR/endpoints.json is written.
     Raises LiveNetworkError (quoting the failing process's log) if a process dies or does not
@@ -314,15 +317,7 @@ def bring_up(
     state.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     world = prepare_world(Path(scenario), state, progress=progress)
-    network = start_network(
-        state,
-        world,
-        hosts=hosts,
-        service_time_ms=service_time_ms,
-        start_core=start_core,
-        core_env=core_env,
-        progress=progress,
-    )
+    network = start_network(state, world, progress=progress, **options)
     network.endpoints["startup_s"] = round(time.perf_counter() - started, 3)
     write_json_atomic(network.endpoints_path, network.endpoints)
     _say(progress, f"{len(world.agencies)} agencies serving in {network.endpoints['startup_s']:.1f} s")

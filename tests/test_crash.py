@@ -13,9 +13,7 @@ from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import sign_checkpoint
 from crossroads.merkle import consistency_proof, leaf_hashes, root
 from loadtests.client import Answer
-from testbed.cli import build_parser
-from testbed.crash import CrashResult, CrashRun, options, run_crash
-from testbed.crash.checks import (
+from loadtests.crash.checks import (
     ALL_ACKNOWLEDGED,
     CONSISTENT,
     IN_ORDER,
@@ -24,8 +22,10 @@ from testbed.crash.checks import (
     check_consistency,
     check_order,
 )
-from testbed.crash.heads import Head, Restart, consistency_problem
-from testbed.crash.load import Ack, acknowledged
+from loadtests.crash.heads import Head, Restart, consistency_problem
+from loadtests.crash.load import Ack, acknowledged
+from testbed.cli import build_parser
+from testbed.crash import CrashResult, CrashRun, options, run_crash
 from testbed.crash.options import run_from_args
 
 ORIGIN = "crossroads.testbed/audit"

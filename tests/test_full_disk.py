@@ -39,12 +39,13 @@ from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import load_public_key
 from crossroads.merkle import leaf_hashes, root
 from crossroads.methods import EXCHANGE
+from loadtests.crash.checks import audit_records
+from loadtests.crash.heads import Head, consistency_problem, fetch_head, fetch_proof
+from loadtests.crash.target import Target
+from loadtests.guarantees import outbox_items, pending
 from loadtests.spec import Fault
 from protos import messages_pb2
-from testbed.crash.checks import audit_records, outbox_items, pending
 from testbed.crash.core import CoreProcess
-from testbed.crash.heads import Head, consistency_problem, fetch_head, fetch_proof
-from testbed.crash.target import Target
 from testbed.faults import FaultInjector
 from testbed.live import start_network
 from testbed.world_files import prepare_world

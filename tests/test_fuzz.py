@@ -1,4 +1,4 @@
-"""Hostile input against the core (testbed/fuzz/): properties over a few thousand seeded cases.
+"""Hostile input against the core (loadtests/fuzz/): properties over a few thousand seeded cases.
 
 Every case must come back (no hang), without a crash, OK or with a specific status whose message
 says what was wrong, and every exchange handled by the pipeline must have exactly its one audit
@@ -31,11 +31,7 @@ from crossroads.journal import JournalEntry, StoredAnswer
 from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.pki import CORE
 from crossroads.validation import MAX_REASON, Invalid, check_envelope
-from protos import messages_pb2 as pb
-from protos import services_pb2
-from testbed.cli import main
-from testbed.commands.fuzz import exit_code
-from testbed.fuzz import (
+from loadtests.fuzz import (
     AgencyTarget,
     Batch,
     Case,
@@ -46,7 +42,6 @@ from testbed.fuzz import (
     Tally,
     TlsTarget,
     agency_cases,
-    atheris_campaign,
     batches,
     drive,
     exchange_cases,
@@ -55,8 +50,13 @@ from testbed.fuzz import (
     rpc_cases,
     tls_cases,
 )
-from testbed.fuzz.cases import _duplicates, _lifecycle, key_of, placeholder
-from testbed.fuzz.checks import _Answer, _growth_problem
+from loadtests.fuzz.cases import _duplicates, _lifecycle, key_of, placeholder
+from loadtests.fuzz.checks import _Answer, _growth_problem
+from protos import messages_pb2 as pb
+from protos import services_pb2
+from testbed.atheris_child import atheris_campaign
+from testbed.cli import main
+from testbed.commands.fuzz import exit_code
 
 SEED = 20261128
 BATCH = 16

@@ -90,3 +90,13 @@ def test_one_module_starts_child_processes() -> None:
         if any(name == "subprocess" or name.startswith("subprocess.") for name in _imports(module, path))
     )
     assert starters == [PROCESS_OWNER]
+
+
+def test_no_command_imports_another_command() -> None:
+    from testbed.cli import COMMAND_MODULES
+
+    commands = {f"testbed.commands.{name}" for name in COMMAND_MODULES}
+    graph = _graph()
+    assert commands <= set(graph.nodes)
+    crossing = sorted(f"{a} imports {b}" for a, b in graph.edges if a in commands and b in commands)
+    assert crossing == []

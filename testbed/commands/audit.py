@@ -12,33 +12,28 @@ from typing import Any
 from crossroads.audit import AUDIT_DB, AuditHead, AuditLog, AuditLogError, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError
 from crossroads.identifiers import niss_problem
-from testbed.commands.state_commands import Run, add_group, add_state_command
+from testbed.commands.state_commands import StateCommands
 
 __all__ = ["register"]
 
-_STATE_HELP = "the state folder of a network (holds audit.sqlite and keys/)"
+_SUMMARY = "read and verify the tamper-evident audit log"
+_DESCRIPTION = (
+    "The audit log records every exchange the crossroads handled, as leaves of an RFC 6962 "
+    "Merkle tree with signed C2SP checkpoints. These commands read DIR/audit.sqlite directly."
+)
+_ERRORS = (AuditLogError, sqlite3.DatabaseError)  # a damaged or unreadable store: a message, not a traceback
 
 
 def register(subparsers: Any) -> None:
     """Add `audit` and its sub-commands (head, export, verify, who-accessed) to the CLI."""
-    sub = add_group(
-        subparsers,
-        "audit",
-        help_text="read and verify the tamper-evident audit log",
-        description=(
-            "The audit log records every exchange the crossroads handled, as leaves of an RFC 6962 "
-            "Merkle tree with signed C2SP checkpoints. These commands read DIR/audit.sqlite directly."
-        ),
-    )
-    _command(sub, "head", _head, "print the size, root (hex) and signed checkpoint of the log as JSON")
-    _command(
-        sub,
+    audit = StateCommands(subparsers, "audit", _SUMMARY, _DESCRIPTION, holds="audit.sqlite and keys/", errors=_ERRORS)
+    audit.add("head", _head, "print the size, root (hex) and signed checkpoint of the log as JSON")
+    audit.add(
         "export",
         _export,
         "print one JSON line per record, in order: {index, leaf}, leaf = hex of the exact hashed bytes",
     )
-    verify = _command(
-        sub,
+    verify = audit.add(
         "verify",
         _verify,
         "recompute every leaf hash, tile, root and checkpoint signature; exit 0 only if all hold, "
@@ -50,8 +45,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also decode every record and check the who-accessed index against them (slower)",
     )
-    who = _command(
-        sub,
+    who = audit.add(
         "who-accessed",
         _who_accessed,
         "list every exchange about a person, each with an inclusion proof against the current head, as JSON",
@@ -59,14 +53,8 @@ def register(subparsers: Any) -> None:
     who.add_argument("niss", metavar="NISS", help="the person's national number (11 digits)")
 
 
-def _command(sub: Any, name: str, run: Run, text: str) -> argparse.ArgumentParser:
-    # a damaged or unreadable store is a message and exit code 2, not a traceback
-    errors = (AuditLogError, sqlite3.DatabaseError)
-    return add_state_command(sub, name, run, text, state_help=_STATE_HELP, errors=errors, prefix="crossroads audit")
-
-
 def _open(state: Path) -> AuditLog:
-    """The log of `state`, read-only (AuditLogError, reported by `_reporting_errors`, if there is none)."""
+    """The log of `state`, read-only (AuditLogError, reported as one line, if there is none)."""
     return AuditLog.open(state, read_only=True)
 
 

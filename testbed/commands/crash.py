@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from testbed.commands.arguments import add_command
 from testbed.crash.options import DESCRIPTION, add_arguments, run_from_args
 
 __all__ = ["register"]
@@ -12,11 +12,5 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     """Add `crash` to the `crossroads` sub-commands."""
-    parser = sub.add_parser(
-        "crash",
-        help="crash-consistency harness: SIGKILL the core and hosts under load, check nothing acknowledged is lost",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run_from_args)
+    what = "crash-consistency harness: SIGKILL the core and hosts under load, check nothing acknowledged is lost"
+    add_arguments(add_command(sub, "crash", run_from_args, help_text=what, description=DESCRIPTION))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
+from testbed.commands.arguments import add_command, add_hosts, add_out, failed
 from testbed.demo import DEFAULT_OUT, run_demo
 from testbed.live import DEFAULT_HOSTS, LiveNetworkError
 
@@ -24,27 +24,17 @@ end, so that `crossroads audit ... --state OUT/state` reads what this run did.
 
 def register(sub: Any) -> None:
     """Add `demo` to the `crossroads` sub-commands."""
-    demo = sub.add_parser(
-        "demo",
-        help="bring the live network up, send exchanges, show the audit log, stop",
-        description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help=f"run folder (default {DEFAULT_OUT})"
-    )
-    demo.add_argument(
-        "--hosts", type=int, default=DEFAULT_HOSTS, help=f"agency host processes (default {DEFAULT_HOSTS})"
-    )
-    demo.set_defaults(func=_run)
+    what = "bring the live network up, send exchanges, show the audit log, stop"
+    demo = add_command(sub, "demo", _run, help_text=what, description=_HELP)
+    add_out(demo, "run folder", default=DEFAULT_OUT)
+    add_hosts(demo, DEFAULT_HOSTS)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         return run_demo(args.out, hosts=args.hosts)
     except LiveNetworkError as exc:
-        print(f"crossroads demo: {exc}", file=sys.stderr)
-        return 1
+        return failed("demo", str(exc), 1)
     except KeyboardInterrupt:
-        print("\ncrossroads demo: interrupted; the network was stopped", file=sys.stderr)
-        return 130
+        print(file=sys.stderr)  # after the ^C the terminal shows
+        return failed("demo", "interrupted; the network was stopped", 130)

@@ -1,4 +1,4 @@
-"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (testbed/fuzz/).
+"""`crossroads fuzz`: hostile input against the core's whole gRPC surface (loadtests/fuzz/).
 
 Prints a JSON summary on stdout (cases by target and by status code, crashes, hangs, unspecific
 statuses, refusals audited and not, resends checked against their first answer, problems with a
@@ -18,10 +18,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from testbed.commands.arguments import add_command, add_out, add_quiet, add_seed, failed, settings
+
 __all__ = ["DEFAULT_OUT", "exit_code", "register", "run"]
 
 DEFAULT_OUT = Path("runs/fuzz")
-TARGET_NAMES = ("exchange", "core", "agency", "tls")  # testbed.fuzz.TARGETS, without importing Hypothesis
+TARGET_NAMES = ("exchange", "core", "agency", "tls")  # loadtests.fuzz.TARGETS, without importing Hypothesis
 
 _HELP = """\
 Fuzz the crossroads core with Hypothesis: the in-process pipeline (Exchange.handle with the real
@@ -37,12 +39,10 @@ Shares of --cases: exchange 55 %, core 30 %, agency 14.5 %, tls 0.5 %.
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("fuzz", help="fuzz the core's gRPC surface (hostile input)", description=_HELP)
+    p = add_command(sub, "fuzz", run, help_text="fuzz the core's gRPC surface (hostile input)", description=_HELP)
     p.add_argument("--cases", type=int, default=100_000, help="cases in all (default 100,000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world's corpus and of Hypothesis")
-    p.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"work folder and summary.json (default {DEFAULT_OUT})"
-    )
+    add_seed(p, "seed of the world's corpus and of Hypothesis", default=0)
+    add_out(p, "work folder and summary.json", default=DEFAULT_OUT)
     p.add_argument(
         "--targets", default=",".join(TARGET_NAMES), help="comma-separated subset of " + ", ".join(TARGET_NAMES)
     )
@@ -51,8 +51,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--atheris-runs", type=int, default=0, help="coverage-guided runs of validation+routing (needs atheris)"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
+    add_quiet(p, "no progress bar on stderr", flag="--no-progress")
 
 
 def exit_code(summary: dict[str, Any]) -> int:
@@ -61,28 +60,19 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from testbed.fuzz import FuzzConfig, FuzzError, run_campaign  # Hypothesis is imported only when fuzzing
+    from loadtests.fuzz import FuzzConfig, FuzzError, run_campaign  # Hypothesis is imported only when fuzzing
+    from testbed.atheris_child import atheris_campaign
 
     targets = tuple(t for t in args.targets.split(",") if t)
     unknown = sorted(set(targets) - set(TARGET_NAMES))
     if unknown or args.cases < len(targets) or args.batch < 1:
-        print(f"crossroads fuzz: bad --targets {unknown}, --cases or --batch", file=sys.stderr)
-        return 2
-    config = FuzzConfig(
-        out=args.out,
-        cases=args.cases,
-        seed=args.seed,
-        batch=args.batch,
-        targets=targets,
-        persons=args.persons,
-        atheris_runs=args.atheris_runs,
-    )
+        return failed("fuzz", f"bad --targets {unknown}, --cases or --batch", 2)
+    config = settings(FuzzConfig, args, targets=targets)
     with tqdm(total=args.cases, desc="fuzz", unit="case", file=sys.stderr, disable=args.no_progress) as bar:
         try:
-            tally = run_campaign(config, progress=bar.update)
+            tally = run_campaign(config, progress=bar.update, atheris=atheris_campaign)
         except FuzzError as exc:
-            print(f"crossroads fuzz: {exc}", file=sys.stderr)
-            return 1
+            return failed("fuzz", str(exc), 1)
     summary = tally.summary()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from scenarios.shipped import default_scenario
+from testbed.commands.arguments import add_command, add_hosts, add_state, failed
 from testbed.live import DEFAULT_HOSTS, DEFAULT_SERVICE_TIME_MS, LiveNetwork, LiveNetworkError, bring_up, status
 
 WATCH_S = 1.0  # how often a running network is checked for a process that died
@@ -31,30 +32,21 @@ UNREACHABLE, whether its pid is alive, its resident memory. Exit code 0 when all
 """
 
 
-class _Raw(argparse.RawDescriptionHelpFormatter):
-    """Keeps the paragraphs of the descriptions as written."""
-
-
 def register(sub: Any) -> None:
     """Add `up` and `status` to the `crossroads` sub-commands."""
-    up = sub.add_parser(
-        "up", help="bring the live network up and keep it running", description=_UP_HELP, formatter_class=_Raw
-    )
+    up = add_command(sub, "up", run_up, help_text="bring the live network up and keep it running", description=_UP_HELP)
     up.add_argument("scenario", nargs="?", type=Path, help="world scenario YAML (default: the shipped demo.yaml)")
-    up.add_argument("--state", required=True, type=Path, help="state folder (world files, pki, logs, endpoints.json)")
-    up.add_argument("--hosts", type=int, default=DEFAULT_HOSTS, help=f"agency host processes (default {DEFAULT_HOSTS})")
+    add_state(up, "state folder (world files, pki, logs, endpoints.json)")
+    add_hosts(up, DEFAULT_HOSTS)
     up.add_argument(
         "--service-time-ms",
         type=float,
         default=DEFAULT_SERVICE_TIME_MS,
         help="mean time an agency takes to answer, exponential, seeded (default 0: at once)",
     )
-    up.set_defaults(func=run_up)
-    st = sub.add_parser(
-        "status", help="health of a running live network, as JSON", description=_STATUS_HELP, formatter_class=_Raw
-    )
-    st.add_argument("--state", required=True, type=Path, help="state folder given to `crossroads up`")
-    st.set_defaults(func=run_status)
+    what = "health of a running live network, as JSON"
+    status = add_command(sub, "status", run_status, help_text=what, description=_STATUS_HELP)
+    add_state(status, "state folder given to `crossroads up`")
 
 
 class _Signals:
@@ -95,11 +87,9 @@ def run_up(args: argparse.Namespace) -> int:
         try:
             network = bring_up(scenario, args.state, hosts=args.hosts, service_time_ms=args.service_time_ms)
         except LiveNetworkError as exc:
-            print(f"crossroads up: {exc}", file=sys.stderr)
-            return 1
+            return failed("up", str(exc), 1)
         except KeyboardInterrupt:
-            print("crossroads up: interrupted while starting; nothing left running", file=sys.stderr)
-            return 130
+            return failed("up", "interrupted while starting; nothing left running", 130)
         signals.starting = False
         print(f"crossroads up: serving; endpoints in {network.endpoints_path} (Ctrl-C to stop)", flush=True)
         code = _watch(network, signals.asked)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.spec import LoadtestSpecError
-from scenarios.schema import parse_duration
+from testbed.commands.arguments import add_command, add_hosts, add_out, add_quiet, duration, failed, settings
 from testbed.live import DEFAULT_HOSTS, LiveNetworkError
 from testbed.loadtest import LoadtestError, LoadtestRun, run_loadtest
 
@@ -44,50 +44,27 @@ runs the same users against a network started with `crossroads up` (no faults).
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        return float(parse_duration(text, "--duration"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def register(sub: Any) -> None:
     """Add `loadtest` to the `crossroads` sub-commands."""
-    p = sub.add_parser(
-        "loadtest",
-        help="load-test the live core with Locust, with faults, and check the audit guarantees",
-        description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    what = "load-test the live core with Locust, with faults, and check the audit guarantees"
+    p = add_command(sub, "loadtest", run, help_text=what, description=_HELP)
     p.add_argument("scenario", type=Path, help="scenario YAML with world: and loadtest: sections")
-    p.add_argument("--out", type=Path, required=True, help="run folder to write (state, logs, report)")
+    add_out(p, "run folder to write (state, logs, report)")
     p.add_argument("--users", type=int, help="users (one stage instead of the scenario's stages)")
     p.add_argument("--rate", type=float, help="target requests per second over all users (open loop)")
-    p.add_argument("--duration", type=_seconds, help='seconds of load, e.g. 60 or "2min"')
+    p.add_argument("--duration", type=duration("--duration"), help='seconds of load, e.g. 60 or "2min"')
     p.add_argument("--processes", type=int, default=1, help="local Locust worker processes (default 1: no workers)")
-    p.add_argument("--hosts", type=int, default=DEFAULT_HOSTS, help=f"agency host processes (default {DEFAULT_HOSTS})")
+    add_hosts(p, DEFAULT_HOSTS)
     p.add_argument("--locust", action="append", default=[], metavar="ARG", help="a flag passed to Locust as is")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
-    p.set_defaults(func=run)
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = LoadtestRun(
-        scenario=args.scenario,
-        out=args.out,
-        users=args.users,
-        rate=args.rate,
-        duration=args.duration,
-        processes=args.processes,
-        hosts=args.hosts,
-        locust_args=tuple(args.locust),
-        progress=not args.quiet,
-    )
+    plan = settings(LoadtestRun, args, locust_args=tuple(args.locust), progress=not args.quiet)
     try:
         result = run_loadtest(plan)
     except (LoadtestSpecError, LoadtestError, LiveNetworkError) as exc:
-        print(f"crossroads loadtest: {exc}", file=sys.stderr)
-        return 2
+        return failed("loadtest", str(exc), 2)
     o = result.summary["overall"]
     headline = {k: o[k] for k in ("requests", "failures", "per_s", "p50_ms", "p99_ms", "acknowledged")}
     print(

@@ -14,38 +14,37 @@ import sys
 from typing import Any
 
 from crossroads.outbox import OutboxItem, outbox_path, read_counts, read_items, replay_dead
-from testbed.commands.state_commands import Run, add_group, add_state_command
+from testbed.commands.arguments import Run, failed
+from testbed.commands.state_commands import StateCommands
 
 __all__ = ["register"]
 
-_STATE_HELP = "the state folder of a network (holds audit.sqlite)"
 _STATES = ("pending", "dead", "delivered", "all")
+_SUMMARY = "list what the core owes to agencies that are down, and replay dead letters"
+_DESCRIPTION = (
+    "Declarations and mutation notices owed to an agency that is down wait in the core's "
+    "outbox and are redelivered in order when it is back. An item still undeliverable after "
+    "the core's dead-letter time (--dead-after of the core; a day by default) becomes a dead "
+    "letter: it no longer holds back the agency's later items, and waits for an operator to "
+    "replay it."
+)
+_ERRORS = (sqlite3.DatabaseError,)
 
 
 def register(subparsers: Any) -> None:
     """Add `outbox` and its sub-commands (stats, list, dead, replay) to the CLI."""
-    sub = add_group(
-        subparsers,
-        "outbox",
-        help_text="list what the core owes to agencies that are down, and replay dead letters",
-        description=(
-            "Declarations and mutation notices owed to an agency that is down wait in the core's "
-            "outbox and are redelivered in order when it is back. An item still undeliverable after "
-            "the core's dead-letter time (--dead-after of the core; a day by default) becomes a dead "
-            "letter: it no longer holds back the agency's later items, and waits for an operator to "
-            "replay it."
-        ),
+    outbox = StateCommands(subparsers, "outbox", _SUMMARY, _DESCRIPTION, holds="audit.sqlite", errors=_ERRORS)
+    outbox.add("stats", _existing(_stats), "print the counts of pending, delivered and dead items as JSON")
+    listing = outbox.add(
+        "list", _existing(_list), "print one JSON line per item (pending ones by default), in delivery order"
     )
-    _command(sub, "stats", _stats, "print the counts of pending, delivered and dead items as JSON")
-    listing = _command(sub, "list", _list, "print one JSON line per item (pending ones by default), in delivery order")
     listing.add_argument("--status", choices=_STATES, default="pending", help="which items (default: pending)")
     listing.add_argument("--agency", help="only the items owed to this agency")
-    dead = _command(sub, "dead", _dead, "print one JSON line per dead letter, in delivery order")
+    dead = outbox.add("dead", _existing(_dead), "print one JSON line per dead letter, in delivery order")
     dead.add_argument("--agency", help="only the dead letters of this agency")
-    replay = _command(
-        sub,
+    replay = outbox.add(
         "replay",
-        _replay,
+        _existing(_replay),
         "put dead letters back in line (all of them, one agency's, or the given sequence numbers); "
         "prints how many as JSON",
     )
@@ -53,26 +52,16 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--seq", type=int, action="append", default=[], help="a sequence number (repeatable)")
 
 
-def _command(sub: Any, name: str, run: Run, text: str) -> argparse.ArgumentParser:
-    errors = (sqlite3.DatabaseError,)
-    return add_state_command(
-        sub,
-        name,
-        lambda args: _existing(run, args),
-        text,
-        state_help=_STATE_HELP,
-        errors=errors,
-        prefix="crossroads outbox",
-    )
+def _existing(run: Run) -> Run:
+    """`run`, on a state folder that has a core store (exit 2 if it has none)."""
 
+    def checked(args: argparse.Namespace) -> int:
+        path = outbox_path(args.state)
+        if not path.exists():
+            return failed("outbox", f"no core store in {args.state} (expected {path})", 2)
+        return run(args)
 
-def _existing(run: Run, args: argparse.Namespace) -> int:
-    """Run a sub-command on a state folder that has a core store (exit 2 if it has none)."""
-    path = outbox_path(args.state)
-    if not path.exists():
-        print(f"crossroads outbox: no core store in {args.state} (expected {path})", file=sys.stderr)
-        return 2
-    return run(args)
+    return checked
 
 
 def _item_json(item: OutboxItem) -> dict[str, Any]:

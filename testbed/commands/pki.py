@@ -12,38 +12,29 @@ from pathlib import Path
 from typing import Any
 
 from crossroads.pki import NetworkPki, PkiError
-from testbed.commands.state_commands import Run, add_group, add_state_command
+from testbed.commands.state_commands import StateCommands
 
 __all__ = ["register"]
 
-_STATE_HELP = "the state folder of a network (holds pki/ with the network CA)"
+_SUMMARY = "revoke certificates of the network PKI and list the revoked ones"
+_DESCRIPTION = (
+    "The network CA signs a certificate revocation list, DIR/pki/crl.pem; the core checks "
+    "every caller's certificate against it and takes a new list without a restart."
+)
 
 
 def register(subparsers: Any) -> None:
     """Add `pki` and its sub-commands (revoke, list-revoked) to the CLI."""
-    sub = add_group(
-        subparsers,
-        "pki",
-        help_text="revoke certificates of the network PKI and list the revoked ones",
-        description=(
-            "The network CA signs a certificate revocation list, DIR/pki/crl.pem; the core checks "
-            "every caller's certificate against it and takes a new list without a restart."
-        ),
-    )
-    revoke = _command(
-        sub,
+    # a missing CA, identity or a bad CRL is a message and exit code 2
+    pki = StateCommands(subparsers, "pki", _SUMMARY, _DESCRIPTION, holds="pki/ with the network CA", errors=(PkiError,))
+    revoke = pki.add(
         "revoke",
         _revoke,
         "revoke the certificate of identity NAME (an agency id, host-K, admin, ...): rewrite the signed CRL "
         "with its serial added; prints the serial as JSON. Revoking twice changes nothing",
     )
     revoke.add_argument("name", metavar="NAME", help="the identity whose certificate is revoked")
-    _command(sub, "list-revoked", _list_revoked, "print the revoked certificates (serial, date, identity) as JSON")
-
-
-def _command(sub: Any, name: str, run: Run, text: str) -> argparse.ArgumentParser:
-    # a missing CA, identity or a bad CRL is a message and exit code 2
-    return add_state_command(sub, name, run, text, state_help=_STATE_HELP, errors=(PkiError,), prefix="crossroads pki")
+    pki.add("list-revoked", _list_revoked, "print the revoked certificates (serial, date, identity) as JSON")
 
 
 def _open(state: Path) -> NetworkPki:

@@ -44,6 +44,7 @@ from crossroads.citizen import FasError
 from crossroads.client import DEFAULT_TIMEOUT_S, ClientError
 from crossroads.domain import AgencyId, Kind
 from crossroads.outcomes import ACCEPTED
+from testbed.commands.arguments import add_command, add_quiet, failed
 from testbed.sending import DEFAULT_CONCURRENCY, send_one, send_random
 from testbed.world_files import load_world
 
@@ -193,12 +194,8 @@ def _kind_options(name: str, p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add `send` and its kinds to the `crossroads` sub-commands."""
-    send = sub.add_parser(
-        "send",
-        help="send one exchange as an agency (or --random N) and show route, answer and receipt",
-        description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    what = "send one exchange as an agency (or --random N) and show route, answer and receipt"
+    send = add_command(sub, "send", run_send, help_text=what, description=_HELP)
     _common(send, top=True)
     send.add_argument("--random", type=int, metavar="N", help="send N exchanges of every kind, drawn at random")
     send.add_argument(
@@ -207,18 +204,16 @@ def register(sub: Any) -> None:
         default=DEFAULT_CONCURRENCY,
         help=f"--random: senders served at once (default {DEFAULT_CONCURRENCY})",
     )
-    send.add_argument("--no-progress", action="store_true", help="--random: no progress bar on stderr")
+    add_quiet(send, "--random: no progress bar on stderr", flag="--no-progress")
     kinds = send.add_subparsers(dest="kind", metavar="KIND")
     for name, text in _KIND_HELP.items():
         kind = kinds.add_parser(name, help=text, description=text)
         _common(kind, top=False)
         _kind_options(name, kind)
-    send.set_defaults(func=run_send)
 
 
 def _fail(message: str) -> int:
-    print(f"crossroads send: {message}", file=sys.stderr)
-    return 2
+    return failed("send", message, 2)
 
 
 def _run_random(args: argparse.Namespace, world: World, seed: int) -> int:

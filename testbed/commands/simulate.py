@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from network.compare import compare_summaries
 from network.run import Overrides, load, write_json
 from reports.compare import build_comparison
-from scenarios.schema import parse_duration
+from testbed.commands.arguments import add_command, add_out, add_quiet, add_seed, duration, failed
 from testbed.simulation import simulate_to
 
 _SIMULATE_HELP = """\
@@ -32,19 +31,11 @@ significant. Writes comparison.json and comparison.html into OUT (default: RUN_B
 """
 
 
-def _duration(text: str) -> float:
-    try:
-        return float(parse_duration(text, "command line"))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def register(sub: Any) -> None:
     """Add `simulate` and `compare` to the `crossroads` sub-commands."""
-    raw = argparse.RawDescriptionHelpFormatter
-    sim = sub.add_parser("simulate", help="run a what-if scenario", description=_SIMULATE_HELP, formatter_class=raw)
+    sim = add_command(sub, "simulate", run_simulate, help_text="run a what-if scenario", description=_SIMULATE_HELP)
     sim.add_argument("scenario", type=Path, help="scenario YAML file")
-    sim.add_argument("--out", type=Path, required=True, help="run folder to write")
+    add_out(sim, "run folder to write")
     sim.add_argument("--replications", type=int, help="replications (default: the scenario's)")
     sim.add_argument(
         "--workers",
@@ -60,16 +51,15 @@ def register(sub: Any) -> None:
         "the summary depends on it, never on the machine)",
     )
     sim.add_argument("--dask", metavar="tcp://HOST:PORT", help="run the replications on this Dask scheduler")
-    sim.add_argument("--seed", type=int, help="seed (default: the scenario's)")
-    sim.add_argument("--duration", type=_duration, help='measured window, e.g. "2h" (default: the scenario\'s)')
-    sim.add_argument("--warmup", type=_duration, help="warm-up (default: the scenario's)")
-    sim.add_argument("--quiet", action="store_true", help="no progress bars")
-    sim.set_defaults(func=run_simulate)
-    cmp = sub.add_parser("compare", help="compare two simulation runs", description=_COMPARE_HELP, formatter_class=raw)
+    add_seed(sim, "seed (default: the scenario's)")
+    window = duration("command line")
+    sim.add_argument("--duration", type=window, help='measured window, e.g. "2h" (default: the scenario\'s)')
+    sim.add_argument("--warmup", type=window, help="warm-up (default: the scenario's)")
+    add_quiet(sim, "no progress bars")
+    cmp = add_command(sub, "compare", run_compare, help_text="compare two simulation runs", description=_COMPARE_HELP)
     cmp.add_argument("run_a", type=Path, help="run folder A (the reference)")
     cmp.add_argument("run_b", type=Path, help="run folder B (the what-if)")
     cmp.add_argument("--out", type=Path, help="folder to write (default: RUN_B/compare)")
-    cmp.set_defaults(func=run_compare)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -77,8 +67,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     try:
         scenario = overrides.apply(load(args.scenario))
     except (OSError, ValueError) as e:
-        print(f"crossroads simulate: {e}", file=sys.stderr)
-        return 2
+        return failed("simulate", str(e), 2)
     simulate_to(
         args.out,
         args.scenario,
@@ -101,8 +90,7 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         (a, series_a), (b, series_b) = _read(args.run_a), _read(args.run_b)
     except (OSError, ValueError) as e:
-        print(f"crossroads compare: cannot read a run folder: {e}", file=sys.stderr)
-        return 2
+        return failed("compare", f"cannot read a run folder: {e}", 2)
     comparison = compare_summaries(a, b)
     out: Path = args.out or args.run_b / "compare"
     out.mkdir(parents=True, exist_ok=True)

@@ -8,46 +8,51 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-__all__ = ["Run", "add_group", "add_state_command"]
+from testbed.commands.arguments import Run, add_state, failed
 
-Run = Callable[[argparse.Namespace], int]
-
-
-def add_group(subparsers: Any, name: str, *, help_text: str, description: str) -> Any:
-    """Add command `name`, which prints its help when called without a sub-command; return its sub-parsers."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=description)
-    parser.set_defaults(func=lambda _args: _usage(parser))
-    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+__all__ = ["StateCommands"]
 
 
-def add_state_command(
-    sub: Any,
-    name: str,
-    run: Run,
-    text: str,
-    *,
-    state_help: str,
-    errors: tuple[type[Exception], ...],
-    prefix: str,
-) -> argparse.ArgumentParser:
-    """Add sub-command `name` with `--state DIR`; `errors` raised by `run` become "`prefix`: message", exit 2."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
-    parser.add_argument("--state", metavar="DIR", type=Path, required=True, help=state_help)
-    parser.set_defaults(func=lambda args: _reporting(run, args, errors, prefix))
-    return parser
+class StateCommands:
+    """Command `name` (`crossroads NAME SUB --state DIR`), which prints its help when called
+    without a sub-command; `add` gives it its sub-commands.
 
+    `summary` is its line in `crossroads --help`, `description` its own help; `holds` says what
+    the state folder holds for it; `errors` raised by a sub-command become "crossroads NAME:
+    message" on stderr and exit code 2.
+    """
 
-def _reporting(run: Run, args: argparse.Namespace, errors: tuple[type[Exception], ...], prefix: str) -> int:
-    try:
-        return run(args)
-    except errors as exc:
-        print(f"{prefix}: {exc}", file=sys.stderr)
-        return 2
+    def __init__(
+        self,
+        subparsers: Any,
+        name: str,
+        summary: str,
+        description: str,
+        *,
+        holds: str,
+        errors: tuple[type[Exception], ...],
+    ) -> None:
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=summary, description=description)
+        parser.set_defaults(func=lambda _args: _usage(parser))
+        self._sub = parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+        self._name = name
+        self._state_help = f"the state folder of a network (holds {holds})"
+        self._errors = errors
+
+    def add(self, name: str, run: Run, text: str) -> argparse.ArgumentParser:
+        """Add sub-command `name` (`text` is its help), with `--state DIR`, running `run`."""
+        parser: argparse.ArgumentParser = self._sub.add_parser(name, help=text, description=text)
+        add_state(parser, self._state_help)
+        parser.set_defaults(func=lambda args: self._reporting(run, args))
+        return parser
+
+    def _reporting(self, run: Run, args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except self._errors as exc:
+            return failed(self._name, str(exc), 2)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

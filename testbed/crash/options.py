@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.crash.load import DEFAULT_RATE, DEFAULT_WORKERS
+from loadtests.crash.load import DEFAULT_RATE, DEFAULT_WORKERS
+from testbed.commands.arguments import add_hosts, add_out, add_quiet, add_seed, failed, settings
 from testbed.crash.run import (
     CRASH_JSON,
     DEFAULT_DRAIN_S,
@@ -41,18 +42,16 @@ Exit 0 when every guarantee held, 1 naming the broken ones, 2 when the run itsel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="run folder to write (state, logs, crash.json)")
+    add_out(parser, "run folder to write (state, logs, crash.json)")
     parser.add_argument("--kills", type=int, default=DEFAULT_KILLS, help=f"core kills (default {DEFAULT_KILLS})")
     parser.add_argument(
         "--host-kills", type=int, default=DEFAULT_HOST_KILLS, help=f"agency host kills (default {DEFAULT_HOST_KILLS})"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the load and of the kill moments (default 0)")
+    add_seed(parser, "seed of the load and of the kill moments (default 0)", default=0)
     parser.add_argument(
         "--scenario", type=Path, help="a scenario whose world: to use (default: a small built-in world)"
     )
-    parser.add_argument(
-        "--hosts", type=int, default=DEFAULT_HOSTS, help=f"agency host processes (default {DEFAULT_HOSTS})"
-    )
+    add_hosts(parser, DEFAULT_HOSTS)
     parser.add_argument(
         "--workers", type=int, default=DEFAULT_WORKERS, help=f"sending threads (default {DEFAULT_WORKERS})"
     )
@@ -63,31 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DRAIN_S,
         help=f"seconds to let the outbox empty (default {DEFAULT_DRAIN_S:g})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_quiet(parser)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the harness as the parsed arguments say; the exit code (see DESCRIPTION)."""
     if args.kills < 0 or args.host_kills < 0 or args.hosts < 1:
-        print("crossroads crash: --kills and --host-kills must be >= 0, --hosts >= 1", file=sys.stderr)
-        return 2
-    run = CrashRun(
-        out=args.out,
-        kills=args.kills,
-        host_kills=args.host_kills,
-        seed=args.seed,
-        scenario=args.scenario,
-        hosts=args.hosts,
-        workers=args.workers,
-        rate=args.rate,
-        drain_s=args.drain,
-        progress=not args.quiet,
-    )
+        return failed("crash", "--kills and --host-kills must be >= 0, --hosts >= 1", 2)
     try:
-        result = run_crash(run)
+        result = run_crash(settings(CrashRun, args, drain_s=args.drain, progress=not args.quiet))
     except (CrashError, LiveNetworkError) as exc:
-        print(f"crossroads crash: the run failed: {exc}", file=sys.stderr)
-        return 2
+        return failed("crash", f"the run failed: {exc}", 2)
     counts = result.summary["counts"]
     print(f"crossroads crash: {result.path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     if not result.ok:

@@ -12,7 +12,7 @@
    so that what the outbox owes must survive a crash of the core too;
 5. stops the load (each message in flight is re-sent until acknowledged), lets the core empty
    its outbox (up to `drain_s`), stops the core gracefully (its final checkpoint) and the hosts;
-6. checks the state folder (`testbed.crash.checks`) and writes DIR/crash.json (counts, checks,
+6. checks the state folder (`loadtests.crash.checks`) and writes DIR/crash.json (counts, checks,
    restarts) and DIR/acks.jsonl (every acknowledgment). Progress goes to stderr.
 """
 
@@ -37,12 +37,13 @@ from agencies.world import World
 from crossroads.audit import KEYS_DIR
 from crossroads.checkpoint import load_public_key
 from crossroads.pki import host_identity
+from loadtests.crash.checks import Verdict, check_run
+from loadtests.crash.heads import Head, HeadWatcher, Restart, consistency_problem, fetch_head, fetch_proof
+from loadtests.crash.load import DEFAULT_RATE, DEFAULT_WORKERS, LoadGenerator
+from loadtests.crash.target import Target
+from loadtests.guarantees import drain_outbox
 from loadtests.spec import Fault
-from testbed.crash.checks import Verdict, check_run, outbox_items, pending
 from testbed.crash.core import CoreProcess, CoreProcessError
-from testbed.crash.heads import Head, HeadWatcher, Restart, consistency_problem, fetch_head, fetch_proof
-from testbed.crash.load import DEFAULT_RATE, DEFAULT_WORKERS, LoadGenerator
-from testbed.crash.target import Target
 from testbed.faults import FaultInjector
 from testbed.live import LiveNetwork, start_network
 from testbed.world_files import prepare_world
@@ -208,9 +209,7 @@ class _Harness:
     # ------------------------------------------------------------------ the end
     def drain(self) -> int:
         """Wait (up to `drain_s`) until the core's outbox has nothing left to deliver; how much it still has."""
-        deadline = time.monotonic() + self.run.drain_s
-        while (held := pending(outbox_items(self.state))) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        held, _ = drain_outbox(self.state, self.run.drain_s)
         return held
 
 

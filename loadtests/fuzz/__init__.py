@@ -1,4 +1,5 @@
-"""Hostile input against the crossroads core's whole gRPC surface (issue 5, part 3).
+"""Hostile input against the crossroads core's whole gRPC surface (issue 5, part 3), run against
+in-process cores and hosts on 127.0.0.1.
 
 Targets, each a class with `async run(batch) -> list[Result]`, all fed by Hypothesis:
 - `ExchangeTarget`: `Exchange.handle(raw, peer)` in-process, with the real directory, audit log
@@ -39,21 +40,22 @@ Modules, one concept each: `world` (FuzzWorld, prepare_world, vouched, the canar
 (hostile values), `cases` (Case, Batch, the exchange cases, fresh ids), `checks` (Result, Tally,
 what judges an answer), `register` (the exactly-once model), `channels` (reaching a target over
 a socket), one module per target (`exchange`, `core`, `agency`, `tls`, each with its own cases),
-`driver` (drive, FuzzConfig, run_campaign) and `atheris_harness` (the coverage-guided campaign).
-This package re-exports their public API.
+`driver` (drive, FuzzConfig, run_campaign) and `atheris_harness` (the coverage-guided campaign's
+harness; its child process is started by the testbed, `testbed.atheris_child`).
+This package re-exports their public API. It imports Hypothesis (a dev dependency): import it
+only to fuzz. `crossroads fuzz` (testbed/commands/fuzz.py) runs a campaign.
 """
 
-from testbed.fuzz.agency import AgencyTarget, agency_cases
-from testbed.fuzz.atheris_harness import atheris_campaign
-from testbed.fuzz.cases import Batch, Case, Key, batches, exchange_cases, key_of, keyed_cases, placeholder
-from testbed.fuzz.checks import CASE_DEADLINE_S, Result, Tally, refusal_problem
-from testbed.fuzz.core import CoreTarget, rpc_cases
-from testbed.fuzz.driver import DEFAULT_BATCH, DEFAULT_CASES, DEFAULT_SHARES, TARGETS, FuzzConfig, drive, run_campaign
-from testbed.fuzz.exchange import ExchangeTarget
-from testbed.fuzz.mutators import pick, weighted
-from testbed.fuzz.register import BEFORE_THE_KEY, Register
-from testbed.fuzz.tls import TlsTarget, issue_with_validity, tls_cases
-from testbed.fuzz.world import FuzzError, FuzzWorld, prepare_world, vouched
+from loadtests.fuzz.agency import AgencyTarget, agency_cases
+from loadtests.fuzz.cases import Batch, Case, Key, batches, exchange_cases, key_of, keyed_cases, placeholder
+from loadtests.fuzz.checks import CASE_DEADLINE_S, Result, Tally, refusal_problem
+from loadtests.fuzz.core import CoreTarget, rpc_cases
+from loadtests.fuzz.driver import DEFAULT_BATCH, DEFAULT_CASES, DEFAULT_SHARES, TARGETS, FuzzConfig, drive, run_campaign
+from loadtests.fuzz.exchange import ExchangeTarget
+from loadtests.fuzz.mutators import pick, weighted
+from loadtests.fuzz.register import BEFORE_THE_KEY, Register
+from loadtests.fuzz.tls import TlsTarget, issue_with_validity, tls_cases
+from loadtests.fuzz.world import FuzzError, FuzzWorld, prepare_world, vouched
 
 __all__ = [
     "BEFORE_THE_KEY",
@@ -76,7 +78,6 @@ __all__ = [
     "Tally",
     "TlsTarget",
     "agency_cases",
-    "atheris_campaign",
     "batches",
     "drive",
     "exchange_cases",

@@ -29,8 +29,8 @@ from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
 from crossroads.journal import ANSWER_WINDOW
 from crossroads.validation import MAX_MESSAGE_ID
-from testbed.fuzz.cases import Case, Key
-from testbed.fuzz.checks import Result, _Answer, _check_answer
+from loadtests.fuzz.cases import Case, Key, _History, key_of
+from loadtests.fuzz.checks import Result, _Answer, _check_answer, _growth_problem
 
 __all__ = ["BEFORE_THE_KEY", "Register"]
 
@@ -52,6 +52,16 @@ class Register:
     def remembered(self, k: int) -> Key | None:
         """One of the recently remembered keys (k modulo their number), None if there is none."""
         return self._recent[k % len(self._recent)] if self._recent else None
+
+    def judge_batch(
+        self, log: AuditLog, history: _History, cases: Sequence[Case], answers: Sequence[_Answer], before: int
+    ) -> tuple[list[Result], str | None]:
+        """`judge` the answers to the exchanges `cases` (keyed by `key_of`), remember the cases in
+        `history` (for replays), and say what is wrong with how the log grew over the batch (None: nothing)."""
+        keys = [key_of(c) for c in cases]
+        results = self.judge(log, cases, answers, keys, before)
+        history.remember(cases)
+        return results, _growth_problem(keys, answers, before, log.size)
 
     def judge(
         self, log: AuditLog, cases: Sequence[Case], answers: Sequence[_Answer], keys: Sequence[Key | None], before: int

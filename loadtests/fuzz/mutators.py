@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from crossroads.validation import MAX_MESSAGE_ID
-from testbed.fuzz.world import FuzzError, FuzzWorld
+from loadtests.fuzz.world import FuzzError, FuzzWorld
 
 _T = TypeVar("_T")
 _INT32 = st.integers(-(2**31), 2**31 - 1)

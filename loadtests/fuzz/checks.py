@@ -4,7 +4,7 @@
 must come within CASE_DEADLINE_S (`_bounded`), be OK or a specific refusal that says what was
 wrong (`refusal_problem`), and an exchange handled by the pipeline must have exactly its one
 audit record (`_check_answer`, `_growth_problem`). Whether a message is handled anew or
-answered again from the core's exactly-once register is for testbed.fuzz.register to say.
+answered again from the core's exactly-once register is for loadtests.fuzz.register to say.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,8 @@ from crossroads.audit_record import AuditRecord
 from crossroads.outcomes import AuditOutcome
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID
+from loadtests.fuzz.cases import Case
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Case
 
 CASE_DEADLINE_S = 20.0  # no answer by then is a hang (a forward has 2 s; a batch shares 2 cores)
 FORWARD_DEADLINE_S = 2.0
@@ -244,6 +244,21 @@ async def _bounded(call: Any, deadline: float) -> _Answer:
     except Exception as exc:
         return _Answer("CRASH", f"{type(exc).__name__}: {exc}"[:400])
     return answer
+
+
+async def answers_to(
+    one: Callable[[Case], Awaitable[_Answer]], cases: Sequence[Case], deadline: float, *, sequential: bool
+) -> list[_Answer]:
+    """The answer `one` gives each of `cases`, each under `deadline` (`_bounded`): one case after
+    another, or all at once."""
+    if sequential:
+        return [await _bounded(one(c), deadline) for c in cases]
+    return list(await asyncio.gather(*(_bounded(one(c), deadline) for c in cases)))
+
+
+def outcome_of(answer: _Answer) -> str:
+    """What a canary consultation came to: its reply's outcome ("DELIVERED", ...), else "STATUS: message"."""
+    return pb.Outcome.Name(answer.reply.outcome) if answer.reply is not None else f"{answer.status}: {answer.message}"
 
 
 def _with_batch_problems(results: list[Result], problems: Sequence[tuple[str, str]]) -> list[Result]:

@@ -30,9 +30,9 @@ from agencies.world import World
 from crossroads.domain import Kind
 from crossroads.methods import EXCHANGE
 from loadtests.client import Answer, exchange
+from loadtests.crash.target import Target
 from loadtests.record import RequestRecord
 from protos import messages_pb2
-from testbed.crash.target import Target
 
 __all__ = [
     "DEFAULT_MIX",

@@ -24,8 +24,8 @@ from crossroads.checkpoint import Checkpoint, CheckpointError
 from crossroads.methods import AUDIT_CONSISTENCY_PROOF, AUDIT_HEAD
 from crossroads.pki import ADMIN
 from crossroads.receipts import open_head
+from loadtests.crash.target import Target
 from protos import services_pb2
-from testbed.crash.target import Target
 
 __all__ = [
     "Head",

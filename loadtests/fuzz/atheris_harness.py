@@ -1,14 +1,16 @@
 """Coverage-guided fuzzing (atheris / libFuzzer) of the core's pure part: parse, `check_envelope`, `route`.
 
-`atheris_campaign` runs the harness `_atheris_main` in a process of its own: `python -c
-_ATHERIS_BOOT WORLD AS_OF [libFuzzer flags] CORPUS`, which imports it from this module.
+atheris never returns from `atheris.Fuzz()`, so the campaign runs in a process of its own:
+`python ARGS`, with ARGS from `child_args` (`-c _ATHERIS_BOOT WORLD AS_OF [libFuzzer flags]
+CORPUS`, which imports the harness `_atheris_main` from this module). Who starts that process
+is the caller's business (the testbed: `testbed.atheris_child.atheris_campaign`, an
+`AtherisRunner`); `outcome` turns what came of it into the campaign's figures.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +19,26 @@ from google.protobuf.message import DecodeError
 from crossroads.directory import DirectoryStore
 from crossroads.domain import AgencyId
 from crossroads.knowledge_io import load_knowledge
+from loadtests.fuzz.world import FuzzWorld
 from protos import messages_pb2 as pb
-from testbed import processes
-from testbed.fuzz.world import FuzzWorld
+
+__all__ = ["LOG_FILE", "AtherisRunner", "child_args", "outcome"]
+
+LOG_FILE = "atheris.log"  # in the campaign's folder; libFuzzer reports on stderr
+# (world, runs, seed, folder) -> {"runs", "exit_code", "seconds", "tail"}: a campaign in a child process
+AtherisRunner = Callable[[FuzzWorld, int, int, Path], dict[str, Any]]
 
 
-def atheris_campaign(world: FuzzWorld, runs: int, seed: int, folder: Path) -> dict[str, Any]:
-    """`runs` coverage-guided inputs (atheris / libFuzzer, in a process of its own) through the
-    pure part of the pipeline: parse an Envelope, `check_envelope`, `route`. Seeded with the corpus.
-
-    Returns {"runs", "exit_code", "seconds", "tail"}; exit_code 0 = no crash. Needs atheris.
-    """
+def child_args(world: FuzzWorld, runs: int, seed: int, folder: Path) -> list[str]:
+    """The Python arguments of a child running `runs` coverage-guided inputs through the pure part
+    of the pipeline (parse an Envelope, `check_envelope`, `route`), seeded with the world's corpus,
+    which this writes to FOLDER/corpus; crashing inputs go to FOLDER as libFuzzer artifacts."""
     corpus = folder / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     for i, sample in enumerate(world.corpus):
         sender = world.senders.index(sample.sender) % 256
         (corpus / f"seed-{i}").write_bytes(bytes([sender]) + sample.envelope.SerializeToString())
-    started = time.perf_counter()
-    args = [
+    return [
         "-c",
         _ATHERIS_BOOT,
         str(world.folder),
@@ -45,18 +49,11 @@ def atheris_campaign(world: FuzzWorld, runs: int, seed: int, folder: Path) -> di
         f"-artifact_prefix={folder}/",
         str(corpus),
     ]
-    log = folder / "atheris.log"  # libFuzzer reports on stderr
-    log.unlink(missing_ok=True)
-    code, out = processes.run("atheris", args, log=log, timeout_s=None)
-    with log.open("a", encoding="utf-8") as f:
-        f.write(out)
-    tail = processes.log_tail(log, 3).splitlines()
-    return {
-        "runs": runs,
-        "exit_code": code,
-        "seconds": round(time.perf_counter() - started, 1),
-        "tail": tail,
-    }
+
+
+def outcome(runs: int, exit_code: int, seconds: float, tail: str) -> dict[str, Any]:
+    """The figures of a campaign: {"runs", "exit_code", "seconds", "tail"}; exit_code 0 = no crash."""
+    return {"runs": runs, "exit_code": exit_code, "seconds": round(seconds, 1), "tail": tail.splitlines()}
 
 
 # Coverage is collected for the modules imported inside instrument_imports: the core's pure part.
@@ -64,13 +61,13 @@ _ATHERIS_BOOT = """
 import sys, atheris
 with atheris.instrument_imports(include=["crossroads"]):
     import crossroads.identifiers, crossroads.validation, crossroads.routing, crossroads.domain
-from testbed.fuzz.atheris_harness import _atheris_main
+from loadtests.fuzz.atheris_harness import _atheris_main
 _atheris_main(sys.argv[1:])
 """
 
 
 def _atheris_main(argv: Sequence[str]) -> None:
-    """The harness of `atheris_campaign`: WORLD AS_OF [libFuzzer flags] CORPUS (see _ATHERIS_BOOT)."""
+    """The harness of the child: WORLD AS_OF [libFuzzer flags] CORPUS (see _ATHERIS_BOOT)."""
     import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]  # optional: pip install atheris
 
     from crossroads.routing import route

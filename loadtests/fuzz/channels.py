@@ -12,8 +12,8 @@ import grpc
 from agencies.host import RunningHost, start_host
 from crossroads.exchange import AUDIT_INDEX_KEY
 from crossroads.pki import NetworkPki, channel_credentials_from
-from testbed.fuzz.checks import _Answer
-from testbed.fuzz.world import HOST, FuzzWorld
+from loadtests.fuzz.checks import _Answer
+from loadtests.fuzz.world import HOST, FuzzWorld
 
 
 class _Channels:

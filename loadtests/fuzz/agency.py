@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import grpc
@@ -10,12 +9,20 @@ from hypothesis import strategies as st
 
 from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.pki import CORE
+from loadtests.fuzz.cases import Batch, Case
+from loadtests.fuzz.channels import _Channels, _rpc_error, _start_host
+from loadtests.fuzz.checks import (
+    _HOST_SAYS_WHAT,
+    CASE_DEADLINE_S,
+    UNSPECIFIC,
+    Result,
+    _Answer,
+    answers_to,
+    refusal_problem,
+)
+from loadtests.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
+from loadtests.fuzz.world import HOST, FuzzWorld, _copy_world
 from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Batch, Case
-from testbed.fuzz.channels import _Channels, _rpc_error, _start_host
-from testbed.fuzz.checks import _HOST_SAYS_WHAT, CASE_DEADLINE_S, UNSPECIFIC, Result, _Answer, _bounded, refusal_problem
-from testbed.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
-from testbed.fuzz.world import HOST, FuzzWorld, _copy_world
 
 
 def agency_cases(world: FuzzWorld) -> st.SearchStrategy[Case]:
@@ -72,7 +79,7 @@ class AgencyTarget:
         return _Answer("OK", reply=None, message=pb.AgencyReply.FromString(raw).status)
 
     async def run(self, batch: Batch) -> list[Result]:
-        answers = await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S + 5) for c in batch.cases))
+        answers = await answers_to(self._one, batch.cases, CASE_DEADLINE_S + 5, sequential=False)
         return [self._check(c, a) for c, a in zip(batch.cases, answers, strict=True)]
 
     def _check(self, case: Case, answer: _Answer) -> Result:

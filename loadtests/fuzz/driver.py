@@ -20,15 +20,15 @@ from hypothesis.internal.conjecture import providers as hypothesis_providers
 from hypothesis.internal.constants_ast import Constants
 
 from crossroads.audit import AUDIT_DB, verify_store
-from testbed.fuzz.agency import AgencyTarget, agency_cases
-from testbed.fuzz.atheris_harness import atheris_campaign
-from testbed.fuzz.cases import Batch, _duplicates, _lifecycle, batches, exchange_cases
-from testbed.fuzz.checks import Tally
-from testbed.fuzz.core import CoreTarget, rpc_cases
-from testbed.fuzz.exchange import ExchangeTarget
-from testbed.fuzz.mutators import weighted
-from testbed.fuzz.tls import TlsTarget, tls_cases
-from testbed.fuzz.world import DEFAULT_CORPUS, DEFAULT_SEED, FuzzError, FuzzWorld, prepare_world
+from loadtests.fuzz.agency import AgencyTarget, agency_cases
+from loadtests.fuzz.atheris_harness import AtherisRunner
+from loadtests.fuzz.cases import Batch, _duplicates, _lifecycle, batches, exchange_cases
+from loadtests.fuzz.checks import Tally
+from loadtests.fuzz.core import CoreTarget, rpc_cases
+from loadtests.fuzz.exchange import ExchangeTarget
+from loadtests.fuzz.mutators import weighted
+from loadtests.fuzz.tls import TlsTarget, tls_cases
+from loadtests.fuzz.world import DEFAULT_CORPUS, DEFAULT_SEED, FuzzError, FuzzWorld, prepare_world
 
 DEFAULT_CASES = 100_000
 DEFAULT_BATCH = 16  # cases sent at once: concurrent appends share one audit commit (~2.4 ms alone)
@@ -186,13 +186,20 @@ def _verify(state: Path, name: str, tally: Tally) -> None:
 
 
 def run_campaign(
-    config: FuzzConfig, *, progress: Callable[[int], None] | None = None, world: FuzzWorld | None = None
+    config: FuzzConfig,
+    *,
+    progress: Callable[[int], None] | None = None,
+    world: FuzzWorld | None = None,
+    atheris: AtherisRunner | None = None,
 ) -> Tally:
     """Run every target of `config` (its share of the cases each) and return the tally.
 
     Servers bind 127.0.0.1 only and are stopped before this returns. `progress(n)` is called
-    after every batch with the number of cases it held.
+    after every batch with the number of cases it held. `config.atheris_runs` needs `atheris`,
+    which runs the coverage-guided campaign in a child process (FuzzError without it).
     """
+    if config.atheris_runs and atheris is None:
+        raise FuzzError("atheris runs need a runner that starts their child process")
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     world = world or prepare_world(config.out / "world", seed=config.seed, corpus=config.corpus, persons=config.persons)
@@ -207,8 +214,8 @@ def run_campaign(
             _verify(state, target, tally)
     finally:
         loop.close()
-    if config.atheris_runs:
-        tally.checks["atheris"] = atheris_campaign(world, config.atheris_runs, config.seed, config.out / "atheris")
+    if config.atheris_runs and atheris is not None:
+        tally.checks["atheris"] = atheris(world, config.atheris_runs, config.seed, config.out / "atheris")
         if tally.checks["atheris"]["exit_code"] != 0:
             tally.problem("crash", f"atheris: {tally.checks['atheris']['tail']}")
     tally.checks["seconds"] = round(time.perf_counter() - started, 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -15,24 +14,25 @@ from hypothesis import strategies as st
 from crossroads import methods
 from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.server import CoreConfig, RunningCore, start_core
-from protos import messages_pb2 as pb
-from protos import services_pb2
-from testbed.fuzz.cases import Batch, Case, _History, key_of
-from testbed.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
-from testbed.fuzz.checks import (
+from loadtests.fuzz.cases import Batch, Case, _History, canary_case
+from loadtests.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_host
+from loadtests.fuzz.checks import (
     CASE_DEADLINE_S,
     FORWARD_DEADLINE_S,
     UNSPECIFIC,
     Result,
     _Answer,
     _bounded,
-    _growth_problem,
     _with_batch_problems,
+    answers_to,
+    outcome_of,
     refusal_problem,
 )
-from testbed.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
-from testbed.fuzz.register import Register
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from loadtests.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
+from loadtests.fuzz.register import Register
+from loadtests.fuzz.world import FuzzWorld, _copy_world, vouched
+from protos import messages_pb2 as pb
+from protos import services_pb2
 
 # The core's other services: method, request type, call shape
 _CORE_RPCS: tuple[tuple[str, type[Message], str], ...] = (
@@ -90,16 +90,14 @@ class CoreTarget:
     """The core over a real socket with mutual TLS, in front of a real agency host, all on 127.0.0.1.
 
     The core's clock is the wall clock: the citizens' assertions in `world` are issued now, and
-    live ASSERTION_TTL (testbed.fuzz.world).
+    live ASSERTION_TTL (loadtests.fuzz.world).
     """
 
     name = "core"
 
     def __init__(self, world: FuzzWorld, state: Path) -> None:
         self.world, self.state = vouched(world, time.time()), state
-        self.history = _History(
-            [Case("valid", s.sender, s.envelope.SerializeToString()) for s in self.world.corpus], tag="fz-core-"
-        )
+        self.history = _History.of_corpus(self.world, tag="fz-core-")
         self.register = Register()  # the running core's window: journal.ANSWER_WINDOW
         self._canaries = 0
 
@@ -146,17 +144,12 @@ class CoreTarget:
         """Send `batch` (resolved: replays, reused and fresh ids) and judge every answer."""
         cases = self.history.resolve(batch.cases, self.register.remembered)
         before = self.core.audit.size
-        if batch.sequential:
-            answers = [await _bounded(self._one(c), CASE_DEADLINE_S + 5) for c in cases]
-        else:
-            answers = list(await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S + 5) for c in cases)))
+        answers = await answers_to(self._one, cases, CASE_DEADLINE_S + 5, sequential=batch.sequential)
         exchanges = [i for i, c in enumerate(cases) if c.method == EXCHANGE_METHOD]
         sent, got = [cases[i] for i in exchanges], [answers[i] for i in exchanges]
-        keys = [key_of(c) for c in sent]
-        judged = dict(zip(exchanges, self.register.judge(self.core.audit, sent, got, keys, before), strict=True))
+        exchanged, growth = self.register.judge_batch(self.core.audit, self.history, sent, got, before)
+        judged = dict(zip(exchanges, exchanged, strict=True))
         results = [judged[i] if i in judged else self._other_result(a) for i, a in enumerate(answers)]
-        self.history.remember(sent)
-        growth = _growth_problem(keys, got, before, self.core.audit.size)
         return _with_batch_problems(results, [("growth", growth)] if growth else [])
 
     def _other_result(self, answer: _Answer) -> Result:
@@ -172,11 +165,7 @@ class CoreTarget:
 
     async def canary(self) -> str:
         self._canaries += 1
-        case = Case("canary", _canary(self.world).sender, _canary_raw(self.world, self._canaries))
-        answer = await _bounded(self._exchange(case), CASE_DEADLINE_S + 5)
-        return (
-            pb.Outcome.Name(answer.reply.outcome) if answer.reply is not None else f"{answer.status}: {answer.message}"
-        )
+        return outcome_of(await _bounded(self._exchange(canary_case(self.world, self._canaries)), CASE_DEADLINE_S + 5))
 
     async def close(self) -> None:
         await self.channels.close()

@@ -22,21 +22,22 @@ from crossroads.journal import ANSWER_WINDOW
 from crossroads.knowledge_io import load_knowledge
 from crossroads.outbox import Outbox, outbox_path
 from crossroads.pki import CORE
-from protos import messages_pb2 as pb
-from testbed.fuzz.cases import Batch, Case, Key, _History, key_of
-from testbed.fuzz.checks import (
+from loadtests.fuzz.cases import Batch, Case, _History, canary_case
+from loadtests.fuzz.checks import (
     _HOST_SAYS_WHAT,
     CASE_DEADLINE_S,
     FORWARD_DEADLINE_S,
     Result,
     _Answer,
     _bounded,
-    _growth_problem,
     _with_batch_problems,
+    answers_to,
+    outcome_of,
     refusal_problem,
 )
-from testbed.fuzz.register import Register
-from testbed.fuzz.world import FuzzWorld, _canary, _canary_raw, _copy_world, vouched
+from loadtests.fuzz.register import Register
+from loadtests.fuzz.world import FuzzWorld, _copy_world, vouched
+from protos import messages_pb2 as pb
 
 
 class _Aborted(Exception):
@@ -114,7 +115,7 @@ class ExchangeTarget:
             answer_window=answer_window,
             citizen_gate=CitizenGate.load(state / "pki", knowledge),
         )
-        self.history = _History([Case("valid", s.sender, s.envelope.SerializeToString()) for s in self.world.corpus])
+        self.history = _History.of_corpus(self.world)
         self.register = Register(answer_window or ANSWER_WINDOW)
         self._canaries = 0
 
@@ -128,20 +129,12 @@ class ExchangeTarget:
         """Send `batch` (resolved: replays, reused and fresh ids) and judge every answer."""
         cases = self.history.resolve(batch.cases, self.register.remembered)
         before, self.host.forwards, self.host.problems = self.audit.size, [], []
-        if batch.sequential:
-            answers = [await _bounded(self._one(c), CASE_DEADLINE_S) for c in cases]
-        else:
-            answers = list(await asyncio.gather(*(_bounded(self._one(c), CASE_DEADLINE_S) for c in cases)))
-        keys = [key_of(c) for c in cases]
-        results = self.register.judge(self.audit, cases, answers, keys, before)
-        self.history.remember(cases)
-        return _with_batch_problems(results, self._batch_problems(cases, answers, keys, before))
+        answers = await answers_to(self._one, cases, CASE_DEADLINE_S, sequential=batch.sequential)
+        results, growth = self.register.judge_batch(self.audit, self.history, cases, answers, before)
+        return _with_batch_problems(results, self._batch_problems(cases, growth))
 
-    def _batch_problems(
-        self, cases: Sequence[Case], answers: Sequence[_Answer], keys: Sequence[Key | None], before: int
-    ) -> list[tuple[str, str]]:
+    def _batch_problems(self, cases: Sequence[Case], growth: str | None) -> list[tuple[str, str]]:
         problems = [("host", p) for p in self.host.problems]
-        growth = _growth_problem(keys, answers, before, self.audit.size)
         if growth is not None:
             problems.append(("growth", growth))
         sent = {(c.raw, c.peer) for c in cases}
@@ -153,13 +146,7 @@ class ExchangeTarget:
     async def canary(self) -> str:
         """A valid consultation's outcome ("DELIVERED" when the core still serves)."""
         self._canaries += 1
-        answer = await _bounded(
-            self._one(Case("canary", _canary(self.world).sender, _canary_raw(self.world, self._canaries))),
-            CASE_DEADLINE_S,
-        )
-        return (
-            pb.Outcome.Name(answer.reply.outcome) if answer.reply is not None else f"{answer.status}: {answer.message}"
-        )
+        return outcome_of(await _bounded(self._one(canary_case(self.world, self._canaries)), CASE_DEADLINE_S))
 
     async def close(self) -> None:
         await self.outbox.aclose()

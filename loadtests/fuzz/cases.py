@@ -9,7 +9,7 @@ answer of the valid message, and never reach validation. Ids are given out at ru
 drawn, because Hypothesis repeats small values freely. Slot 0 is fresh per case; slots 1-9 are
 fresh per batch and shared by the cases of that batch that carry them (a resend, a duplicate).
 Byte-level mutations may damage the placeholder: the id is then whatever the mutation left,
-and the register model (testbed.fuzz.register) judges what a collision must get.
+and the register model (loadtests.fuzz.register) judges what a collision must get.
 
 Batches: plain ones (concurrent, 1 in 8 one after another); `_lifecycle` sends an integration,
 its closing, a new integration and a resend of the first in any order, one after another;
@@ -31,8 +31,7 @@ from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE
 from crossroads.server import DEFAULT_MAX_MESSAGE_BYTES
 from crossroads.validation import MAX_MESSAGE_ID, message_id_ok
-from protos import messages_pb2 as pb
-from testbed.fuzz.mutators import (
+from loadtests.fuzz.mutators import (
     _bad_identifier,
     _mutate_field,
     _nested_bytes,
@@ -42,7 +41,8 @@ from testbed.fuzz.mutators import (
     pick,
     weighted,
 )
-from testbed.fuzz.world import _BODIES, HOST, FuzzWorld
+from loadtests.fuzz.world import _BODIES, HOST, FuzzWorld, _canary, _canary_raw
+from protos import messages_pb2 as pb
 
 ID_LENGTH = 32  # the corpus' message ids are 32 hex digits: a fresh id takes the same room
 SHARED_SLOTS = 9  # placeholder slots 1..9 are shared within a batch
@@ -147,58 +147,78 @@ def keyed_cases(world: FuzzWorld) -> st.SearchStrategy[Case]:
     corpus = pick(world.corpus, "samples")
     senders = pick(world.senders, "senders")
     text = hostile_text(world)
+    bad_nisses = _bad_identifier(pick(world.nisses, "nisses"))
+    bad_kbos = _bad_identifier(pick(world.kbos or ("0200065765",), "kbos"))
+    peers = st.sampled_from(_UNKNOWN_PEERS)
+    return st.one_of(
+        corpus.map(lambda s: Case("valid", s.sender, _fresh(s))),
+        _mutated_case(corpus),
+        _changed_case(corpus, "field", _bad_fields(world, text)),
+        _changed_case(corpus, "field", _bad_fields(world, text)),
+        _changed_case(corpus, "identifier", _bad_identifiers(bad_nisses, bad_kbos)),
+        _changed_case(corpus, "payload", _bad_payload(world, text)),
+        _nested_case(corpus),
+        _changed_case(corpus, "oversized", _oversized(world)),
+        _forged_case(corpus, senders, text),
+        st.builds(lambda p, s: Case("unknown_peer", p, _fresh(s)), peers, corpus),
+    )
 
-    @st.composite
-    def field_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        env = _copy(sample)
+
+# How a case changes its sample's envelope (under its fresh id), drawing what it needs.
+Change = Callable[[st.DrawFn, pb.Envelope], None]
+
+
+@st.composite
+def _changed_case(draw: st.DrawFn, corpus: st.SearchStrategy[Sample], label: str, change: Change) -> Case:
+    """A sample's envelope under a fresh id, changed by `change`, sent by the sample's sender."""
+    sample = draw(corpus)
+    env = _copy(sample)
+    change(draw, env)
+    return Case(label, sample.sender, env.SerializeToString())
+
+
+def _bad_fields(world: FuzzWorld, text: st.SearchStrategy[str]) -> Change:
+    """One to three envelope fields given hostile values (the message id too: then the id is the point)."""
+
+    def change(draw: st.DrawFn, env: pb.Envelope) -> None:
         for _ in range(draw(st.integers(1, 3))):
             fd = draw(st.sampled_from(_ENVELOPE_FIELDS))
             if fd.name == "payload":
                 env.payload = _payload(draw, world, env, text)
             else:
-                _mutate_field(draw, env, fd, text, 0)  # message_id too: then the id is the point
-        return Case("field", sample.sender, env.SerializeToString())
+                _mutate_field(draw, env, fd, text, 0)
 
-    bad_nisses = _bad_identifier(pick(world.nisses, "nisses"))
-    bad_kbos = _bad_identifier(pick(world.kbos or ("0200065765",), "kbos"))
+    return change
 
-    @st.composite
-    def identifier_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        env = _copy(sample)
+
+def _bad_identifiers(nisses: st.SearchStrategy[str], kbos: st.SearchStrategy[str]) -> Change:
+    """An invalid NISS or KBO number as the subject, or among the related persons."""
+
+    def change(draw: st.DrawFn, env: pb.Envelope) -> None:
         where = draw(st.integers(0, 2))
         if where == 0:
-            env.subject_niss = draw(bad_nisses)
+            env.subject_niss = draw(nisses)
         elif where == 1:
-            env.subject_kbo = draw(bad_kbos)
+            env.subject_kbo = draw(kbos)
         else:
-            env.related_niss.append(draw(bad_nisses))
-        return Case("identifier", sample.sender, env.SerializeToString())
+            env.related_niss.append(draw(nisses))
 
-    @st.composite
-    def payload_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        env = _copy(sample)
+    return change
+
+
+def _bad_payload(world: FuzzWorld, text: st.SearchStrategy[str]) -> Change:
+    """A hostile payload (see `_payload`)."""
+
+    def change(draw: st.DrawFn, env: pb.Envelope) -> None:
         env.payload = _payload(draw, world, env, text)
-        return Case("payload", sample.sender, env.SerializeToString())
 
-    @st.composite
-    def mutated_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        return Case("mutated", sample.sender, mutate_bytes(draw, _fresh(sample)))
+    return change
 
-    @st.composite
-    def nested_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        raw = _fresh(sample)
-        cut = draw(st.integers(0, len(raw)))  # at a field boundary or not: both must be refused cleanly
-        return Case("nested", sample.sender, raw[:cut] + draw(_nested_bytes()) + raw[cut:])
 
-    @st.composite
-    def oversized_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        env = _copy(sample)
+def _oversized(world: FuzzWorld) -> Change:
+    """One thing past its limit: the message id, the related persons, the payload, a DmfA's lines."""
+
+    def change(draw: st.DrawFn, env: pb.Envelope) -> None:
         n = draw(st.integers(1, 4))
         if n == 1:
             env.message_id = "m" * draw(st.integers(MAX_MESSAGE_ID + 1, 200_000))
@@ -212,31 +232,38 @@ def keyed_cases(world: FuzzWorld) -> st.SearchStrategy[Case]:
             env.payload = pb.DmfaDeclaration(
                 employer_kbo=env.subject_kbo, quarter="2026Q3", lines=lines
             ).SerializeToString()
-        return Case("oversized", sample.sender, env.SerializeToString())
 
-    @st.composite
-    def forged_case(draw: st.DrawFn) -> Case:
-        sample = draw(corpus)
-        env = _copy(sample)
-        if draw(st.booleans()):  # someone else sends it, naming the one who may
-            env.sender = sample.sender
-            return Case("forged", draw(senders), env.SerializeToString())
-        env.sender = draw(st.one_of(senders, text))  # the one who may sends it, claiming to be another
-        return Case("forged", sample.sender, env.SerializeToString())
+    return change
 
-    peers = st.sampled_from(_UNKNOWN_PEERS)
-    return st.one_of(
-        corpus.map(lambda s: Case("valid", s.sender, _fresh(s))),
-        mutated_case(),
-        field_case(),
-        field_case(),
-        identifier_case(),
-        payload_case(),
-        nested_case(),
-        oversized_case(),
-        forged_case(),
-        st.builds(lambda p, s: Case("unknown_peer", p, _fresh(s)), peers, corpus),
-    )
+
+@st.composite
+def _mutated_case(draw: st.DrawFn, corpus: st.SearchStrategy[Sample]) -> Case:
+    """A sample's bytes under a fresh id, mutated at the byte level."""
+    sample = draw(corpus)
+    return Case("mutated", sample.sender, mutate_bytes(draw, _fresh(sample)))
+
+
+@st.composite
+def _nested_case(draw: st.DrawFn, corpus: st.SearchStrategy[Sample]) -> Case:
+    """Deeply nested groups and messages spliced into a sample's bytes."""
+    sample = draw(corpus)
+    raw = _fresh(sample)
+    cut = draw(st.integers(0, len(raw)))  # at a field boundary or not: both must be refused cleanly
+    return Case("nested", sample.sender, raw[:cut] + draw(_nested_bytes()) + raw[cut:])
+
+
+@st.composite
+def _forged_case(
+    draw: st.DrawFn, corpus: st.SearchStrategy[Sample], senders: st.SearchStrategy[str], text: st.SearchStrategy[str]
+) -> Case:
+    """A `sender` field that is not the certificate's identity, one way or the other."""
+    sample = draw(corpus)
+    env = _copy(sample)
+    if draw(st.booleans()):  # someone else sends it, naming the one who may
+        env.sender = sample.sender
+        return Case("forged", draw(senders), env.SerializeToString())
+    env.sender = draw(st.one_of(senders, text))  # the one who may sends it, claiming to be another
+    return Case("forged", sample.sender, env.SerializeToString())
 
 
 def _share(case: Case, slot: int, label: str | None = None) -> Case:
@@ -314,6 +341,11 @@ class _History:
         self._tag = tag
         self._serial = 0
 
+    @classmethod
+    def of_corpus(cls, world: FuzzWorld, tag: str = "fz-") -> _History:
+        """A history that starts with the valid exchanges of `world`'s corpus (what a replay may pick)."""
+        return cls([Case("valid", s.sender, s.envelope.SerializeToString()) for s in world.corpus], tag)
+
     def fresh_id(self) -> str:
         """A message id this target never sent before (nor drew: placeholders start with "~")."""
         self._serial += 1
@@ -346,6 +378,11 @@ class _History:
     def remember(self, cases: Sequence[Case]) -> None:
         self._items.extend(c for c in cases if c.label != "replay")
         del self._items[: max(0, len(self._items) - self._size)]
+
+
+def canary_case(world: FuzzWorld, n: int) -> Case:
+    """The `n`-th canary: a valid consultation under an id of its own (`loadtests.fuzz.world._canary_raw`)."""
+    return Case("canary", _canary(world).sender, _canary_raw(world, n))
 
 
 def _with_id(raw: bytes, message_id: str) -> bytes | None:

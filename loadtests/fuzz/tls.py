@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from crossroads.methods import DELIVER as DELIVER_METHOD
 from crossroads.methods import EXCHANGE as EXCHANGE_METHOD
 from crossroads.pki import CORE, Identity, NetworkPki, channel_credentials_from, foreign_identity
-from testbed.fuzz.cases import Batch, Case
-from testbed.fuzz.checks import CASE_DEADLINE_S, Result, _with_batch_problems
-from testbed.fuzz.core import CoreTarget
-from testbed.fuzz.world import FuzzError, FuzzWorld, _canary_raw
+from loadtests.fuzz.cases import Batch, Case
+from loadtests.fuzz.checks import CASE_DEADLINE_S, Result, _with_batch_problems
+from loadtests.fuzz.core import CoreTarget
+from loadtests.fuzz.world import FuzzError, FuzzWorld, _canary_raw
 
 
 def issue_with_validity(pki_dir: Path, name: str, not_before: dt.datetime, not_after: dt.datetime) -> Identity:

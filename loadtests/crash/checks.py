@@ -24,21 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agencies.inbox import Received, received
-from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
-from crossroads.outbox import OutboxItem, outbox_path, read_items
+from crossroads.outbox import OutboxItem
 from crossroads.outcomes import AuditOutcome
+from loadtests import guarantees
+from loadtests.crash.heads import Restart
+from loadtests.crash.load import Ack
 from loadtests.guarantees import (
     Check,
     Key,
-    audit_records_by_message,
     check_audit_records,
     check_audit_store,
     check_nothing_lost,
+    outbox_items,
     owed,
+    quoted,
 )
-from testbed.crash.heads import Restart
-from testbed.crash.load import Ack
 
 __all__ = [
     "ALL_ACKNOWLEDGED",
@@ -53,34 +54,15 @@ __all__ = [
     "check_run",
     "held_in_outbox",
     "inbox_order",
-    "outbox_items",
-    "pending",
 ]
 
 CONSISTENT = "every checkpoint after a restart is consistent with the last one before it"
 ALL_ACKNOWLEDGED = "every message sent was acknowledged (re-sent with its id after each crash)"
 IN_ORDER = "per agency, notices arrived in the order they were acknowledged"
 TRANSIENT_OUTCOMES = frozenset(o for o in AuditOutcome if o.transient)  # refusals that ask the sender to send again
-_EXAMPLES = 5
-
-
-def _quoted(problems: Sequence[str]) -> str:
-    more = f" (and {len(problems) - _EXAMPLES} more)" if len(problems) > _EXAMPLES else ""
-    return "; ".join(problems[:_EXAMPLES]) + more
 
 
 # ---------------------------------------------------------------- reading the state folder
-def outbox_items(state: Path) -> list[OutboxItem]:
-    """Every item of the core's outbox in `state`, delivered, pending or dead: the one place that reads it."""
-    path = outbox_path(Path(state))
-    return read_items(path, state="all") if path.exists() else []
-
-
-def pending(items: Iterable[OutboxItem]) -> int:
-    """How many of `items` the core is still trying to deliver (neither delivered nor dead)."""
-    return sum(1 for i in items if i.delivered is None and i.dead is None)
-
-
 def held_in_outbox(items: Iterable[OutboxItem]) -> set[tuple[str, str]]:
     """(agency, message id) of the items not delivered: pending, or kept as dead letters to replay."""
     return {(i.agency, i.message_id) for i in items if i.delivered is None}
@@ -97,12 +79,7 @@ def inbox_order(rows: Iterable[Received]) -> dict[str, list[str]]:
 def audit_records(state: Path, prefix: str) -> dict[Key, list[tuple[int, AuditRecord]]]:
     """The audit records of the messages whose id starts with `prefix`, by (sender, message id),
     without the records of transient refusals (see the module doc)."""
-    log = AuditLog.open(Path(state), read_only=True)
-    try:
-        found = audit_records_by_message(log.iter_leaves(), prefix)
-    finally:
-        log.close()
-    return {key: [(i, r) for i, r in pairs if r.outcome not in TRANSIENT_OUTCOMES] for key, pairs in found.items()}
+    return guarantees.audit_records(state, prefix, leave_out=TRANSIENT_OUTCOMES)
 
 
 # ---------------------------------------------------------------- the checks of a crash
@@ -112,7 +89,7 @@ def check_consistency(restarts: Sequence[Restart]) -> Check:
     detail = (
         f"{len(restarts)} consistency proofs across restarts verified"
         if not bad
-        else f"{len(bad)} of {len(restarts)} restarts break it: {_quoted(bad)}"
+        else f"{len(bad)} of {len(restarts)} restarts break it: {quoted(bad)}"
     )
     return Check(CONSISTENT, not bad, detail, {"checked": len(restarts), "problems": len(bad)})
 
@@ -122,7 +99,7 @@ def check_all_acknowledged(sent: int, unacknowledged: Sequence[str]) -> Check:
     detail = (
         f"all {sent} messages acknowledged"
         if not unacknowledged
-        else f"{len(unacknowledged)} of {sent} never acknowledged: {_quoted(unacknowledged)}"
+        else f"{len(unacknowledged)} of {sent} never acknowledged: {quoted(unacknowledged)}"
     )
     return Check(ALL_ACKNOWLEDGED, not unacknowledged, detail, {"sent": sent, "unacknowledged": len(unacknowledged)})
 
@@ -168,7 +145,7 @@ def check_order(acks: Sequence[Ack], inbox: Mapping[str, Sequence[str]]) -> Chec
     figures = {"agencies": len(per_agency), "checked": checked, "queued": queued, "inversions": len(problems)}
     if problems:
         return Check(
-            IN_ORDER, False, f"{len(problems)} notices overtook one acknowledged before: {_quoted(problems)}", figures
+            IN_ORDER, False, f"{len(problems)} notices overtook one acknowledged before: {quoted(problems)}", figures
         )
     detail = (
         f"{checked} notices at {len(per_agency)} agencies arrived after all acknowledged before them ({queued} queued)"
