@@ -3,21 +3,25 @@ error or warning, no script error, every figure loaded, and nothing fetched from
 The checker itself (tests/browser.py) is first shown to catch each of those problems.
 
 Each report's full-page screenshot is left in the test's tmp folder (PNG), to look at. The
-validation report (`crossroads validate` writes DIR/report.html) is checked the same way:
-`_assert_sound(open_report(browser, DIR / "report.html", tmp_path / "validation.png"))`.
+validation report is built from a synthetic validation.json (tests/validation_data.py), as
+`crossroads validate` would write it, once whole and once full of holes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext
 
+from reports.validation import build_validation_report
 from testbed.cli import main
 from testbed.loadtest import LoadtestResult
 from tests import browser as browser_module
 from tests.browser import ReportCheck, needs_chromium, open_report
+from tests.validation_data import realistic, sparse
 
 pytestmark = [needs_chromium(), pytest.mark.slow]
 
@@ -118,3 +122,12 @@ def test_the_comparison_report(browser: BrowserContext, runs: tuple[Path, Path],
 
 def test_the_load_test_report(browser: BrowserContext, short_loadtest: LoadtestResult, tmp_path: Path) -> None:
     _assert_sound(open_report(browser, short_loadtest.out / "report.html", tmp_path / "loadtest.png"), figures=4)
+
+
+@pytest.mark.parametrize("validation", [realistic, sparse], ids=["realistic", "sparse"])
+def test_the_validation_report(
+    browser: BrowserContext, tmp_path: Path, validation: Callable[[], dict[str, Any]]
+) -> None:
+    report = tmp_path / "validation.html"
+    report.write_text(build_validation_report(validation()))
+    _assert_sound(open_report(browser, report, tmp_path / "validation.png"), figures=3)

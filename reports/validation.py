@@ -1,0 +1,253 @@
+"""The validation page: how well a calibrated SimPy model of the live testbed predicts it at
+offered rates it was not fitted at. One self-contained HTML page (figures embedded as base64 PNG).
+
+Built from validation.json alone (plain data, as `crossroads validate CAL --out DIR` writes it):
+    calibrated (the model's path), description, machine (free-form mapping), replications,
+    calibration_levels (rates the model was fitted at),
+    levels: [{rate, below_knee, predicted: {throughput, mean_ms, p50_ms, p90_ms, p99_ms, core_cpu,
+              ci: {figure: [low, high]}}, measured: {same figures}, error: {throughput, mean_ms,
+              p50_ms, p99_ms, core_cpu_points}}]  (held-out levels, ascending rate),
+    knee: {p99_limit_ms, predicted, measured, error, rates, predicted_p99_ms, measured_p99_ms},
+    whatifs: [{name, what, rate, predicted/measured: {mean_ms, effect_mean_ms, failed, queued},
+               error: {effect_mean_ms, failed, queued}}],
+    goals: {figure: {goal ("within 5%"), worst, met}}.
+Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
+"not measured" there and never fails on it. Signed errors are (model - measured) / measured,
+printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
+percentage points of one core, printed "+2.0 pt".
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reports import validation_figures as vf
+from reports.html import figure, fmt, page, table
+
+__all__ = ["build_validation_report", "signed_percent", "signed_points"]
+
+Json = Mapping[str, Any]
+_QUANTITY_BY_ERROR = {q.error_key: q for q in vf.QUANTITIES}
+_GOAL_NAMES = {
+    **{q.error_key: q.label.split(" (")[0] for q in vf.QUANTITIES},
+    "knee": "knee (offered rate where p99 crosses its limit)",
+    "whatifs": "what-ifs (effect of each fault)",
+}
+
+
+_HOW_TO_READ = """<p><b>How to read this page.</b> A computer model of the network was first tuned
+("calibrated") on measurements of the real testbed at a few load levels. Here it is tested fairly: it
+predicts other load levels, <i>held out</i> from the tuning, and the testbed is measured there anew.
+Where the two agree, the model can be trusted for what-if questions the testbed cannot answer cheaply.
+Every difference is given as a <i>signed error</i>: (model - measured) / measured. "+4.2%" means the
+model said 4.2% more than was measured; "-12.0%" means 12% less. Core CPU is already a share, so its
+error is in percentage points of one core: "+2.0 pt" means the model said 30% where 28% was measured.
+Each goal says how close is close enough; "-" means there was nothing to compare.</p>"""
+
+_WHY_LATENCY = """How long requests took as the offered load grows. Lines are the model, with a shaded band
+where its replications put the answer; open circles are what the testbed measured. Blue is the mean,
+orange the 99th percentile (the slowest one request in a hundred). The grey ticks at the bottom are the
+levels the model was tuned at; every other level is a fair test. The red dashed line is the p99 limit:
+the load where p99 crosses it is the <i>knee</i>, past which queues build up fast (the vertical red lines
+mark it, as the model and the testbed place it). The vertical axis is logarithmic: each step up is ten
+times slower."""
+
+_WHY_CPU = """How busy the crossroads core keeps its processor as the load grows, in percent of one core (this
+machine has two). The line and band are the model, the open circles the testbed. A model that gets the
+CPU right knows where the time goes; the ticks at the bottom are the levels it was tuned at."""
+
+_WHY_ERROR = """How far off the model was, figure by figure, at each held-out level. A bar above zero means the
+model said more than was measured, below zero less. Each bar stands over a pale band as wide as its
+goal: a bar inside its band meets the goal. Latencies and throughput are in percent of the measured
+value; core CPU is in percentage points of one core. Levels past the knee are marked: there the load is
+too high for the network to keep up, and a small error in the model's speed becomes a big error in
+waiting time."""
+
+
+def signed_percent(error: float | None) -> str:
+    """A signed fraction as a signed percentage with one decimal ("+4.2%", "-12.0%"); "-" for none."""
+    if error is None or not math.isfinite(error):
+        return "-"
+    return f"{_no_minus_zero(100 * error):+.1f}%"
+
+
+def signed_points(points: float | None) -> str:
+    """A difference in percentage points, signed ("+2.0 pt"); "-" for none."""
+    if points is None or not math.isfinite(points):
+        return "-"
+    return f"{_no_minus_zero(points):+.1f} pt"
+
+
+def _no_minus_zero(value: float) -> float:
+    # -0.04 would print as "-0.0": round first, and adding 0.0 turns -0.0 into 0.0
+    return round(value, 1) + 0.0
+
+
+def _signed(value: float | None) -> str:
+    """An effect (a difference in the figure's own unit), with its sign: "+0.300", "-0.200"."""
+    text = fmt(value)
+    return f"+{text}" if value is not None and text not in ("-", "0") and value > 0 else text
+
+
+def _error_text(error_key: str, value: float | None) -> str:
+    q = _QUANTITY_BY_ERROR.get(error_key)
+    return signed_points(value) if q is not None and q.points else signed_percent(value)
+
+
+def _plain(value: Any) -> str:
+    """A free-form JSON value for people (escaped): numbers formatted, lists joined, null as "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return fmt(value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{html.escape(str(k))}: {_plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return html.escape(str(value))
+
+
+def _rates(rates: Sequence[float | None]) -> str:
+    return ", ".join(vf.rate_text(r) for r in rates) or "none"
+
+
+def _about(validation: Json) -> str:
+    """What was measured, the model, the machine, and which levels were fitted and which held out."""
+    levels = validation.get("levels") or []
+    machine = validation.get("machine") or {}
+    items = "".join(f"<li>{html.escape(str(k))}: {_plain(v)}</li>" for k, v in machine.items())
+    return (
+        f"<p>{html.escape(str(validation.get('description') or ''))}</p>"
+        f"<p>Model: <code>{html.escape(str(validation.get('calibrated') or '-'))}</code>, "
+        f"{_plain(validation.get('replications'))} replications per level.<br>"
+        f"Calibrated at (the model was fitted here): <b>{_rates(validation.get('calibration_levels') or [])}</b> "
+        f"requests/s.<br>Held out (tested here): <b>{_rates([level.get('rate') for level in levels])}</b> "
+        "requests/s.</p>"
+        f"<p>The machine:</p><ul>{items or '<li>not given</li>'}</ul>"
+    )
+
+
+def _met(met: Any) -> str:
+    return "-" if met is None else "yes" if met else '<span class="sig">no</span>'
+
+
+def _goals(goals: Json) -> str:
+    if not goals:
+        return "<p>No goals given.</p>"
+    rows = [
+        [html.escape(_GOAL_NAMES.get(key, key)), html.escape(str(g.get("goal") or "-")),
+         _error_text(key, vf.number(g, "worst")), _met(g.get("met"))]
+        for key, g in goals.items()
+        if isinstance(g, Mapping)
+    ]  # fmt: skip
+    return table(["figure", "goal", "worst error", "met"], rows)
+
+
+def _interval(ci: Any, scale: float) -> str:
+    if not isinstance(ci, Sequence) or len(ci) != 2 or None in ci:
+        return "-"
+    return f"{fmt(ci[0] * scale)} – {fmt(ci[1] * scale)}"
+
+
+def _level(level: Json) -> str:
+    """One held-out level: its heading (past the knee marked) and a row per figure."""
+    predicted, measured = level.get("predicted") or {}, level.get("measured") or {}
+    ci, error = predicted.get("ci") or {}, level.get("error") or {}
+    rows = []
+    for q in vf.QUANTITIES:
+        model, seen = vf.number(predicted, q.key), vf.number(measured, q.key)
+        rows.append([
+            html.escape(q.label),
+            fmt(None if model is None else model * q.scale),
+            _interval(ci.get(q.key), q.scale),
+            fmt(None if seen is None else seen * q.scale),
+            _error_text(q.error_key, vf.number(error, q.error_key)),
+        ])  # fmt: skip
+    past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
+    head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>"
+    return head + table(["figure", "model", "model's interval", "measured", "signed error"], rows)
+
+
+def _levels(levels: Sequence[Json]) -> str:
+    if not levels:
+        return "<p>No held-out level: not measured.</p>"
+    return "\n".join(_level(level) for level in levels)
+
+
+def _knee(knee: Json | None) -> str:
+    if not knee:
+        return "<p>The knee: not measured.</p>"
+    limit = vf.number(knee, "p99_limit_ms")
+    rows = [
+        ["the model puts it at", f"{vf.rate_text(vf.number(knee, 'predicted'))} requests/s"],
+        ["the testbed reached it at", f"{vf.rate_text(vf.number(knee, 'measured'))} requests/s"],
+        ["signed error", signed_percent(vf.number(knee, "error"))],
+    ]
+    return (
+        f"<p>The knee is the offered load at which the 99th percentile latency crosses "
+        f"{fmt(limit)} ms: past it, queues build faster than they drain.</p>" + table(["the knee", ""], rows)
+    )
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+# a what-if's figures: key in its predicted/measured/error, label, how a value is printed
+_WHATIF_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
+    ("mean_ms", "mean latency (ms)", fmt),
+    ("effect_mean_ms", "effect on mean latency (ms)", _signed),
+    ("failed", "requests failed", _count),
+    ("queued", "deliveries queued", _count),
+)
+
+
+def _whatif(w: Json) -> list[list[str]]:
+    """One what-if's rows: model, measurement and signed error of each of its figures."""
+    predicted, measured, error = w.get("predicted") or {}, w.get("measured") or {}, w.get("error") or {}
+    what = f"<b>{html.escape(str(w.get('name') or '-'))}</b>: {html.escape(str(w.get('what') or ''))}"
+    rows = [
+        ["", "", html.escape(label), show(vf.number(predicted, key)), show(vf.number(measured, key)),
+         signed_percent(vf.number(error, key))]
+        for key, label, show in _WHATIF_ROWS
+    ]  # fmt: skip
+    rows[0][:2] = [what, vf.rate_text(vf.number(w, "rate"))]
+    return rows
+
+
+def _whatifs(whatifs: Sequence[Json]) -> str:
+    """Each what-if (a fault applied at a rate): model, measurement and error of its effects."""
+    if not whatifs:
+        return "<p>What-ifs: not measured.</p>"
+    rows = [row for w in whatifs for row in _whatif(w)]
+    return table(["what-if", "rate (requests/s)", "figure", "model", "measured", "signed error"], rows)
+
+
+def build_validation_report(validation: dict[str, Any]) -> str:
+    """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
+    levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
+    parts = [
+        "<h1>Validation: the model against the live testbed</h1>",
+        _about(validation),
+        _HOW_TO_READ,
+        "<h2>The goals</h2>",
+        _goals(validation.get("goals") or {}),
+        "<h2>Latency against offered load</h2>",
+        figure(vf.latency_figure(validation), "latency against offered load", _WHY_LATENCY),
+        "<h2>Core CPU against offered load</h2>",
+        figure(vf.cpu_figure(validation), "core CPU against offered load", _WHY_CPU),
+        "<h2>Error per figure</h2>",
+        figure(vf.error_figure(validation), "error per figure", _WHY_ERROR),
+        "<h2>Each held-out level</h2>",
+        _levels(levels),
+        "<h2>The knee</h2>",
+        _knee(validation.get("knee")),
+        "<h2>What-ifs</h2>",
+        _whatifs(validation.get("whatifs") or []),
+    ]
+    return page(f"Validation: {validation.get('calibrated') or 'model'}", "\n".join(parts))
