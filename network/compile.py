@@ -77,6 +77,7 @@ def common(scenario: Scenario[Any]) -> dict[str, Any]:
         "deadlines": deadlines(scenario),
         "surges": surges(scenario),
         "heading_seconds": scenario.heading_seconds,
+        "provenance": scenario.provenance,
     }
 
 

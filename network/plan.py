@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scenarios.schema import KINDS, Distribution, LinkSpec
+from scenarios.schema import KINDS, Distribution, LinkSpec, Provenance
 
 __all__ = [
     "NO_LINK",
@@ -135,6 +135,7 @@ class Plan:
     description: str = ""
     kinds: tuple[str, ...] = KINDS
     drawing: dict[str, object] = field(default_factory=dict)  # what the report needs to draw the network
+    provenance: tuple[Provenance, ...] = ()  # the scenario's service times and latencies, assumed or calibrated
     # a slice of a longer run (network/slicing.py) starts at `begin` with an empty network and
     # reports the counts that are not tied to its window (every loss, the event log) for `span` only
     begin: float = 0.0

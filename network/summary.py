@@ -4,6 +4,8 @@ Every figure is computed per replication first and then summarised over the repl
 (mean and t-based 95% interval), so the interval reflects run-to-run variation of the whole
 model. The output is plain JSON-ready data; it holds nothing that depends on the wall clock,
 so the same plan and seed give the same summary byte for byte (timings go to `performance`).
+It also lists the scenario's service times and latencies, each assumed or calibrated and from
+what ("provenance": scenarios.provenance, from the scenario's `sources:`).
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ def summarise(plan: Plan, results: Sequence[ReplicationResult]) -> Json:
             "interval_s": plan.interval,
             "start": plan.start.isoformat(),
         },
+        "provenance": [p.as_dict() for p in plan.provenance],
         **_year_totals(plan, results),
         "kinds": {
             name: _kind(plan, results, k) for k, name in enumerate(plan.kinds) if any(r.expected[k] for r in results)

@@ -34,6 +34,7 @@ th:first-child, td:first-child { text-align: left; }
 .key b { display: block; font-size: 1.3em; }
 .note { color: #666; font-size: 0.85em; }
 .sig { color: #b00; font-weight: 600; }
+.left th, .left td { text-align: left; }
 """
 
 
@@ -90,7 +91,24 @@ def _key_figures(summary: Json) -> str:
     burden = summary.get("employer_burden_hours_per_year") or {}
     if burden.get("mean"):
         items.insert(2, ("employers' burden, hours a year", fmt_estimate(burden)))
-    return '<div class="key">' + "".join(f"<div><b>{v}</b>{html.escape(k)}</div>" for k, v in items) + "</div>"
+    figures = "".join(f"<div><b>{v}</b>{html.escape(k)}</div>" for k, v in items)
+    return _provenance_line(summary) + f'<div class="key">{figures}</div>'
+
+
+def _calibrated(numbers: Sequence[Json]) -> int:
+    return sum(1 for n in numbers if n["source"] != "assumed")
+
+
+def _provenance_line(summary: Json) -> str:
+    """One sentence: how many of the run's service times and latencies are assumed, how many calibrated."""
+    numbers = summary.get("provenance")
+    if numbers is None:  # a summary written before runs recorded it
+        return ""
+    calibrated = _calibrated(numbers)
+    return (
+        f"<p>Service times and latencies: {len(numbers) - calibrated} assumed, {calibrated} calibrated "
+        '(see <a href="#provenance">where the numbers come from</a>).</p>'
+    )
 
 
 def _kinds_table(kinds: Json) -> str:
@@ -195,6 +213,36 @@ def _footnote(summary: Json) -> str:
     )
 
 
+_ALL_ASSUMED = """Every service time and latency of this scenario is an assumption, not a measurement.
+The shipped scenarios' numbers are assumptions about CBSS: no public source gives its service times,
+so they were chosen to keep the baseline well below saturation and let a what-if push it. To run the
+model on measured numbers, calibrate it against your own deployment with
+<code>crossroads calibrate</code> (docs/CALIBRATION.md), copy the calibrated numbers into a scenario
+and name each under its <code>sources:</code>: this table then says which are calibrated, and from what."""
+
+_NOT_LISTED = """Server counts, queue limits, bandwidths, losses and traffic volumes are the scenario's too, and
+are not listed here."""
+
+
+def _provenance_section(summary: Json) -> str:
+    """The table of the run's service times and latencies, each with its source."""
+    heading = '<h2 id="provenance">Where the numbers come from</h2>'
+    numbers = summary.get("provenance")
+    if numbers is None:
+        return heading + "<p>This run's summary does not say (it was written before runs recorded it).</p>"
+    calibrated = _calibrated(numbers)
+    intro = (
+        _ALL_ASSUMED
+        if not calibrated
+        else f"Calibrated: {calibrated} of these {len(numbers)} numbers (the source column says from what, as the "
+        f"scenario's <code>sources:</code> gives it). Assumed: the other {len(numbers) - calibrated}, assumptions "
+        "rather than measurements."
+    )
+    rows = [[html.escape(n["path"]), html.escape(n["value"]), html.escape(n["source"])] for n in numbers]
+    listing = table(["number (YAML path in the scenario)", "value", "source"], rows)
+    return f'{heading}<p>{intro}</p><div class="left">{listing}</div><p class="note">{_NOT_LISTED}</p>'
+
+
 def build_report(summary: Json, series: Json) -> str:
     """The HTML page of one run."""
     sc = summary["scenario"]
@@ -226,5 +274,6 @@ def build_report(summary: Json, series: Json) -> str:
         "<h2>Where the traffic comes from</h2>",
         _sources_table(summary["sources"]),
         _footnote(summary),
+        _provenance_section(summary),
     ]
     return page(f"What-if: {sc['name']}", "\n".join(parts))

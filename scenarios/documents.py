@@ -30,7 +30,8 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-__all__ = ["Document", "Mark", "MarkedDict", "MarkedList", "ScenarioError", "YamlPath", "merge", "read_yaml", "shown"]
+__all__ = ["Document", "Mark", "MarkedDict", "MarkedList", "ScenarioError", "YamlPath", "merge", "path_text"]
+__all__ += ["read_yaml", "shown"]
 
 T = TypeVar("T")
 YamlPath = Sequence[str | int]
@@ -178,6 +179,12 @@ def shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def path_text(path: YamlPath) -> str:
+    """A YAML path as refusals write it: keys joined by dots, list items by index, e.g.
+    "traffic[2].rate", "network.links[0].latency"."""
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).removeprefix(".")
+
+
 @functools.cache
 def _adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind)
@@ -213,10 +220,10 @@ class Document:
 
     def locate(self, path: YamlPath) -> str:
         """`where` followed by `path`, e.g. "x.yaml: traffic[2].rate", "x.yaml: loadtest.stages"."""
-        text = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
+        text = path_text(path)
         if ": " not in self.where:
-            return f"{self.where}: {text.removeprefix('.')}" if text else self.where
-        return self.where + text
+            return f"{self.where}: {text}" if text else self.where
+        return self.where + ("" if text.startswith("[") or not text else ".") + text
 
     def mark_of(self, path: YamlPath) -> Mark | None:
         """Where the entry at `path` starts; where its innermost enclosing entry starts if it is missing."""

@@ -30,6 +30,7 @@ from typing import Any, Generic, Literal, NewType, TypeVar, overload
 
 from scenarios import sections as s
 from scenarios.documents import Document, ScenarioError, YamlPath, merge, read_yaml
+from scenarios.provenance import Provenance, check_sources, provenance, speed_numbers
 from scenarios.sections import ACTIONS, DEFAULT_POOL, DEFAULT_START, KINDS, LINK_CLASSES, NODE_CLASSES, ScenarioFile
 from scenarios.values import Duration
 
@@ -49,6 +50,7 @@ __all__ = [
     "LinkSpec",
     "Lognormal",
     "Profile",
+    "Provenance",
     "Scenario",
     "ScenarioError",
     "Seconds",
@@ -239,6 +241,8 @@ class Scenario(Generic[W]):
     world: W | None = None
     pool: int = DEFAULT_POOL  # routed exchanges drawn per source from the world
     heading_seconds: float = 0.0  # the declarant's time per heading filled in (burden)
+    # every service time and latency the file writes, assumed or calibrated (scenarios.provenance)
+    provenance: tuple[Provenance, ...] = ()
 
 
 # ------------------------------------------------------------------ building the validated file
@@ -257,6 +261,8 @@ def parse_scenario(data: object, file: str, world_parser: WorldParser[W] | None 
     doc = Document(data, file)
     valid = doc.validate(ScenarioFile[Any, Any])
     network = _network(doc, valid.network)
+    numbers = speed_numbers(valid.network)
+    sourced = provenance(numbers, check_sources(doc, valid.sources, numbers))
     explicit = isinstance(network, ExplicitNetwork)
     traffic = tuple(
         _source(doc, ("traffic", i), x, network, tuple(valid.profiles)) for i, x in enumerate(valid.traffic)
@@ -274,6 +280,7 @@ def parse_scenario(data: object, file: str, world_parser: WorldParser[W] | None 
         events=tuple(_event(names, ("events", i), e) for i, e in enumerate(valid.events)),
         failures=tuple(Failure(mtbf=x.mtbf, mttr=x.mttr, **names.targets(at, x)) for at, x in failures),  # type: ignore[arg-type]
         world=_world(doc, valid.world is not None, world_parser, explicit),
+        provenance=sourced,
     )
 
 

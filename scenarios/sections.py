@@ -28,6 +28,7 @@ from scenarios.values import (
     Text,
     keys,
     length,
+    matching,
     number,
     one_of,
     refused,
@@ -53,6 +54,11 @@ DEFAULT_POOL = 2048
 DEFAULT_START = dt.datetime(2023, 3, 1, 0, 0)
 PER_SECOND = {"rate": 1.0, "per_day": 86400.0, "per_year": 365.0 * 86400.0}  # a source's rate, per ...
 Servers = Annotated[int, whole(1)]
+# a YAML path under network: keys joined by dots, list items by index ("network.links[0].latency")
+SourcePath = Annotated[
+    str, matching(r"^network(\.[^.\[\]]+|\[\d+\])*$", "a YAML path under network, e.g. network.classes.core.time")
+]
+SourceText = Annotated[str, matching(r"\S", "a text saying where the number comes from")]
 
 
 def _positive_sum(values: Any) -> Any:
@@ -330,6 +336,10 @@ class ScenarioFile(Section, Generic[W, L]):
     failures: tuple[Failure, ...] = ()
     loadtest: L | None = None
     """What a live load test of this world sends, how hard, and what breaks."""
+    sources: Mapping[SourcePath, SourceText] = Field({}, json_schema_extra={"additionalProperties": False})
+    """Where numbers of the network come from: the YAML path of a service time or latency (or of a
+    section holding some, e.g. network.links) -> a text, e.g. "calibrated: runs/cal/calibrated.yaml,
+    core.cpu_ms (2026-12-05)". The report calls them calibrated, every other one assumed."""
 
 
 # ------------------------------------------------------------------ the format as a JSON Schema

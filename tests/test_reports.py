@@ -70,6 +70,20 @@ def test_the_report_of_a_world_run_is_one_self_contained_page(world_run: tuple[d
     assert "CIN" in page and "fail" in page  # the outage is listed among the events
 
 
+def test_a_shipped_scenario_says_its_numbers_are_assumed(world_run: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    summary, data = world_run
+    numbers = summary["provenance"]
+    assert len(numbers) == 16 and {n["source"] for n in numbers} == {"assumed"}
+    assert {"path": "network.nodes.CIN.time", "value": "lognormal mean 0.015 s, cv 0.8", "source": "assumed"} in numbers
+    page = build_report(summary, data)
+    assert "Service times and latencies: 16 assumed, 0 calibrated" in page
+    assert '<h2 id="provenance">Where the numbers come from</h2>' in page
+    assert "is an assumption, not a measurement" in page and "<code>crossroads calibrate</code>" in page
+    assert page.count("<td>assumed</td>") == 16
+    older = build_report({k: v for k, v in summary.items() if k != "provenance"}, data)
+    assert "This run's summary does not say" in older and "Service times and latencies:" not in older
+
+
 def test_the_outage_shows_in_the_availability_of_its_sector(world_run: tuple[dict[str, Any], dict[str, Any]]) -> None:
     summary, _ = world_run
     groups = summary["availability_by_group"]
@@ -98,6 +112,7 @@ def test_simulate_writes_a_reproducible_run_folder(tmp_path: Path, capsys: pytes
         assert (tmp_path / "a" / name).is_file(), name
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert {"functional_messages_per_year", "employer_declarations_per_year"} <= set(summary)
+    assert len(summary["provenance"]) == 5 and {n["source"] for n in summary["provenance"]} == {"assumed"}
     assert _simulate(tmp_path / "b") == 0
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
     assert (tmp_path / "a" / "series.json").read_bytes() == (tmp_path / "b" / "series.json").read_bytes()

@@ -102,6 +102,8 @@ BROKEN: list[tuple[str, str, Any, str]] = [
     ("eid_rollout.yaml", "traffic.0.multiplier", "double", "a wrong type in a scenario that extends another"),
     ("eid_rollout.yaml", "nmae", "x", "an unknown key in a scenario that extends another"),
     ("sector_hub_outage.yaml", "events.0.action", "explode", "an unknown event in a scenario that extends another"),
+    ("queue_tandem.yaml", "sources", {"seed": "measured"}, "a source for a number outside the network"),
+    ("queue_tandem.yaml", "sources", {"network.links[0].latency": " "}, "a source that says nothing"),
 ]
 
 
