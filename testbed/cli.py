@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crash",
     "outbox",
     "schema",
+    "calibrate",
 )
 
 

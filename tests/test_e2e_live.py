@@ -36,7 +36,7 @@ from crossroads.routing import Routed
 from protos import messages_pb2, services_pb2, services_pb2_grpc
 from scenarios.shipped import default_scenario
 from testbed import cli
-from testbed.demo import DEFAULT_STEPS, load_test, run_demo, what_if
+from testbed.demo import DEFAULT_STEPS, load_test, model_loop, run_demo, what_if
 from testbed.live import LiveNetwork, bring_up
 from testbed.world_files import load_world
 
@@ -418,7 +418,7 @@ def test_audit_verify_passes_after_the_traffic_and_fails_after_one_byte_changes(
 def test_the_demo_runs_verifies_and_stops_and_runs_again(tmp_path: Path) -> None:
     said: list[str] = []
     # the simulation and the load test run on networks of their own, with tests of their own
-    steps = tuple(s for s in DEFAULT_STEPS if s.run not in (what_if, load_test))
+    steps = tuple(s for s in DEFAULT_STEPS if s.run not in (what_if, load_test, model_loop))
     assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0
     assert run_demo(tmp_path / "demo", steps=steps, hosts=2, progress=False, say=said.append) == 0  # its own state
     text = "\n".join(said)

@@ -1,6 +1,7 @@
 """Every benchmark, one after the other, with every figure against its goal (`crossroads bench all`,
 `make bench`): the core against the raw proxy, the audit log, the national world, start-up,
-capacity, a soak at SOAK_SHARE of that capacity, and a simulated national day. Writes OUT/bench.json."""
+capacity, a soak at SOAK_SHARE of that capacity, a simulated national day, and the calibrated
+model's errors against the live testbed. Writes OUT/bench.json."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from testbed.bench import core as bc
 from testbed.bench.audit import audit_figures
 from testbed.bench.capacity import CapacityPlan
 from testbed.bench.goals import GOAL_CORE_RATIO, goal, machine_info, write_figures
+from testbed.bench.model import model_figures
 from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import SoakPlan, capacity_and_soak, soak_goals
 from testbed.bench.up import up_figures
@@ -56,7 +58,9 @@ def bench_all(plan: AllPlan) -> dict[str, Any]:
     goals |= soak_goals(soak) if soak else {}
     sim = sim_figures(runs=plan.runs or DEFAULT_SIM_RUNS)
     goals |= sim["goals"]
+    model = model_figures(out / "model")
+    goals |= model["goals"]
     report = {"machine": machine_info(), "goals": goals, "core": core, "audit": audit, "world": world, "up": up,
-              "capacity": capacity, "soak": soak, "sim": sim}  # fmt: skip
+              "capacity": capacity, "soak": soak, "sim": sim, "model": model}  # fmt: skip
     write_figures(out, "bench.json", report)
     return report

@@ -38,6 +38,7 @@ from testbed.bench.goals import (
     goal_values,
     write_figures,
 )
+from testbed.bench.model import model_figures
 from testbed.bench.performance import update_performance
 from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
@@ -160,8 +161,19 @@ SimPy events per leg. The load average before and after each run; medians of --r
 figures in OUT/bench_sim.json.
 """
 
+_MODEL_HELP = """\
+The calibrated model's accuracy (issue 11; docs/CALIBRATION.md): `crossroads calibrate` then
+`crossroads validate` with their defaults against fresh live networks of the load-test scenario
+(default the shipped smoke test), into OUT/model/calibration and OUT/model/validation. Each
+figure is the worst absolute error over the held-out levels below the knee, in percent (the
+core's CPU in points of one core), against its goal: throughput <= 5, mean latency <= 10, p99
+latency <= 20, core CPU <= 5 points, the knee <= 10, each what-if's effects <= 15. All figures
+in OUT/bench_model.json; the report in OUT/model/validation/report.html.
+"""
+
 _ALL_HELP = """\
-Every benchmark above (core, audit, world, up, capacity, then a soak at 70 % of that capacity, sim),
+Every benchmark above (core, audit, world, up, capacity, then a soak at 70 % of that capacity, sim,
+model),
 one after the other; writes OUT/bench.json with every figure and every goal, prints a table of
 the goals and, last, one JSON line of them.
 """
@@ -185,6 +197,7 @@ def register(sub: Any) -> None:
         ("capacity", "highest rate with p99 <= 50 ms, core vs raw proxy", _CAPACITY_HELP, _capacity_args, run_capacity),
         ("soak", "a steady rate for minutes: is memory flat?", _SOAK_HELP, _soak_args, run_soak),
         ("sim", "a simulated national day: wall time, ratio to bare SimPy", _SIM_HELP, _sim_args, run_sim),
+        ("model", "the calibrated model's errors against the live testbed", _MODEL_HELP, _model_args, run_model),
         ("all", "all of the above; OUT/bench.json with every figure", _ALL_HELP, _all_args, run_all),
     ):
         parser = kinds.add_parser(name, help=summary, description=text, formatter_class=_Raw)
@@ -265,6 +278,10 @@ def _soak_only_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flat-mb-per-min", type=float, default=DEFAULT_FLAT_MB_PER_MIN, help="flat: a slope below this")
     p.add_argument("--memory-dump", action="store_true", help="the core's memory snapshots in OUT/soak")
     p.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES", help="trace Python allocations too")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", type=Path, help="load-test scenario (default: the shipped smoke test)")
 
 
 def _sim_args(p: argparse.ArgumentParser) -> None:
@@ -373,6 +390,13 @@ def run_sim(args: argparse.Namespace) -> int:
     figures = sim_figures(args.scenario, args.runs, duration=duration, slices=args.slices, workers=args.workers,
                           profile=args.profile)  # fmt: skip
     write_figures(args.out, "bench_sim.json", figures)
+    _print_goals(figures["goals"])
+    return 0
+
+
+def run_model(args: argparse.Namespace) -> int:
+    figures = model_figures(args.out / "model", args.scenario)
+    write_figures(args.out, "bench_model.json", figures)
     _print_goals(figures["goals"])
     return 0
 

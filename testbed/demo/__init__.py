@@ -13,7 +13,8 @@ the steps marked `live` run while the network is up, the others after it stopped
            the audit head and one exchange's verified receipt;
     after: the verification of the whole audit log (crossroads.audit.verify_store), a what-if
            simulation of the whole network with its report, a short load test with faults and
-           its report (each on a network of its own), and where to look next.
+           its report, the model of the live testbed calibrated at two levels and held against
+           a third (each on a network of its own), and where to look next.
 
 A step records what it found in `Demo.results`, written to OUT/demo.json at the end.
 
@@ -22,7 +23,7 @@ A step records what it found in `Demo.results`, written to OUT/demo.json at the 
   after.py    the steps after the network stopped;  run.py  `run_demo` and the default steps
 """
 
-from testbed.demo.after import load_test, what_if
+from testbed.demo.after import load_test, model_loop, what_if
 from testbed.demo.run import DEFAULT_STEPS, run_demo
 from testbed.demo.session import DEFAULT_OUT, DEMO_SEED, PER_KIND, Demo, Sent, Step
 
@@ -35,6 +36,7 @@ __all__ = [
     "Sent",
     "Step",
     "load_test",
+    "model_loop",
     "run_demo",
     "what_if",
 ]

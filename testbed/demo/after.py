@@ -1,16 +1,30 @@
 """The demo's steps after the network stopped: the audit log verified, a what-if simulation, a
-short load test with faults (each on a network of its own), and where to look next."""
+short load test with faults, the model held against the live testbed (each on a network of its
+own), and where to look next."""
 
 from __future__ import annotations
 
 from crossroads.audit import verify_store
 from network.run import Overrides, load
 from scenarios.shipped import shipped
-from testbed.demo.session import DEMO_LOADTEST, DEMO_LOADTEST_S, DEMO_REPLICATIONS, DEMO_SIMULATION, Demo
+from testbed.calibration.calibrate import CalibrationPlan, calibrate
+from testbed.calibration.measure import LivePlan
+from testbed.calibration.validate import ValidationPlan, validate
+from testbed.calibration.whatifs import WhatIfs
+from testbed.demo.session import (
+    DEMO_CALIBRATION_RATES,
+    DEMO_HELD_OUT,
+    DEMO_LEVEL_S,
+    DEMO_LOADTEST,
+    DEMO_LOADTEST_S,
+    DEMO_REPLICATIONS,
+    DEMO_SIMULATION,
+    Demo,
+)
 from testbed.loadtest import LoadtestRun, run_loadtest
 from testbed.simulation import simulate_to
 
-__all__ = ["load_test", "verify_audit", "what_if", "where_to_look"]
+__all__ = ["load_test", "model_loop", "verify_audit", "what_if", "where_to_look"]
 
 
 def verify_audit(demo: Demo) -> None:
@@ -67,3 +81,26 @@ def load_test(demo: Demo) -> None:
         "failed": list(result.failed),
         "report": str(result.out / "report.html"),
     }
+
+
+def model_loop(demo: Demo) -> None:
+    """The model against the live testbed, in short: calibrate at two levels, predict a level
+    between them, measure it on a fresh network, and print the errors."""
+    live = LivePlan(scenario=shipped(DEMO_LOADTEST), seconds=DEMO_LEVEL_S, warmup_s=1.0)
+    rates = ", ".join(f"{r:g}/s" for r in DEMO_CALIBRATION_RATES)
+    demo.say(f"calibrating a model of the live testbed at {rates} ({DEMO_LEVEL_S:g} s each), then predicting "
+             f"{DEMO_HELD_OUT:g}/s, a level it was not fitted on, before measuring it")  # fmt: skip
+    cal = calibrate(demo.out / "calibration", CalibrationPlan(live=live, rates=DEMO_CALIBRATION_RATES), say=demo.say)
+    plan = ValidationPlan(live=live, held_out=(DEMO_HELD_OUT,), knee_steps=(), replications=3,
+                          whatifs=WhatIfs(enabled=False))  # fmt: skip
+    result = validate(cal, demo.out / "validation", plan, say=demo.say)
+    (level,) = result["levels"]
+    for name, unit in (("throughput", "/s"), ("mean_ms", " ms"), ("p99_ms", " ms")):
+        predicted, measured, error = level["predicted"][name], level["measured"][name], level["error"][name]
+        shown = "-" if error is None else f"{error:+.1%}"
+        demo.say(f"    {name:<11} predicted {predicted:9.2f}{unit:<3} measured {measured:9.2f}{unit:<3} error {shown}")
+    demo.say(f"model: {cal}; report: {(demo.out / 'validation' / 'report.html').resolve()}")
+    demo.say(
+        "the full loop (held-out levels, the knee, three what-ifs): crossroads calibrate, then crossroads validate"
+    )
+    demo.results["model_loop"] = {"calibrated": str(cal), "level": level}

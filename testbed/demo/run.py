@@ -17,7 +17,7 @@ from agencies.spec import load_world_spec
 from agencies.world import World
 from scenarios.shipped import default_scenario
 from testbed.demo.account import account, audit_head
-from testbed.demo.after import load_test, verify_audit, what_if, where_to_look
+from testbed.demo.after import load_test, model_loop, verify_audit, what_if, where_to_look
 from testbed.demo.sending import send_again, send_for_a_citizen, send_refused, send_routed
 from testbed.demo.session import DEMO_SEED, Demo, Step
 from testbed.live import DEFAULT_HOSTS, LiveNetworkError, bring_up, status
@@ -34,6 +34,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("the audit log, verified", verify_audit, live=False),
     Step("a what-if simulation of the whole network", what_if, live=False),
     Step("a short load test, with faults", load_test, live=False),
+    Step("the model against the live testbed", model_loop, live=False),
     Step("where to look", where_to_look, live=False),
 )
 

@@ -27,6 +27,9 @@ DEMO_SIMULATION = "sector_hub_outage.yaml"  # the what-if the demo simulates
 DEMO_REPLICATIONS = 2  # enough for confidence intervals, few enough for a demo
 DEMO_LOADTEST = "loadtest_smoke.yaml"  # the load test the demo ends with
 DEMO_LOADTEST_S = 25.0  # long enough for its host kill (at 12 s) and core freeze (at 22 s)
+DEMO_CALIBRATION_RATES = (100.0, 300.0)  # the demo's quick calibration (req/s) ...
+DEMO_HELD_OUT = 200.0  # ... and the level it predicts, then measures
+DEMO_LEVEL_S = 4.0  # seconds per level
 _ROUTE_SHOWN = 3  # destinations named in a table cell before "+N more"
 _DRAWS = 50  # samples drawn to find one that reaches somebody
 

@@ -1,0 +1,311 @@
+"""The live testbed simulated: a calibrated model (scenarios/calibrated.py) at one offered load.
+
+Each request follows the live path, one SimPy process per request:
+
+1. it is due at its intended send time (a Poisson process at the offered rate, as the open-loop
+   generator draws it); latency counts from there, as the generator counts it;
+2. the generator sends it: half the generator's CPU per request, on one of its processes (each
+   one interpreter lock) and one of the machine's cores;
+3. the path's delay (a fixed part and a lognormal one: the kernel, sockets, TLS, what no
+   process's CPU shows);
+4. the core: its transport threads' CPU (a core, no lock), then half its handler's CPU, run by
+   the core's event loop: each turn of the loop runs every callback ready when it began, under
+   the core's one interpreter lock (and a core), which it lets go between turns or, when the
+   audit writer waits for it, after the interpreter's switch interval;
+5. the forwards, all at once: per destination, an agency host (drawn evenly) spends its CPU per
+   forward under its lock and a core, then its agencies' service time (a wait, exponential);
+   a destination whose host is down refuses at once: a consultation then FAILS, a notice is
+   QUEUED (the outbox redelivers it later, off this path);
+6. the other half of the handler's CPU (lock and core);
+7. the group commit: the audit writer commits every record waiting when it is free, in one
+   commit of fixed + per_record * n milliseconds uncontended, of which its CPU is spent under
+   the core's interpreter lock and on a core and the rest is a wait (SQLite, the fsync), in
+   `handoffs` turns: each turn takes the lock back behind the handler's work queued for it, which
+   is how a busy handler slows the commits down (and so lets their batches grow);
+8. the generator reads the answer: the other half of its CPU.
+
+The machine's cores are one SimPy resource every CPU step holds (first come, first served: the
+steps are short beside the kernel's time slice); the core's background CPU holds one for its
+share of each 10 ms. A core stopped (SIGSTOP) starts no step, and a commit that ends while it is
+stopped ends when it resumes.
+
+`predict(model, conditions)` returns the requests due in the measured window (after the
+warm-up) with their latencies and outcomes, and the core's CPU over that window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+from numpy.typing import NDArray
+
+from crossroads.statistics import mean, percentiles
+from scenarios.calibrated import Calibrated
+
+__all__ = ["OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
+
+Steps = Generator[simpy.Event, object, None]
+_BACKGROUND_TICK_S = 0.01
+_DRAIN_S = 30.0  # the longest a request due in the window is waited for
+OUTCOMES = ("DELIVERED", "QUEUED", "FAILED")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conditions:
+    """One load level and what goes wrong during it (times in seconds from the measured window's start)."""
+
+    rate: float
+    seconds: float
+    warmup_s: float = 2.0
+    seed: int = 0
+    hosts_down: tuple[tuple[int, float, float], ...] = ()  # (host index, from, until)
+    core_stopped: tuple[tuple[float, float], ...] = ()  # (from, until)
+    service_time_ms: float | None = None  # the hosts' service time, if not the model's
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The requests due in the measured window: latency (ms, answered ones) and outcome counts."""
+
+    conditions: Conditions
+    latencies_ms: NDArray[np.float64]
+    outcomes: dict[str, int]
+    core_cpu: float  # the core's CPU over the window, in cores
+    completed: int  # answers that came back within the window, whenever they were due
+    commits: tuple[tuple[int, float], ...] = ()  # (records, seconds) of each commit ended in the window
+    unanswered: int = 0
+
+    @property
+    def throughput(self) -> float:
+        """Answers per second within the window (the generator's achieved_per_s)."""
+        return self.completed / self.conditions.seconds
+
+    @property
+    def mean_commit_ms(self) -> float:
+        """The mean time of a commit (lock waits included), ms; NaN when none ended in the window."""
+        return mean([s for _, s in self.commits]) * 1000 if self.commits else math.nan
+
+    def figures(self) -> dict[str, float]:
+        """throughput (answers/s), mean/p50/p90/p99 latency (ms), core CPU (cores)."""
+        p50, p90, p99 = percentiles(self.latencies_ms, (50, 90, 99)) if len(self.latencies_ms) else (math.nan,) * 3
+        return {"throughput": self.throughput, "mean_ms": mean(self.latencies_ms), "p50_ms": p50,
+                "p90_ms": p90, "p99_ms": p99, "core_cpu": self.core_cpu}  # fmt: skip
+
+
+@dataclass
+class _Tally:
+    latencies: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    due: int = 0
+    completed: int = 0  # answers that came back within the window, whenever due
+    commits: list[tuple[int, float]] = field(default_factory=list)  # (records, seconds) of each commit
+    core_busy: float = 0.0
+
+
+class _Testbed:
+    """The SimPy network of one prediction (see the module doc)."""
+
+    def __init__(self, model: Calibrated, when: Conditions) -> None:
+        self.m, self.when = model, when
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(np.random.SeedSequence([model.seed, when.seed]))
+        self.cpus = simpy.Resource(self.env, model.cpus)
+        self.generator = simpy.Resource(self.env, model.generator.processes)
+        self.core = simpy.Resource(self.env, 1)
+        self.hosts = [simpy.Resource(self.env, 1) for _ in range(model.hosts)]
+        self.begin = when.warmup_s  # the measured window, in simulated time
+        self.end = self.begin + when.seconds
+        self.tally = _Tally()
+        self.waiting: list[simpy.Event] = []
+        self.writer_wakes = self.env.event()
+        self.ready: list[tuple[float, simpy.Event]] = []  # the core's callbacks ready to run
+        self.loop_wakes = self.env.event()
+        self.kinds = list(model.mix)
+        self.kind_shares = np.array([model.mix[k].share for k in self.kinds])
+        sigma2 = math.log1p(model.delay.cv**2)
+        self.delay_mu, self.delay_sigma = (
+            math.log(max(model.delay.mean_ms, 1e-9) / 1000) - sigma2 / 2,
+            math.sqrt(sigma2),
+        )
+        service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
+        self.service_s = service / 1000
+
+    # ------------------------------------------------------------------ resources
+
+    def work(self, lock: simpy.Resource | None, ms: float, core: bool = False) -> Steps:
+        """`ms` of CPU under `lock` (none: a thread without one) on one of the machine's cores."""
+        if ms <= 0:
+            return
+        if core:
+            yield from self.awake()
+        held = lock.request() if lock is not None else None
+        if held is not None:
+            yield held
+        with self.cpus.request() as cpu:
+            yield cpu
+            yield self.env.timeout(ms / 1000)
+        if held is not None and lock is not None:
+            lock.release(held)
+        if core:
+            self.busy(ms)
+
+    def awake(self) -> Steps:
+        """Wait while the core is stopped."""
+        for start, until in self.when.core_stopped:
+            if self.begin + start <= self.env.now < self.begin + until:
+                yield self.env.timeout(self.begin + until - self.env.now)
+
+    def handler(self, ms: float) -> Steps:
+        """`ms` of the core's handler: a callback run by the core's event loop in its next turn."""
+        ran = self.env.event()
+        self.ready.append((ms, ran))
+        if not self.loop_wakes.triggered:
+            self.loop_wakes.succeed()
+        yield ran
+
+    def event_loop(self) -> Steps:
+        """The core's event loop: each turn runs every callback ready when it began, holding the
+        core's lock throughout; it lets the lock go between turns (its poll for I/O releases it)
+        and, when the writer waits for it, after the switch interval."""
+        switch_s = self.m.core.switch_interval_ms / 1000
+        while True:
+            if not self.ready:
+                self.loop_wakes = self.env.event()
+                yield self.loop_wakes
+            turn, self.ready = self.ready, []
+            yield from self.awake()
+            held = self.core.request()
+            yield held
+            since = self.env.now
+            for ms, ran in turn:
+                with self.cpus.request() as cpu:
+                    yield cpu
+                    yield self.env.timeout(ms / 1000)
+                self.busy(ms)
+                ran.succeed()
+                if self.core.queue and self.env.now - since >= switch_s:  # the writer forces a switch
+                    self.core.release(held)
+                    held = self.core.request()
+                    yield held
+                    since = self.env.now
+            self.core.release(held)
+
+    def busy(self, ms: float) -> None:
+        if self.begin <= self.env.now < self.end:
+            self.tally.core_busy += ms / 1000
+
+    def host_down(self, host: int) -> bool:
+        t = self.env.now - self.begin
+        return any(h == host and start <= t < until for h, start, until in self.when.hosts_down)
+
+    # ------------------------------------------------------------------ processes
+
+    def arrivals(self) -> Steps:
+        horizon = self.end
+        t = float(self.rng.exponential(1 / self.when.rate))
+        while t < horizon:
+            yield self.env.timeout(t - self.env.now)
+            kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_shares))]
+            self.env.process(self.request(t, kind))
+            t += float(self.rng.exponential(1 / self.when.rate))
+
+    def request(self, due: float, kind: str) -> Steps:
+        counted = self.begin <= due < self.end
+        self.tally.due += counted
+        m = self.m
+        yield from self.work(self.generator, m.generator.cpu_ms / 2)
+        yield self.env.timeout(self.delay_s())
+        yield from self.work(None, m.core.io_cpu_ms, core=True)
+        yield from self.handler(m.core.cpu_ms / 2)
+        outcome = yield from self.forward(kind)
+        yield from self.handler(m.core.cpu_ms / 2)
+        durable = self.env.event()
+        self.waiting.append(durable)
+        if not self.writer_wakes.triggered:
+            self.writer_wakes.succeed()
+        yield durable
+        yield from self.work(self.generator, m.generator.cpu_ms / 2)
+        self.tally.completed += self.begin <= self.env.now < self.end
+        if counted:
+            self.tally.latencies.append((self.env.now - due) * 1000)
+            self.tally.outcomes[outcome] += 1
+
+    def forward(self, kind: str) -> Generator[simpy.Event, object, str]:
+        mix = self.m.mix[kind]
+        counts = list(mix.destinations)
+        shares = np.array([mix.destinations[c] for c in counts])
+        n = counts[int(self.rng.choice(len(counts), p=shares / shares.sum()))]
+        hosts = self.rng.integers(0, self.m.hosts, size=n)
+        up = [int(h) for h in hosts if not self.host_down(int(h))]
+        if up:
+            yield self.env.all_of([self.env.process(self.at_host(h)) for h in up])
+        if len(up) == n:
+            return "DELIVERED"
+        return "FAILED" if mix.consultation else "QUEUED"
+
+    def at_host(self, host: int) -> Steps:
+        yield from self.work(self.hosts[host], self.m.host.cpu_ms)
+        if self.service_s > 0:
+            yield self.env.timeout(float(self.rng.exponential(self.service_s)))
+
+    def writer(self) -> Steps:
+        commit = self.m.commit
+        while True:
+            if not self.waiting:
+                self.writer_wakes = self.env.event()
+                yield self.writer_wakes
+            yield from self.awake()
+            batch, self.waiting = self.waiting, []
+            started = self.env.now
+            wait_s = max(0.0, commit.fixed_ms + commit.per_record_ms * len(batch) - commit.cpu_ms) / 1000
+            for _ in range(commit.handoffs):
+                yield from self.work(self.core, commit.cpu_ms / commit.handoffs, core=True)
+                yield self.env.timeout(wait_s / commit.handoffs)
+            yield from self.awake()
+            if self.begin <= self.env.now < self.end:
+                self.tally.commits.append((len(batch), self.env.now - started))
+            for durable in batch:
+                durable.succeed()
+
+    def background(self) -> Steps:
+        share = self.m.core.background
+        while share > 0:
+            ms = min(share, 1.0) * _BACKGROUND_TICK_S * 1000
+            yield self.env.process(self.work(None, ms, core=True))
+            yield self.env.timeout(max(0.0, _BACKGROUND_TICK_S - ms / 1000))
+
+    def delay_s(self) -> float:
+        delay = self.m.delay
+        if delay.mean_ms <= 0 or self.delay_sigma == 0:
+            return (delay.fixed_ms + delay.mean_ms) / 1000
+        return delay.fixed_ms / 1000 + float(self.rng.lognormal(self.delay_mu, self.delay_sigma))
+
+    def run(self) -> Prediction:
+        for process in (self.arrivals(), self.event_loop(), self.writer(), self.background()):
+            self.env.process(process)
+        self.env.run(until=self.end + _DRAIN_S)
+        t = self.tally
+        answered = sum(t.outcomes.values())
+        return Prediction(self.when, np.asarray(t.latencies, dtype=float), dict(t.outcomes),
+                          t.core_busy / self.when.seconds, t.completed, tuple(t.commits), t.due - answered)  # fmt: skip
+
+
+def predict(model: Calibrated, conditions: Conditions) -> Prediction:
+    """The testbed of `model` simulated under `conditions` (see the module doc)."""
+    if conditions.rate <= 0 or conditions.seconds <= 0:
+        raise ValueError(
+            f"a prediction needs a rate and a window > 0, got {conditions.rate} /s for {conditions.seconds} s"
+        )
+    return _Testbed(model, conditions).run()
+
+
+def replicate(model: Calibrated, conditions: Conditions, replications: int) -> Sequence[Prediction]:
+    """`replications` predictions of `conditions`, each on its own seed (for confidence intervals)."""
+    return [
+        predict(model, dataclasses.replace(conditions, seed=conditions.seed * 1000 + r)) for r in range(replications)
+    ]

@@ -1,0 +1,196 @@
+"""A calibrated model of the live testbed: the file `crossroads calibrate` writes (CAL/calibrated.yaml).
+
+Where the shipped scenarios describe the national network with assumed service times, this
+document describes the testbed itself, as measured on one machine: the load generator's
+processes, the core (its Python under one interpreter lock, its other threads, the group commit
+of its audit log), the agency hosts, and the machine's cores, which all of them share. Each
+number in the file is followed by a comment saying where it came from (which law, at which
+levels); `network/testbed_model.py` simulates it, `crossroads validate` holds it against new
+measurements.
+
+    cpus: 2                      # the machine's cores, shared by every process below
+    hosts: 4                     # agency host processes; agencies are spread over them evenly
+    generator: {processes: 2, cpu_ms: 0.31}      # per request, send and answer halves
+    core: {cpu_ms: 0.52, io_cpu_ms: 0.08, background: 0.02}
+    host: {cpu_ms: 0.21, service_time_ms: 0}     # per forward; the service time is a wait
+    commit: {fixed_ms: 0.45, per_record_ms: 0.02}
+    delay: {mean_ms: 0.9, cv: 0.8}               # the rest: kernel, sockets, TLS, scheduling
+    mix:
+      CONSULTATION: {share: 0.74, consultation: true, destinations: {1: 1.0}}
+
+Validated with the scenarios' kit (scenarios/documents.py): a refusal names the file, the key,
+what was expected, and the line and column.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from scenarios.documents import Document, ScenarioError, read_yaml
+from scenarios.values import Amount, Count, Section, Share, Text, length, number, whole
+
+__all__ = [
+    "Calibrated",
+    "CalibrationError",
+    "Commit",
+    "Core",
+    "Delay",
+    "Generator",
+    "Host",
+    "KindMix",
+    "dump_calibrated",
+    "load_calibrated",
+]
+
+Cpus = Annotated[int, whole(1, 256)]
+Ms = Amount
+
+
+class CalibrationError(ScenarioError):
+    """A calibrated model refused (see scenarios.documents.ScenarioError)."""
+
+
+class Generator(Section):
+    """The open-loop load generator: its processes (each one interpreter lock) and CPU per request."""
+
+    processes: Annotated[int, whole(1, 64)]
+    """Generator processes: each sends and reads answers one at a time, under its own lock."""
+    cpu_ms: Ms
+    """CPU milliseconds per request, half before the send and half after the answer."""
+
+
+class Core(Section):
+    """The crossroads core: its handler's Python (under the interpreter lock) and its other threads."""
+
+    cpu_ms: Ms
+    """CPU milliseconds per request under the core's interpreter lock (half before forwarding, half after)."""
+    io_cpu_ms: Ms = 0.0
+    """CPU milliseconds per request in threads that need no lock (gRPC's transport, TLS)."""
+    background: Annotated[float, number(high=64.0, phrase="a number of cores >= 0")] = 0.0
+    """Cores' worth of CPU the core uses whatever the load (polling, timers)."""
+    switch_interval_ms: Annotated[float, number(above=True, high=1000.0)] = 5.0
+    """The core interpreter's switch interval (sys.getswitchinterval()): the longest a thread
+    waiting for the lock waits while the event loop holds it."""
+
+
+class Host(Section):
+    """An agency host process: CPU per forward under its lock, then its agencies' service time."""
+
+    cpu_ms: Ms
+    """CPU milliseconds per forward (per destination) under the host's interpreter lock."""
+    service_time_ms: Ms = 0.0
+    """Mean of the agencies' service time (exponential; a wait, not CPU: `--service-time-ms`)."""
+
+
+class Commit(Section):
+    """The audit log's group commit: one writer commits all records waiting, in one transaction."""
+
+    cpu_ms: Ms = 0.0
+    """CPU milliseconds of a commit in the writer thread, under the core's interpreter lock."""
+
+    fixed_ms: Ms
+    """Milliseconds a lone commit takes, uncontended (the fsync, the transaction, its CPU included)."""
+    per_record_ms: Ms = 0.0
+    """Milliseconds a commit takes per record in it, uncontended."""
+    handoffs: Annotated[int, whole(1, 64)] = 1
+    """Times a commit takes the core's interpreter lock back (after each SQLite call and the
+    fsync, which release it): each time it waits for the handler's work queued before it."""
+
+
+class Delay(Section):
+    """What no station explains: the path's costs outside the processes' measured CPU (the
+    kernel, sockets, TLS, scheduling): a fixed part and a lognormal one."""
+
+    fixed_ms: Ms = 0.0
+    """Milliseconds every request spends whatever happens."""
+    mean_ms: Ms
+    """Mean milliseconds of the lognormal part."""
+    cv: Annotated[float, number(high=10.0, phrase="a coefficient of variation between 0 and 10")] = 0.0
+    """Coefficient of variation of the lognormal part (0: always its mean)."""
+
+
+class KindMix(Section):
+    """One kind of message in the mix: its share, whether its sender waits for an answer from the
+    agency (a consultation fails when its agency is down; a notice is queued for redelivery), and
+    how many agencies it reaches (the share of requests with each count)."""
+
+    share: Share
+    consultation: bool = False
+    destinations: Annotated[dict[int, Share], length(1, None, "at least one count of destinations", mapping=True)]
+
+
+class Calibrated(Section):
+    """The live testbed as a queueing network (see the module doc)."""
+
+    description: Text = ""
+    """What was measured: the machine, the date, the load test whose mix it is."""
+    cpus: Cpus
+    """The machine's cores, shared by the generator, the core and the hosts."""
+    hosts: Annotated[int, whole(1, 1024)]
+    """Agency host processes; each destination is on one of them, evenly."""
+    generator: Generator
+    core: Core
+    host: Host
+    commit: Commit
+    delay: Delay
+    mix: Annotated[dict[str, KindMix], length(1, None, "at least one kind of message", mapping=True)]
+    """The kinds of message offered, by name."""
+    levels: list[Annotated[float, number(above=True)]] = Field(default_factory=list)
+    """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
+    seed: Count = 0
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[Calibrated]:
+    return TypeAdapter(Calibrated)
+
+
+def load_calibrated(path: str | Path) -> Calibrated:
+    """The calibrated model in the YAML file `path` (CalibrationError naming where it is wrong)."""
+    data = read_yaml(path, CalibrationError)
+    doc = Document(data, str(path), CalibrationError)
+    model = doc.validate(_adapter())
+    total = sum(k.share for k in model.mix.values())
+    if abs(total - 1.0) > 1e-6:
+        raise doc.expected(("mix",), "shares that add up to 1", total)
+    return model
+
+
+def _number(value: float) -> str:
+    """A number as YAML reads it back: a float in exponent form needs its dot ("1.0e-06")."""
+    if not isinstance(value, float):
+        return str(value)
+    text = f"{value:.6g}"
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if e else text
+
+
+def _line(key: str, value: object, source: str | None, indent: int = 0) -> str:
+    shown = _number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    text = f"{' ' * indent}{key}: {shown}"
+    return f"{text:<40} # {source}" if source else text
+
+
+def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = "") -> str:
+    """The YAML text of `model`, each number followed by a comment saying where it came from
+    (`sources`: dotted key -> text); `header`: comment lines at the top. `load_calibrated` reads it back."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines.append(f"description: {json.dumps(model.description)}")
+    for key in ("cpus", "hosts", "seed"):
+        lines.append(_line(key, getattr(model, key), sources.get(key)))
+    for section in ("generator", "core", "host", "commit", "delay"):
+        lines.append(f"{section}:")
+        for key, value in getattr(model, section).model_dump().items():
+            lines.append(_line(key, value, sources.get(f"{section}.{key}"), 2))
+    lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
+    for kind, share in model.mix.items():
+        destinations = ", ".join(f"{n}: {_number(s)}" for n, s in share.destinations.items())
+        lines.append(f"  {kind}: {{share: {_number(share.share)}, consultation: {str(share.consultation).lower()}, "
+                     f"destinations: {{{destinations}}}}}")  # fmt: skip
+    lines.append(_line("levels", json.dumps(model.levels), sources.get("levels")))
+    return "\n".join(lines) + "\n"

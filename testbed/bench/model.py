@@ -1,0 +1,38 @@
+"""The model's accuracy as a benchmark (`crossroads bench model`, issue 11): `crossroads calibrate`
+then `crossroads validate` with their defaults, on this machine, and each validation goal as a
+benchmark goal (the worst absolute error of its figures against its limit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scenarios.shipped import default_loadtest
+from testbed.bench.goals import goal, machine_info, say
+from testbed.calibration.calibrate import CalibrationPlan, calibrate
+from testbed.calibration.errors import GOALS
+from testbed.calibration.measure import LivePlan
+from testbed.calibration.validate import ValidationPlan, validate
+
+__all__ = ["model_figures"]
+
+
+def _bench_goal(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    worst = result["goals"][name]["worst"]
+    value = float("inf") if worst is None else abs(worst) * (1 if name == "core_cpu_points" else 100)
+    limit = GOALS[name][1] * (1 if name == "core_cpu_points" else 100)
+    return goal(round(value, 2), "<=", limit)
+
+
+def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
+    """Calibrate into OUT/calibration, validate into OUT/validation; the figures and their goals
+    (model_<figure>_error: the worst absolute error, in percent, or points for the core's CPU)."""
+    live = LivePlan(scenario=scenario or default_loadtest())
+    say(f"model: calibrating against the live testbed ({live.scenario.name})")
+    cal = calibrate(out / "calibration", CalibrationPlan(live=live), say=say)
+    say("model: validating (held-out levels, the knee, three what-ifs)")
+    result = validate(cal, out / "validation", ValidationPlan(live=live), say=say)
+    goals = {f"model_{name}_error": _bench_goal(name, result) for name in GOALS}
+    report = out / "validation" / "report.html"
+    return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
+            "knee": result["knee"], "whatifs": result["whatifs"], "goals": goals}  # fmt: skip

@@ -1,0 +1,65 @@
+"""Prediction errors and the validation's goals (issue 11).
+
+Every error is signed, (predicted - measured) / measured, so that its sign says which way the
+model is wrong; the core's CPU is compared in points of one core ((predicted - measured) * 100).
+An error that cannot be had (nothing measured, or a measured 0) is None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["GOALS", "goals", "level_errors", "signed"]
+
+# figure -> (what the goal says, the largest error allowed: a fraction, or points for the CPU)
+GOALS: dict[str, tuple[str, float]] = {
+    "throughput": ("within 5% at each held-out level below the knee", 0.05),
+    "mean_ms": ("within 10% at each held-out level below the knee", 0.10),
+    "p99_ms": ("within 20% at each held-out level below the knee", 0.20),
+    "core_cpu_points": ("within 5 points at each held-out level below the knee", 5.0),
+    "knee": ("within 10%", 0.10),
+    "whatifs": ("each what-if's effect on mean latency and on failed/queued messages within 15%", 0.15),
+}
+
+
+def signed(predicted: float | None, measured: float | None) -> float | None:
+    """(predicted - measured) / |measured|, or None when either is missing or measured is 0."""
+    if predicted is None or measured is None or measured == 0:
+        return None
+    if math.isnan(predicted) or math.isnan(measured):
+        return None
+    return round((predicted - measured) / abs(measured), 4)
+
+
+def level_errors(predicted: Mapping[str, float], measured: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The errors of one level: each figure's signed error, the core CPU's in points."""
+    errors = {name: signed(predicted[name], measured.get(name)) for name in ("throughput", "mean_ms", "p50_ms",
+                                                                              "p90_ms", "p99_ms")}  # fmt: skip
+    cpu = measured.get("core_cpu")
+    errors["core_cpu_points"] = None if cpu is None else round((predicted["core_cpu"] - cpu) * 100, 2)
+    return errors
+
+
+def _worst(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known, key=abs) if known else None
+
+
+def _goal(name: str, values: Sequence[float | None]) -> dict[str, Any]:
+    text, limit = GOALS[name]
+    worst = _worst(values)
+    return {"goal": text, "worst": worst, "met": worst is not None and abs(worst) <= limit}
+
+
+def goals(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal with the worst error of its figures and whether it is met (not met when there is
+    nothing to judge it by)."""
+    below = [row for row in result["levels"] if row["below_knee"]]
+    out = {name: _goal(name, [row["error"][name] for row in below]) for name in ("throughput", "mean_ms", "p99_ms",
+                                                                                "core_cpu_points")}  # fmt: skip
+    knee = result.get("knee")
+    out["knee"] = _goal("knee", [knee["error"] if knee else None])
+    out["whatifs"] = _goal("whatifs", [e for w in result["whatifs"] for e in w["error"].values()])
+    return out

@@ -1,0 +1,231 @@
+"""From measured levels to a calibrated model of the live testbed (scenarios/calibrated.py).
+
+Each number of the model comes from the levels measured by `LiveBench` (testbed/calibration/
+measure.py), with the operational laws of network/calibration.py, and says where it came from:
+
+- generator.cpu_ms: the slope of the generator processes' CPU (cores, over each level's run)
+  against the offered rate; its intercept (start-up, idle polling) is left out, as it is not
+  per request;
+- core.cpu_ms: the slope of the core's main thread (the handler, under the interpreter lock)
+  against the throughput; core.io_cpu_ms: the slope of its other threads but the audit writer
+  (gRPC's C threads and poller); core.background: the core's lines' intercepts (cores used
+  whatever the load);
+- host.cpu_ms: the slope of the hosts' CPU together against the forwards per second (the
+  throughput times the mix's mean destinations);
+- commit.cpu_ms: the slope of the audit writer thread's CPU against the commits per second;
+  commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
+  against its mean batch, from the core's telemetry, a line across the levels;
+- delay: what the stations do not explain. Its mean is the lowest level's mean latency less the
+  model's own at that level without it; its coefficient of variation the one (of a grid) whose
+  predictions come closest, in log error, to the p99 latencies of the levels below the knee;
+- mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loadtests.prepared_mix import Drawn
+from network.calibration import Estimate, demand
+from network.testbed_model import Conditions, Prediction, predict
+from scenarios.calibrated import Calibrated
+
+__all__ = ["KNEE_P99_MS", "Sources", "below_knee", "estimate_model"]
+
+KNEE_P99_MS = 50.0  # the knee: the highest rate whose p99 latency stays at or under this
+_HANDOFFS = (1, 2, 3, 4, 6, 8, 12)
+_Z90, _Z99 = 1.2815516, 2.3263479  # the standard normal's 90th and 99th percentiles
+_FIT_SECONDS = 6.0  # simulated window per level when fitting the delay
+Level = dict[str, Any]
+Sources = dict[str, str]  # dotted key of the model -> where its number came from
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setup:
+    """What the measured network was: cores, hosts, generator processes, hosts' service time."""
+
+    cpus: int
+    hosts: int
+    processes: int
+    service_time_ms: float
+    description: str = ""
+    seed: int = 0
+
+
+def below_knee(levels: Sequence[Level]) -> list[Level]:
+    """The levels whose p99 latency held (<= KNEE_P99_MS) and whose generator kept its schedule."""
+    return [lv for lv in levels if (lv.get("p99_ms") or math.inf) <= KNEE_P99_MS and not lv["generator_limited"]]
+
+
+def _utilisation(level: Level, process: str, threads: Callable[[str], bool]) -> float:
+    usage = level["cpu"].get(process)
+    if usage is None:
+        raise ValueError(f"no CPU was read for {process} at {level['rate']:g}/s (it was gone)")
+    return float(sum(t["utilisation"] for name, t in usage["threads"].items() if threads(name)))
+
+
+def _hosts(level: Level) -> float:
+    return float(
+        sum(u["utilisation"] for name, u in level["cpu"].items() if name.startswith("host-") and u is not None)
+    )
+
+
+def _mix(drawn: Sequence[Drawn]) -> tuple[dict[str, dict[str, Any]], float]:
+    kinds: dict[str, Counter[int]] = defaultdict(Counter)
+    for d in drawn:
+        kinds[d.kind][d.destinations] += 1
+    mix = {
+        kind: {
+            "share": sum(c.values()) / len(drawn),
+            "consultation": kind == "CONSULTATION",
+            "destinations": {n: k / sum(c.values()) for n, k in sorted(c.items())},
+        }
+        for kind, c in sorted(kinds.items())
+    }
+    return mix, float(np.mean([d.destinations for d in drawn]))
+
+
+def _demand(throughputs: Sequence[float], utilisations: Sequence[float], what: str) -> Estimate:
+    """`network.calibration.demand`, or where the utilisation does not grow across the levels
+    (short levels, little load: noise) the utilisation law at each level, averaged."""
+    try:
+        return demand(throughputs, utilisations, what)
+    except ValueError:
+        value = float(np.mean([u / x for u, x in zip(utilisations, throughputs, strict=True) if x > 0]))
+        return Estimate(value, f"{what}: U / X at each level, averaged (it did not grow across them)")
+
+
+def _ms(e: Estimate) -> float:
+    return e.value * 1000
+
+
+def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict[str, Any]:
+    x = [lv["achieved_per_s"] for lv in levels]
+    run_s = [lv["seconds"] + lv["warmup_s"] for lv in levels]
+    gen_u = [lv["cpu_s"] / s for lv, s in zip(levels, run_s, strict=True)]
+    gen = _demand([lv["offered_per_s"] for lv in levels], gen_u, "the generator's CPU against the offered rate")
+    main = _demand(x, [_utilisation(lv, "core", lambda t: t == "main") for lv in levels], "the core's main thread")
+    io = _demand(x, [_utilisation(lv, "core", lambda t: t not in ("main", "audit-writer")) for lv in levels],
+                "the core's gRPC threads")  # fmt: skip
+    host = _demand([v * fan_out for v in x], [_hosts(lv) for lv in levels], "the hosts' CPU against forwards/s")
+    commits = [lv["telemetry"]["commits"] for lv in levels]
+    lowest = min(levels, key=lambda lv: lv["rate"])
+    fixed = Estimate(_measured_commit_ms(lowest) / 1000, f"the mean commit at {lowest['rate']:g}/s (telemetry), "
+                     f"batches of {lowest['telemetry']['commits']['mean_batch']:.2f}: uncontended")  # fmt: skip
+    writer = _demand([lv["achieved_per_s"] / c["mean_batch"] for lv, c in zip(levels, commits, strict=True)],
+                    [_utilisation(lv, "core", lambda t: t == "audit-writer") for lv in levels],
+                    "the core's audit writer thread against commits/s")  # fmt: skip
+    for key, e in (("generator.cpu_ms", gen), ("commit.cpu_ms", writer), ("core.cpu_ms", main),
+                   ("core.io_cpu_ms", io), ("host.cpu_ms", host), ("commit.fixed_ms", fixed)):  # fmt: skip
+        sources[key] = e.source
+    sources["core.background"] = "the intercepts of the core's three lines (main, gRPC, writer)"
+    return {
+        "generator": {"cpu_ms": _ms(gen)},
+        "core": {
+            "cpu_ms": _ms(main),
+            "io_cpu_ms": _ms(io),
+            "background": main.background + io.background + writer.background,
+        },
+        "host": {"cpu_ms": _ms(host)},
+        "commit": {"cpu_ms": _ms(writer), "fixed_ms": _ms(fixed), "per_record_ms": 0.0},
+    }
+
+
+def _with(model: Calibrated, section: str, **values: float) -> Calibrated:
+    return model.model_copy(update={section: getattr(model, section).model_copy(update=values)})
+
+
+def _simulated(model: Calibrated, level: Level, seed: int) -> Prediction:
+    return predict(model, Conditions(rate=level["rate"], seconds=_FIT_SECONDS, seed=seed))
+
+
+def _measured_commit_ms(level: Level) -> float:
+    c = level["telemetry"]["commits"]
+    return float((c["commit_s"] + c["wait_s"]) / c["commits"] * 1000)
+
+
+def _fit_handoffs(model: Calibrated, levels: Sequence[Level], seed: int, sources: Sources) -> Calibrated:
+    """The lock handoffs per commit whose simulated commit times come closest (log error) to the
+    telemetry's at the levels."""
+
+    def error(k: int) -> float:
+        trial = _with(model, "commit", handoffs=k)
+        logs = [math.log(_simulated(trial, lv, seed).mean_commit_ms / _measured_commit_ms(lv)) for lv in levels]
+        return float(np.mean(np.square(logs)))
+
+    best = min(_HANDOFFS, key=error)
+    sources["commit.handoffs"] = (f"of {', '.join(map(str, _HANDOFFS))}, the one whose simulated commit times come "
+                                  "closest to the telemetry's at " + _rates(levels))  # fmt: skip
+    return _with(model, "commit", handoffs=best)
+
+
+def _rates(levels: Sequence[Level]) -> str:
+    return ", ".join(f"{lv['rate']:g}/s" for lv in levels)
+
+
+def _shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float, float]:
+    """(fixed, mean, cv) of fixed + lognormal with these quantiles (ms); fixed 0 and a plain
+    lognormal through p50 and p99 when the quantiles allow no shift."""
+    a, c, d = p50, max(p90, p50 + 1e-6), max(p99, p90 + 2e-6)
+    target = (d - a) / (c - a)
+
+    def ratio(sigma: float) -> float:
+        return math.expm1(_Z99 * sigma) / math.expm1(_Z90 * sigma)
+
+    if target <= ratio(1e-6):  # lighter-tailed than any lognormal: no spread beyond the normal's
+        return max(a, 0.0), 0.0, 0.0
+    lo, hi = 1e-6, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ratio(mid) < target else (lo, mid)
+    sigma = (lo + hi) / 2
+    scale = (c - a) / math.expm1(_Z90 * sigma)  # the lognormal's median
+    fixed = a - scale
+    if fixed < 0:
+        sigma = math.log(d / a) / _Z99 if d > a > 0 else 0.0
+        scale, fixed = max(a, 1e-6), 0.0
+    return fixed, scale * math.exp(sigma**2 / 2), math.sqrt(math.expm1(sigma**2))
+
+
+def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, sources: Sources) -> Calibrated:
+    lowest = min(levels, key=lambda lv: lv["rate"])
+    bare = _simulated(model, lowest, seed).figures()
+    own = {q: lowest[f"{q}_ms"] - bare[f"{q}_ms"] for q in ("p50", "p90", "p99")}
+    fixed, mean_ms, cv = _shifted_lognormal(own["p50"], own["p90"], own["p99"])
+    text = (f"fixed + lognormal through the p50/p90/p99 latency at {lowest['rate']:g}/s "
+            f"({lowest['p50_ms']:.3f}/{lowest['p90_ms']:.3f}/{lowest['p99_ms']:.3f} ms) less the stations' own there "
+            f"({bare['p50_ms']:.3f}/{bare['p90_ms']:.3f}/{bare['p99_ms']:.3f} ms, simulated)")  # fmt: skip
+    for key in ("fixed_ms", "mean_ms", "cv"):
+        sources[f"delay.{key}"] = text
+    return _with(model, "delay", fixed_ms=fixed, mean_ms=mean_ms, cv=cv)
+
+
+def estimate_model(levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup) -> tuple[Calibrated, Sources]:
+    """The calibrated model of the measured `levels` (see the module doc) and where each number came from.
+    ValueError when fewer than one level held below the knee."""
+    held = below_knee(levels)
+    if not held:
+        raise ValueError(f"no level held p99 <= {KNEE_P99_MS:g} ms: nothing to calibrate from (lower the rates)")
+    sources: Sources = {}
+    mix, fan_out = _mix(drawn)
+    sources["mix"] = f"{len(drawn):,} requests drawn from the load test's mix, {fan_out:.3f} destinations on average"
+    data = {
+        "description": setup.description, "cpus": setup.cpus, "hosts": setup.hosts, "seed": setup.seed,
+        **_stations(held, fan_out, sources),
+        "delay": {"mean_ms": 0.0, "cv": 0.0}, "mix": mix, "levels": [lv["rate"] for lv in levels],
+    }  # fmt: skip
+    data["generator"]["processes"] = setup.processes
+    data["host"]["service_time_ms"] = setup.service_time_ms
+    sources["cpus"] = "os.cpu_count() of the machine measured"
+    sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
+    sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"
+    sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
+    sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
+    model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, sources)
+    return _fit_delay(model, held, setup.seed, sources), sources

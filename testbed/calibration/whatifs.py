@@ -1,0 +1,108 @@
+"""What-ifs predicted by the calibrated model, then measured on the live testbed.
+
+At one rate below the knee (half the predicted knee, by default), beside a baseline level at that
+rate, each change is applied to both worlds:
+- host killed: an agency host SIGKILLed for a few seconds within the measured window (the
+  consultations it should answer fail, the notices owed to it wait in the outbox);
+- core stopped: the core SIGSTOPped for a second (every call waits, then the backlog drains);
+- slow agencies: a fresh network whose hosts' agencies take `slow_ms` on average (exponential)
+  to answer, where the baseline's answer at once.
+The live fault windows, as they really happened (testbed/faults.py), are what the model is given
+(in the measured window's time), so both worlds see the same outage. Compared per what-if: the
+effect on mean latency (what-if minus baseline, in each world) and the FAILED and QUEUED
+exchanges the change caused (the baseline's own, scaled to the same number of exchanges, taken
+off the measured counts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.spec import Fault
+from network.testbed_model import Conditions
+from scenarios.calibrated import Calibrated
+from testbed.calibration.errors import signed
+from testbed.calibration.measure import LiveBench, LivePlan
+from testbed.calibration.predicted import Predicted, predicted
+
+__all__ = ["WhatIfs", "run_whatifs"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhatIfs:
+    """Which what-ifs run, at what share of the predicted knee, and how long each change lasts."""
+
+    enabled: bool = True
+    rate: float | None = None  # default: share_of_knee of the model's knee
+    share_of_knee: float = 0.5
+    kill_at_s: float = 2.0
+    kill_s: float = 3.0
+    host: int = 1
+    stop_at_s: float = 3.0
+    stop_s: float = 1.0
+    slow_ms: float = 10.0
+
+
+def _counts(level: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """FAILED and QUEUED in `level` beyond the baseline's own (scaled to the level's exchanges)."""
+    total, base_total = sum(level["outcomes"].values()), sum(baseline["outcomes"].values()) or 1
+    return {k: level["outcomes"].get(k, 0) - baseline["outcomes"].get(k, 0) * total / base_total
+            for k in ("FAILED", "QUEUED")}  # fmt: skip
+
+
+def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predicted],
+             levels: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    (guess_base, guess), (base, level) = guesses, levels
+    effect = guess.figures["mean_ms"] - guess_base.figures["mean_ms"]
+    pred = {"mean_ms": guess.figures["mean_ms"], "effect_mean_ms": effect,
+            "failed": guess.outcomes["FAILED"] - guess_base.outcomes["FAILED"],
+            "queued": guess.outcomes["QUEUED"] - guess_base.outcomes["QUEUED"]}  # fmt: skip
+    counts = _counts(level, base)
+    meas = {"mean_ms": level["mean_ms"], "effect_mean_ms": level["mean_ms"] - base["mean_ms"],
+            "failed": counts["FAILED"], "queued": counts["QUEUED"]}  # fmt: skip
+    keys = ("effect_mean_ms", "failed", "queued") if name == "host killed" else ("effect_mean_ms",)
+    return {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
+            "measured": {k: round(v, 3) for k, v in meas.items()},
+            "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": level["faults"]}  # fmt: skip
+
+
+def _window(level: dict[str, Any], action: str) -> tuple[float, float]:
+    fault = next(f for f in level["faults"] if f["action"] == action)
+    return float(fault["from_s"]), float(fault["until_s"] if fault["until_s"] is not None else fault["from_s"])
+
+
+def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, live: LivePlan, knee: float,
+                say: Progress, replications: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the what-ifs (see the module doc) on `bench`'s network and a fresh slow one."""
+    if not plan.enabled:
+        return []
+    rate = plan.rate or round(knee * plan.share_of_knee, 1)
+    when = Conditions(rate=rate, seconds=live.seconds, warmup_s=live.warmup_s, seed=live.seed)
+    guess_base = predicted(model, when, replications)
+    base = bench.level(rate)
+    host = f"host-{plan.host}"
+    killed = bench.level(rate, faults=[Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)])
+    stopped = bench.level(rate, faults=[Fault(at=plan.stop_at_s, action="stop_core", duration=plan.stop_s)])
+    down = _window(killed, "kill_host")
+    guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
+    guess_stop = predicted(
+        model, dataclasses.replace(when, core_stopped=(_window(stopped, "stop_core"),)), replications
+    )
+    say(f"what-ifs at {rate:g}/s: {host} killed {down[1] - down[0]:.1f} s, the core stopped, then slow agencies")
+    out = [_compare("host killed", f"{host} killed for {plan.kill_s:g} s at {rate:g}/s", rate, (guess_base, guess_kill),
+                    (base, killed)),
+           _compare("core stopped", f"the core stopped for {plan.stop_s:g} s at {rate:g}/s", rate,
+                    (guess_base, guess_stop), (base, stopped))]  # fmt: skip
+    slow_plan = dataclasses.replace(live, service_time_ms=plan.slow_ms)
+    with LiveBench(bench.out.parent / "live_slow", slow_plan) as slow_bench:
+        slow_bench.prepare(int(rate * (live.seconds + live.warmup_s)) + 1000)
+        slow = slow_bench.level(rate)
+    guess_slow = predicted(model, dataclasses.replace(when, service_time_ms=plan.slow_ms), replications)
+    out.append(_compare("slow agencies", f"agencies answer in {plan.slow_ms:g} ms on average at {rate:g}/s", rate,
+                        (guess_base, guess_slow), (base, slow)))  # fmt: skip
+    return out

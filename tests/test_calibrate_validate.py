@@ -1,0 +1,81 @@
+"""`crossroads calibrate` then `validate`, short and small (CI): a tiny world, two hosts, levels of
+two seconds. What is checked is that the loop runs and says what it must (the model and where its
+numbers came from, per level the predicted and measured figures and their signed errors, the
+what-ifs, the goals), not how accurate it is: accuracy is a benchmark."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agencies.spec import SMALL_WORLD
+from scenarios.calibrated import load_calibrated
+from testbed.calibration.measure import LivePlan
+from testbed.calibration.validate import ValidationPlan, validate
+from testbed.calibration.whatifs import WhatIfs
+from testbed.cli import main
+
+pytestmark = pytest.mark.slow
+
+SCENARIO: dict[str, Any] = {
+    "world": dict(SMALL_WORLD),
+    "loadtest": {
+        "seed": 5,
+        "mix": {"agency": {"CONSULTATION": 6, "MUTATION": 2}, "employer": {"DIMONA": 2}},
+        "stages": [{"duration": "2s", "users": 2, "spawn_rate": 2, "rate": 10}],
+    },
+}
+SHORT = ["--seconds", "2", "--warmup", "0.5", "--hosts", "2", "--quiet"]
+ERRORS = {"throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu_points"}
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("calibrate")
+    scenario = folder / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO))
+    assert (
+        main(["calibrate", "--scenario", str(scenario), "--out", str(folder / "cal"), "--rates", "30,60", *SHORT]) == 0
+    )
+    return folder / "cal" / "calibrated.yaml"
+
+
+def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(calibrated: Path) -> None:
+    model = load_calibrated(calibrated)
+    assert model.levels == [30, 60] and model.hosts == 2 and model.cpus >= 1
+    assert model.core.cpu_ms > 0 and model.host.cpu_ms > 0 and model.commit.fixed_ms > 0
+    numbers = [
+        line for line in calibrated.read_text().splitlines() if re.match(r"\s+\w+: -?[\d.]+(e-?\d+)?\s", line + " ")
+    ]
+    assert numbers and all("# " in line for line in numbers), [line for line in numbers if "# " not in line]
+    levels = json.loads((calibrated.parent / "calibration.json").read_text())["levels"]
+    assert [lv["rate"] for lv in levels] == [30, 60] and all(lv["telemetry"]["exchanges"] > 0 for lv in levels)
+
+
+def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:
+    plan = ValidationPlan(
+        live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5),
+        held_out=(45.0,), knee_steps=(), replications=2,
+        whatifs=WhatIfs(rate=40.0, kill_at_s=0.3, kill_s=1.0, stop_at_s=0.3, stop_s=0.5, slow_ms=5.0),
+    )  # fmt: skip
+    result = validate(calibrated, tmp_path / "val", plan, say=lambda _: None)
+    saved = json.loads((tmp_path / "val" / "validation.json").read_text())
+    assert saved["levels"] == json.loads(json.dumps(result["levels"]))
+    (level,) = saved["levels"]
+    assert level["rate"] == 45.0 and set(level["error"]) == ERRORS
+    assert level["measured"]["throughput"] > 0 and level["predicted"]["throughput"] > 0
+    low, high = level["predicted"]["ci"]["mean_ms"]
+    assert low <= level["predicted"]["mean_ms"] <= high
+    expected = (level["predicted"]["mean_ms"] - level["measured"]["mean_ms"]) / level["measured"]["mean_ms"]
+    assert level["error"]["mean_ms"] == pytest.approx(expected, abs=1e-3)
+    assert [w["name"] for w in saved["whatifs"]] == ["host killed", "core stopped", "slow agencies"]
+    killed = saved["whatifs"][0]
+    assert set(killed["error"]) == {"effect_mean_ms", "failed", "queued"} and killed["faults"]
+    assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
+    assert set(saved["goals"]) == {"throughput", "mean_ms", "p99_ms", "core_cpu_points", "knee", "whatifs"}
+    assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")

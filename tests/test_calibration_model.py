@@ -1,0 +1,80 @@
+"""From measured levels to a model (testbed/calibration/estimate.py): synthetic measurements made
+from known demands must give those demands back, and the delay the latency they were made with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loadtests.prepared_mix import Drawn
+from network.testbed_model import Conditions, predict
+from scenarios.calibrated import Calibrated
+from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
+from testbed.calibration.predicted import held_out_rates
+
+GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
+DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
+
+
+def _level(rate: float, batch: float, p99_ms: float = 12.0) -> dict[str, Any]:
+    commits = rate * 10 / batch
+    return {
+        "rate": rate, "offered_per_s": rate, "achieved_per_s": rate, "seconds": 10.0, "warmup_s": 2.0,
+        "generator_limited": False, "cpu_s": (0.05 + GEN * rate) * 12.0,
+        "p50_ms": 4.0, "p90_ms": 6.0, "p99_ms": p99_ms, "mean_ms": 4.5,
+        "cpu": {
+            "core": {"utilisation": 0.0, "threads": {
+                "main": {"utilisation": 0.02 + MAIN * rate}, "event_engine": {"utilisation": 0.03 + IO * rate},
+                "audit-writer": {"utilisation": WRITER * rate / batch}}},
+            **{f"host-{k}": {"utilisation": HOST * rate * 1.5 / 4, "threads": {}} for k in range(4)},
+        },
+        "telemetry": {"commits": {"commits": commits, "records": rate * 10, "commit_s": commits * 1.1e-3,
+                                  "wait_s": 0.0, "mean_batch": batch}},
+    }  # fmt: skip
+
+
+LEVELS = [_level(100, 1.0), _level(200, 1.1), _level(400, 1.3), _level(800, 3.0, p99_ms=80.0)]
+
+
+@pytest.fixture(scope="module")
+def estimated() -> tuple[Calibrated, Sources]:
+    return estimate_model(LEVELS, DRAWN, Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0))
+
+
+def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple[Calibrated, Sources]) -> None:
+    model, sources = estimated
+    assert model.generator.cpu_ms == pytest.approx(GEN * 1000, rel=1e-6)
+    assert model.core.cpu_ms == pytest.approx(MAIN * 1000, rel=1e-6)
+    assert model.core.io_cpu_ms == pytest.approx(IO * 1000, rel=1e-6)
+    assert model.host.cpu_ms == pytest.approx(HOST * 1000, rel=1e-6)
+    assert model.commit.cpu_ms == pytest.approx(WRITER * 1000, rel=1e-6)
+    assert model.commit.fixed_ms == pytest.approx(1.1)
+    assert model.core.background == pytest.approx(0.05)  # the main thread's 0.02 and gRPC's 0.03
+    assert model.levels == [100, 200, 400, 800]  # every level measured, the 800/s one past the knee
+    assert "over 3 level(s)" in sources["core.cpu_ms"]  # ... but not used: it did not hold
+    assert model.mix["MUTATION"].destinations == {3: 1.0} and model.mix["CONSULTATION"].share == 0.75
+
+
+def test_the_delay_makes_the_lowest_level_what_it_measured(estimated: tuple[Calibrated, Sources]) -> None:
+    model, _ = estimated
+    figures = predict(model, Conditions(rate=100, seconds=60.0, seed=1)).figures()
+    assert figures["p50_ms"] == pytest.approx(4.0, rel=0.1)
+    assert figures["p99_ms"] == pytest.approx(12.0, rel=0.2)
+    assert model.delay.fixed_ms > 0 and model.delay.cv > 0
+
+
+def test_the_knee_is_a_p99_of_50_ms_and_nothing_held_is_refused() -> None:
+    assert [lv["rate"] for lv in below_knee(LEVELS)] == [100, 200, 400]
+    with pytest.raises(ValueError, match="no level held p99 <= 50 ms"):
+        estimate_model([LEVELS[-1]], DRAWN, Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0))
+
+
+def test_held_out_levels_avoid_the_calibration_levels() -> None:
+    assert held_out_rates([100, 200, 400, 800], knee=600) == [
+        141.4,
+        282.8,
+        510.0,
+    ]  # midpoints, then 0.85 of the knee (0.7, 0.5: too near)
+    rates = held_out_rates([100], knee=1000)
+    assert len(rates) == 3 and all(abs(r - 100) / 100 > 0.08 for r in rates)

@@ -1,0 +1,120 @@
+"""The calibrated model of the live testbed (network/testbed_model.py): its laws and its what-ifs.
+
+A small model whose numbers are round: every statement below follows from queueing theory or
+from the model's own rules, not from a measurement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from network.testbed_model import Conditions, predict
+from scenarios.calibrated import Calibrated, CalibrationError, dump_calibrated, load_calibrated
+
+MODEL: dict[str, Any] = {
+    "cpus": 2,
+    "hosts": 4,
+    "generator": {"processes": 2, "cpu_ms": 0.2},
+    "core": {"cpu_ms": 0.4, "io_cpu_ms": 0.1, "background": 0.05},
+    "host": {"cpu_ms": 0.2},
+    "commit": {"cpu_ms": 0.1, "fixed_ms": 1.0, "handoffs": 2},
+    "delay": {"fixed_ms": 1.0, "mean_ms": 0.5, "cv": 1.0},
+    "mix": {
+        "CONSULTATION": {"share": 0.75, "consultation": True, "destinations": {1: 1.0}},
+        "MUTATION": {"share": 0.25, "destinations": {2: 1.0}},
+    },
+    "levels": [100.0, 200.0],
+}
+
+
+def _model(**changes: Any) -> Calibrated:
+    return Calibrated.model_validate({**MODEL, **changes})
+
+
+def _at(rate: float, model: Calibrated | None = None, **when: Any) -> Any:
+    return predict(model or _model(), Conditions(rate=rate, seconds=10.0, warmup_s=2.0, seed=3, **when))
+
+
+def test_the_same_seed_predicts_the_same_and_another_seed_differs() -> None:
+    a, b = _at(200).latencies_ms, _at(200).latencies_ms
+    assert a.tolist() == b.tolist()
+    other = predict(_model(), Conditions(rate=200, seconds=10.0, warmup_s=2.0, seed=4)).latencies_ms
+    assert other.tolist() != a.tolist()
+
+
+def test_at_low_load_the_latency_is_the_sum_of_the_path() -> None:
+    # no queueing at 10/s: generator 0.2 + delay 1.5 + core io 0.1 + handler 0.4 + host 0.2 + commit 1.0 = 3.4 ms
+    figures = _at(10).figures()
+    assert figures["mean_ms"] == pytest.approx(3.4, rel=0.08)
+    assert figures["p50_ms"] < figures["mean_ms"] < figures["p99_ms"]
+
+
+def test_the_core_cpu_follows_the_utilisation_law() -> None:
+    # U = background + X (handler + io) + commits/s x writer's CPU (at most one commit per request)
+    prediction = _at(300)
+    x = prediction.throughput
+    low = 0.05 + x * 0.5e-3
+    assert low <= prediction.core_cpu <= low + x * 0.1e-3 + 0.01
+    assert x == pytest.approx(300, rel=0.1)
+
+
+def test_latency_grows_with_load_and_explodes_past_the_core_lock() -> None:
+    # the core's lock serves 0.4 ms of handler per request: it saturates near 2,500/s
+    means = [_at(rate).figures()["mean_ms"] for rate in (100, 1000, 2000)]
+    assert means[0] < means[1] < means[2]
+    past = _at(3000)
+    assert past.figures()["p99_ms"] > 100 and past.throughput < 2700
+
+
+def test_batches_grow_with_load_and_commit_times_with_contention() -> None:
+    calm, busy = _at(100), _at(1800)
+    batch = [sum(n for n, _ in p.commits) / len(p.commits) for p in (calm, busy)]
+    assert batch[0] < 1.2 < batch[1]
+    assert busy.mean_commit_ms > calm.mean_commit_ms >= 1.0
+
+
+def test_a_host_down_fails_its_consultations_and_queues_its_notices() -> None:
+    down = _at(200, hosts_down=((1, 5.0, 10.0),))
+    share = 5.0 * 200  # requests in the outage
+    failed, queued = down.outcomes["FAILED"], down.outcomes["QUEUED"]
+    # a consultation has one destination: one in four is host-1's; a notice two: 1 - (3/4)^2 of them
+    assert failed == pytest.approx(share * 0.75 * 0.25, rel=0.35)
+    assert queued == pytest.approx(share * 0.25 * (1 - 0.75**2), rel=0.35)
+    assert _at(200).outcomes["FAILED"] == 0
+
+
+def test_a_stopped_core_holds_every_request_until_it_resumes() -> None:
+    calm, stopped = _at(200), _at(200, core_stopped=((5.0, 6.0),))
+    # ~200 requests wait half a second on average: the mean over 2,000 grows by ~50 ms
+    assert stopped.figures()["mean_ms"] - calm.figures()["mean_ms"] == pytest.approx(50, rel=0.4)
+    assert stopped.figures()["p99_ms"] > 500
+
+
+def test_slow_agencies_add_their_service_time_to_the_forwards() -> None:
+    calm, slow = _at(200), _at(200, service_time_ms=10.0)
+    # every request with a destination waits the longest of its forwards: one (mean 10) or two (mean 15)
+    effect = slow.figures()["mean_ms"] - calm.figures()["mean_ms"]
+    assert effect == pytest.approx(0.75 * 10 + 0.25 * 15, rel=0.15)
+
+
+def test_the_written_model_reads_back_the_same(tmp_path: Any) -> None:
+    model = _model(description="a test", delay={"fixed_ms": 1.0, "mean_ms": 1e-06, "cv": 1.0})  # "1.0e-06" in YAML
+    path = tmp_path / "calibrated.yaml"
+    path.write_text(dump_calibrated(model, {"core.cpu_ms": "measured: the test"}, "header line"))
+    text = path.read_text()
+    assert text.startswith("# header line") and "# measured: the test" in text
+    assert load_calibrated(path) == model
+
+
+def test_a_model_whose_shares_do_not_add_up_is_refused_with_its_place(tmp_path: Any) -> None:
+    path = tmp_path / "bad.yaml"
+    model = _model()
+    text = dump_calibrated(model, {}).replace("share: 0.25", "share: 0.5")
+    path.write_text(text)
+    with pytest.raises(CalibrationError, match=r"mix: expected shares that add up to 1, got float 1.25 \(line \d+"):
+        load_calibrated(path)
+    path.write_text(text.replace("cpus: 2", "cpus: -1"))
+    with pytest.raises(CalibrationError, match=r"cpus: expected an integer 1..256"):
+        load_calibrated(path)
