@@ -39,7 +39,7 @@ LEVELS = [_level(100, 1.0), _level(200, 1.1), _level(400, 1.3), _level(800, 3.0,
 
 @pytest.fixture(scope="module")
 def estimated() -> tuple[Calibrated, Sources]:
-    return estimate_model(LEVELS, DRAWN, Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0))
+    return estimate_model(LEVELS, DRAWN, Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0), fit_seconds=3.0)
 
 
 def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple[Calibrated, Sources]) -> None:

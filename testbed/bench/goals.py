@@ -68,7 +68,8 @@ def goal_values(goals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def goal_lines(goals: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """A table of the goals, one line each: name, value, goal, met or NOT met."""
     verdict = {True: "met", False: "NOT met"}
-    return [f"{name:28}{g['value']:>14,}  goal {g['goal']:<10} {verdict[g['met']]}" for name, g in goals.items()]
+    shown = {name: "-" if g["value"] is None else f"{g['value']:,}" for name, g in goals.items()}
+    return [f"{name:28}{shown[name]:>14}  goal {g['goal']:<10} {verdict[g['met']]}" for name, g in goals.items()]
 
 
 def medians(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:

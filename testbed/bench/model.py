@@ -18,10 +18,14 @@ __all__ = ["model_figures"]
 
 
 def _bench_goal(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The worst absolute error in percent (points for the CPU) against the goal; not met, with
+    no value, when nothing could be compared (a knee never reached, say)."""
     worst = result["goals"][name]["worst"]
-    value = float("inf") if worst is None else abs(worst) * (1 if name == "core_cpu_points" else 100)
-    limit = GOALS[name][1] * (1 if name == "core_cpu_points" else 100)
-    return goal(round(value, 2), "<=", limit)
+    scale = 1 if name == "core_cpu_points" else 100
+    limit = GOALS[name][1] * scale
+    if worst is None:
+        return {"value": None, "goal": f"<= {limit:g}", "met": False}
+    return goal(round(abs(worst) * scale, 2), "<=", limit)
 
 
 def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:

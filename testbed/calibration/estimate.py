@@ -6,18 +6,19 @@ measure.py), with the operational laws of network/calibration.py, and says where
 - generator.cpu_ms: the slope of the generator processes' CPU (cores, over each level's run)
   against the offered rate; its intercept (start-up, idle polling) is left out, as it is not
   per request;
-- core.cpu_ms: the slope of the core's main thread (the handler, under the interpreter lock)
-  against the throughput; core.io_cpu_ms: the slope of its other threads but the audit writer
-  (gRPC's C threads and poller); core.background: the core's lines' intercepts (cores used
-  whatever the load);
+- core.cpu_ms: the slope of the core's Python threads on each call's path (the event loop's
+  `main` and gRPC's completion-queue poller, both under the interpreter lock) against the
+  throughput; core.io_cpu_ms: the slope of its other threads but the audit writer (gRPC's C
+  threads); core.background: the core's lines' intercepts (cores used whatever the load);
 - host.cpu_ms: the slope of the hosts' CPU together against the forwards per second (the
   throughput times the mix's mean destinations);
 - commit.cpu_ms: the slope of the audit writer thread's CPU against the commits per second;
   commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
   against its mean batch, from the core's telemetry, a line across the levels;
-- delay: what the stations do not explain. Its mean is the lowest level's mean latency less the
-  model's own at that level without it; its coefficient of variation the one (of a grid) whose
-  predictions come closest, in log error, to the p99 latencies of the levels below the knee;
+- commit.handoffs: the value whose simulated commit times come closest to the telemetry's;
+- delay: what the stations do not explain: a fixed part plus a lognormal through the p50, p90
+  and p99 latency each level leaves unexplained (measured less the model's own, simulated
+  without the delay), averaged over the levels below the knee;
 - mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py).
 """
 
@@ -36,13 +37,15 @@ from network.calibration import Estimate, demand
 from network.testbed_model import Conditions, Prediction, predict
 from scenarios.calibrated import Calibrated
 
-__all__ = ["KNEE_P99_MS", "Sources", "below_knee", "estimate_model"]
+__all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "estimate_model"]
 
 KNEE_P99_MS = 50.0  # the knee: the highest rate whose p99 latency stays at or under this
 _HANDOFFS = (1, 2, 3, 4, 6, 8, 12)
+_QUANTILES = ("p50", "p90", "p99")
 _Z90, _Z99 = 1.2815516, 2.3263479  # the standard normal's 90th and 99th percentiles
-_FIT_SECONDS = 6.0  # simulated window per level when fitting the delay
+FIT_SECONDS = 6.0  # simulated window per level when fitting the commit's handoffs and the delay
 Level = dict[str, Any]
+_LOCKED = ("main", "grpc-poller")  # the core's Python threads on each call's path: they hold its lock
 Sources = dict[str, str]  # dotted key of the model -> where its number came from
 
 
@@ -110,8 +113,9 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
     run_s = [lv["seconds"] + lv["warmup_s"] for lv in levels]
     gen_u = [lv["cpu_s"] / s for lv, s in zip(levels, run_s, strict=True)]
     gen = _demand([lv["offered_per_s"] for lv in levels], gen_u, "the generator's CPU against the offered rate")
-    main = _demand(x, [_utilisation(lv, "core", lambda t: t == "main") for lv in levels], "the core's main thread")
-    io = _demand(x, [_utilisation(lv, "core", lambda t: t not in ("main", "audit-writer")) for lv in levels],
+    main = _demand(x, [_utilisation(lv, "core", lambda t: t in _LOCKED) for lv in levels],
+                   "the core's Python threads (main, grpc-poller)")  # fmt: skip
+    io = _demand(x, [_utilisation(lv, "core", lambda t: t not in (*_LOCKED, "audit-writer")) for lv in levels],
                 "the core's gRPC threads")  # fmt: skip
     host = _demand([v * fan_out for v in x], [_hosts(lv) for lv in levels], "the hosts' CPU against forwards/s")
     commits = [lv["telemetry"]["commits"] for lv in levels]
@@ -141,8 +145,8 @@ def _with(model: Calibrated, section: str, **values: float) -> Calibrated:
     return model.model_copy(update={section: getattr(model, section).model_copy(update=values)})
 
 
-def _simulated(model: Calibrated, level: Level, seed: int) -> Prediction:
-    return predict(model, Conditions(rate=level["rate"], seconds=_FIT_SECONDS, seed=seed))
+def _simulated(model: Calibrated, level: Level, seed: int, seconds: float) -> Prediction:
+    return predict(model, Conditions(rate=level["rate"], seconds=seconds, seed=seed))
 
 
 def _measured_commit_ms(level: Level) -> float:
@@ -150,13 +154,17 @@ def _measured_commit_ms(level: Level) -> float:
     return float((c["commit_s"] + c["wait_s"]) / c["commits"] * 1000)
 
 
-def _fit_handoffs(model: Calibrated, levels: Sequence[Level], seed: int, sources: Sources) -> Calibrated:
+def _fit_handoffs(
+    model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, sources: Sources
+) -> Calibrated:
     """The lock handoffs per commit whose simulated commit times come closest (log error) to the
     telemetry's at the levels."""
 
     def error(k: int) -> float:
         trial = _with(model, "commit", handoffs=k)
-        logs = [math.log(_simulated(trial, lv, seed).mean_commit_ms / _measured_commit_ms(lv)) for lv in levels]
+        logs = [
+            math.log(_simulated(trial, lv, seed, seconds).mean_commit_ms / _measured_commit_ms(lv)) for lv in levels
+        ]
         return float(np.mean(np.square(logs)))
 
     best = min(_HANDOFFS, key=error)
@@ -193,20 +201,27 @@ def _shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float
     return fixed, scale * math.exp(sigma**2 / 2), math.sqrt(math.expm1(sigma**2))
 
 
-def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, sources: Sources) -> Calibrated:
-    lowest = min(levels, key=lambda lv: lv["rate"])
-    bare = _simulated(model, lowest, seed).figures()
-    own = {q: lowest[f"{q}_ms"] - bare[f"{q}_ms"] for q in ("p50", "p90", "p99")}
+def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, sources: Sources) -> Calibrated:
+    """The delay through the p50/p90/p99 latency the stations leave unexplained, averaged over
+    the levels that held (each level's measured quantile less the model's own there, simulated
+    without the delay): one level alone is too few requests for its p99, and the lowest one is
+    the slowest (idle threads and cores wake up for each request)."""
+    own = dict.fromkeys(_QUANTILES, 0.0)
+    for level in levels:
+        bare = _simulated(model, level, seed, seconds).figures()
+        for q in _QUANTILES:
+            own[q] += (level[f"{q}_ms"] - bare[f"{q}_ms"]) / len(levels)
     fixed, mean_ms, cv = _shifted_lognormal(own["p50"], own["p90"], own["p99"])
-    text = (f"fixed + lognormal through the p50/p90/p99 latency at {lowest['rate']:g}/s "
-            f"({lowest['p50_ms']:.3f}/{lowest['p90_ms']:.3f}/{lowest['p99_ms']:.3f} ms) less the stations' own there "
-            f"({bare['p50_ms']:.3f}/{bare['p90_ms']:.3f}/{bare['p99_ms']:.3f} ms, simulated)")  # fmt: skip
+    text = (f"fixed + lognormal through the p50/p90/p99 latency the stations leave unexplained "
+            f"({own['p50']:.3f}/{own['p90']:.3f}/{own['p99']:.3f} ms), averaged over " + _rates(levels))  # fmt: skip
     for key in ("fixed_ms", "mean_ms", "cv"):
         sources[f"delay.{key}"] = text
     return _with(model, "delay", fixed_ms=fixed, mean_ms=mean_ms, cv=cv)
 
 
-def estimate_model(levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup) -> tuple[Calibrated, Sources]:
+def estimate_model(
+    levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup, *, fit_seconds: float = FIT_SECONDS
+) -> tuple[Calibrated, Sources]:
     """The calibrated model of the measured `levels` (see the module doc) and where each number came from.
     ValueError when fewer than one level held below the knee."""
     held = below_knee(levels)
@@ -227,5 +242,5 @@ def estimate_model(levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
-    model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, sources)
-    return _fit_delay(model, held, setup.seed, sources), sources
+    model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
+    return _fit_delay(model, held, setup.seed, fit_seconds, sources), sources

@@ -2,10 +2,12 @@
 
 For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this order:
 1. the model predicts, before anything is measured: its knee (the highest rate whose p99 stays
-   at or under 50 ms), held-out levels below it (rates the calibration did not use), a
-   staircase around the knee, and the what-ifs (testbed/calibration/whatifs.py);
-2. a fresh live network of the same load-test scenario is measured at those levels (the
-   staircase stops after two levels past the knee), and runs the what-ifs;
+   at or under 50 ms), held-out levels below it (rates the calibration did not use), and the
+   what-ifs (testbed/calibration/whatifs.py);
+2. a fresh live network of the same load-test scenario is measured at those levels, then on a
+   staircase to its knee (from the lower of 0.85 of the model's knee and the highest
+   calibration level that held, up 6% a level, each stair predicted before it is measured,
+   until two in a row pass the knee), and runs the what-ifs;
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
    points of one core), the knee's error, each what-if's; and whether each goal is met.
 Written into OUT: validation.json and report.html (reports/validation.py), and live/.
@@ -14,7 +16,7 @@ Written into OUT: validation.json and report.html (reports/validation.py), and l
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,16 +26,17 @@ from network.testbed_model import Conditions
 from reports.validation import build_validation_report
 from scenarios.calibrated import Calibrated, load_calibrated
 from testbed.bench.goals import machine_info
-from testbed.calibration.calibrate import Progress
+from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
-from testbed.calibration.estimate import KNEE_P99_MS
+from testbed.calibration.estimate import KNEE_P99_MS, below_knee
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.whatifs import WhatIfs, run_whatifs
 
-__all__ = ["KNEE_STEPS", "ValidationPlan", "measured_figures", "validate"]
+__all__ = ["KNEE_STAIRS", "KNEE_STEP", "ValidationPlan", "measured_figures", "stairs_from", "validate"]
 
-KNEE_STEPS = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)  # the staircase around the predicted knee
+KNEE_STEP = 1.06  # the staircase to the measured knee climbs by 6% a level ...
+KNEE_STAIRS = 20  # ... at most this many levels
 _REQUESTS = 40_000
 _FAILED_STEPS = 2  # the staircase stops after this many levels in a row past the knee
 
@@ -46,7 +49,7 @@ class ValidationPlan:
 
     live: LivePlan
     held_out: tuple[float, ...] = ()
-    knee_steps: tuple[float, ...] = KNEE_STEPS
+    knee: bool = True
     replications: int = 5
     whatifs: WhatIfs = field(default_factory=WhatIfs)
 
@@ -69,36 +72,60 @@ def _row(rate: float, guess: Predicted, level: dict[str, Any]) -> dict[str, Any]
             "error": level_errors(guess.figures, measured)}  # fmt: skip
 
 
-def _staircase(bench: LiveBench, rates: Sequence[float], say: Progress) -> list[dict[str, Any]]:
-    levels, past = [], 0
-    for rate in rates:
+def stairs_from(knee: float, held: float | None) -> list[float]:
+    """The staircase to the measured knee: from the lower of 0.85 of the model's knee and the
+    highest calibration level that held, up by KNEE_STEP a level."""
+    start = min(0.85 * knee, held or math.inf)
+    return [round(start * KNEE_STEP**k, 1) for k in range(KNEE_STAIRS)]
+
+
+def _highest_held(cal: Path) -> float | None:
+    levels = read_levels(cal) if (cal.parent / "calibration.json").exists() else []
+    held = [lv["rate"] for lv in below_knee(levels)]
+    return max(held) if held else None
+
+
+def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float], Predicted],
+               say: Progress) -> list[tuple[Predicted, dict[str, Any]]]:  # fmt: skip
+    """Each stair predicted, then measured, until two levels in a row pass the knee."""
+    climbed, past = [], 0
+    for rate in stairs:
+        predicted_level = guess(rate)
         level = bench.level(rate)
-        levels.append(level)
-        say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms")
+        climbed.append((predicted_level, level))
+        say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {predicted_level.figures['p99_ms']:.2f})")
         past = past + 1 if not (level["p99_ms"] or math.inf) <= KNEE_P99_MS else 0
         if past >= _FAILED_STEPS:
             break
-    return levels
+    return climbed
 
 
-def _knee(rates: Sequence[float], levels: Sequence[dict[str, Any]], predicted_knee: float,
-          guesses: Sequence[Predicted]) -> dict[str, Any]:  # fmt: skip
-    held = [lv["rate"] for lv in levels if (lv["p99_ms"] or math.inf) <= KNEE_P99_MS]
-    measured = max(held) if held else None
-    by_rate = {lv["rate"]: lv["p99_ms"] for lv in levels}
+def _knee(climbed: Sequence[tuple[Predicted, dict[str, Any]]], predicted_knee: float) -> dict[str, Any]:
+    """The measured knee: the highest stair that held below the first failing one (None when the
+    first stair failed already)."""
+    measured = None
+    for _, level in climbed:
+        if not (level["p99_ms"] or math.inf) <= KNEE_P99_MS:
+            break
+        measured = level["rate"]
     return {"p99_limit_ms": KNEE_P99_MS, "predicted": round(predicted_knee, 1), "measured": measured,
-            "error": signed(predicted_knee, measured), "rates": list(rates),
-            "predicted_p99_ms": [g.as_json()["p99_ms"] for g in guesses],
-            "measured_p99_ms": [by_rate.get(r) for r in rates]}  # fmt: skip
+            "error": signed(predicted_knee, measured), "rates": [lv["rate"] for _, lv in climbed],
+            "predicted_p99_ms": [g.as_json()["p99_ms"] for g, _ in climbed],
+            "measured_p99_ms": [lv["p99_ms"] for _, lv in climbed]}  # fmt: skip
 
 
-def _predict_all(model: Calibrated, plan: ValidationPlan, say: Progress) -> tuple[float, list[float], list[float]]:
+def _predict_all(
+    model: Calibrated, cal: Path, plan: ValidationPlan, say: Progress
+) -> tuple[float, list[float], list[float]]:
+    """The model's knee (NaN when nothing asks for it), the held-out rates and the knee's staircase."""
+    wanted = plan.knee or not plan.held_out or (plan.whatifs.enabled and plan.whatifs.rate is None)
     lowest = min(model.levels) if model.levels else 50.0
-    knee = knee_of(model, plan.live.seconds, plan.live.warmup_s, lowest / 2, plan.live.seed)
+    knee = knee_of(model, plan.live.seconds, plan.live.warmup_s, lowest / 2, plan.live.seed) if wanted else math.nan
     held = sorted(plan.held_out) or held_out_rates(model.levels, knee)
-    stairs = [round(knee * s, 1) for s in plan.knee_steps]
-    say(f"the model's knee: {knee:,.0f}/s; held-out levels {', '.join(f'{r:g}' for r in held)}/s; "
-        f"staircase {', '.join(f'{r:g}' for r in stairs)}/s")  # fmt: skip
+    stairs = stairs_from(knee, _highest_held(cal)) if plan.knee else []
+    shown = "not asked for" if math.isnan(knee) else f"{knee:,.0f}/s"
+    say(f"the model's knee: {shown}; held-out levels {', '.join(f'{r:g}' for r in held)}/s"
+        + (f"; staircase from {stairs[0]:g}/s up by {KNEE_STEP - 1:.0%}" if stairs else ""))  # fmt: skip
     return knee, held, stairs
 
 
@@ -106,19 +133,21 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
     """Validate the model in `cal` (see the module doc); returns what validation.json holds."""
     model = load_calibrated(cal)
     out.mkdir(parents=True, exist_ok=True)
-    knee, held, stairs = _predict_all(model, plan, say)
-    guesses = {r: predicted(model, _conditions(plan, r), plan.replications) for r in [*held, *stairs]}
+    knee, held, stairs = _predict_all(model, cal, plan, say)
+
+    def guess(rate: float) -> Predicted:
+        return predicted(model, _conditions(plan, rate), plan.replications)
+
+    guesses = {r: guess(r) for r in held}
     with LiveBench(out / "live", plan.live) as bench:
         bench.prepare(_REQUESTS)
         levels = {r: bench.level(r) for r in held}
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
-        climbed = _staircase(bench, stairs, say) if stairs else []
+        climbed = _staircase(bench, stairs, guess, say)
         whatifs = run_whatifs(model, bench, plan.whatifs, plan.live, knee, say, plan.replications)
-    rows = [_row(r, guesses[r], levels[r]) for r in held] + [
-        _row(lv["rate"], guesses[lv["rate"]], lv) for lv in climbed
-    ]
-    knee_json = _knee(stairs, climbed, knee, [guesses[r] for r in stairs]) if stairs else None
+    rows = [_row(r, guesses[r], levels[r]) for r in held] + [_row(lv["rate"], g, lv) for g, lv in climbed]
+    knee_json = _knee(climbed, knee) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
               "levels": sorted(rows, key=lambda row: row["rate"]), "knee": knee_json, "whatifs": whatifs}  # fmt: skip

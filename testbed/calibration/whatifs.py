@@ -86,8 +86,9 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, live: LivePl
     guess_base = predicted(model, when, replications)
     base = bench.level(rate)
     host = f"host-{plan.host}"
-    killed = bench.level(rate, faults=[Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)])
+    # the stop first: what a killed host leaves behind (redeliveries, reconnections) stays out of it
     stopped = bench.level(rate, faults=[Fault(at=plan.stop_at_s, action="stop_core", duration=plan.stop_s)])
+    killed = bench.level(rate, faults=[Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)])
     down = _window(killed, "kill_host")
     guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
     guess_stop = predicted(

@@ -12,7 +12,7 @@ from scenarios.shipped import default_loadtest
 from testbed.bench.goals import BenchError
 from testbed.calibration.calibrate import CalibrationPlan, calibrate
 from testbed.calibration.measure import DEFAULT_PROCESSES, LivePlan
-from testbed.calibration.validate import KNEE_STEPS, ValidationPlan, validate
+from testbed.calibration.validate import ValidationPlan, validate
 from testbed.calibration.whatifs import WhatIfs
 from testbed.commands.arguments import add_command, add_hosts, add_out, add_quiet, add_seed, failed
 from testbed.live import DEFAULT_HOSTS, LiveNetworkError
@@ -112,7 +112,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     plan = ValidationPlan(live=_live_plan(args), held_out=args.held_out, replications=args.replications,
-                          knee_steps=() if args.no_knee else KNEE_STEPS,
+                          knee=not args.no_knee,
                           whatifs=WhatIfs(enabled=not args.no_whatifs, rate=args.whatif_rate))  # fmt: skip
     try:
         result = validate(args.cal, args.out, plan, _say(args))

@@ -91,7 +91,7 @@ def model_loop(demo: Demo) -> None:
     demo.say(f"calibrating a model of the live testbed at {rates} ({DEMO_LEVEL_S:g} s each), then predicting "
              f"{DEMO_HELD_OUT:g}/s, a level it was not fitted on, before measuring it")  # fmt: skip
     cal = calibrate(demo.out / "calibration", CalibrationPlan(live=live, rates=DEMO_CALIBRATION_RATES), say=demo.say)
-    plan = ValidationPlan(live=live, held_out=(DEMO_HELD_OUT,), knee_steps=(), replications=3,
+    plan = ValidationPlan(live=live, held_out=(DEMO_HELD_OUT,), knee=False, replications=3,
                           whatifs=WhatIfs(enabled=False))  # fmt: skip
     result = validate(cal, demo.out / "validation", plan, say=demo.say)
     (level,) = result["levels"]
