@@ -151,8 +151,9 @@ class AuditLog(AuditReads):
         so they survive a process crash or power loss; the index is final. Concurrent calls
         are batched into one transaction by the writer thread (group commit,
         crossroads.audit_writer), which commits as soon as it is free, and waits (at most
-        `commit_linger` seconds) only while appends announced with `announce` are on their way,
-        so that many share one fsync (a lone append, or a light load, is not held). Indices
+        `commit_linger` seconds) only while appends announced with `announce` are on their way
+        or appends stream in, so that many share one fsync (a lone append, or a light load, is
+        not held). Indices
         follow submission order. A checkpoint covering the record is stored within about
         `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs one for the
         current size at once. If the commit fails, every append in that batch raises and none

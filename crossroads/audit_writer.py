@@ -11,10 +11,12 @@ When to commit is decided in one place, `_run` with `_linger_for` and `_gather`.
 commits as soon as it is free: the appends that arrived while the previous commit ran form the
 next batch. It waits only while more appends are measurably on their way: callers announce an
 append before they make it (`announce`: the core, when an exchange starts forwarding, since its
-audit record follows the answer), and when at least MIN_COMING are announced, the writer waits in
-steps as long as the previous commit took, while each step brings new appends and more are
-announced, up to the commit linger. A lone append, or a light load, is never held; a busy core's
-commits carry many records, which saves the CPU a commit costs (~125 us, plus ~10 us a record).
+audit record follows the answer), and when at least MIN_COMING are announced, or at least
+MIN_COMING arrived while the previous commit ran (appends stream in, announced or not), the
+writer waits in steps as long as the previous commit took, while each step brings new appends
+(MIN_COMING of them, unless more are announced), up to the commit linger. A lone append, or a
+light load, is never held; a busy core's commits carry many records, which saves the CPU a commit
+costs (~125 us, plus ~10 us a record).
 """
 
 from __future__ import annotations
@@ -214,20 +216,24 @@ class AuditWriter:
         self.coming += count
 
     def _linger_for(self) -> bool:
-        """Whether to wait before this commit: only while at least MIN_COMING appends are announced."""
+        """Whether to wait before this commit: only while at least MIN_COMING appends are announced,
+        or at least MIN_COMING arrived while the previous commit ran (they stream in)."""
         if not self._linger or self._closing or self._queued_records >= _LINGER_RECORDS:
             return False
-        return self.coming >= MIN_COMING
+        return self.coming >= MIN_COMING or self._queued_records >= MIN_COMING
 
     def _gather(self) -> None:
         """Wait (without the lock) in steps as long as the last commit took, while each step brings
-        new appends and more are announced, up to the commit linger."""
+        new appends (at least MIN_COMING of them unless more are announced), up to the commit linger."""
         step = self._last_commit_s
         seen, deadline = len(self._queue), time.monotonic() + self._linger
         while time.monotonic() + step <= deadline:
             time.sleep(step)
             count = len(self._queue)  # a racy read is fine: it only decides whether to wait on
-            if count == seen or self.coming <= 0 or self._closing or self._queued_records >= _LINGER_RECORDS:
+            streaming = count - seen >= MIN_COMING
+            if count == seen or not (streaming or self.coming > 0) or self._closing:
+                return
+            if self._queued_records >= _LINGER_RECORDS:
                 return
             seen = count
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from crossroads.audit import AUDIT_DB, AuditIndexError, AuditLog, AuditLogError, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError, audit_time
 from crossroads.audit_service import AuditServicer
+from crossroads.audit_writer import MIN_COMING
 from crossroads.checkpoint import (
     CheckpointError,
     key_id,
@@ -550,3 +551,25 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
         assert log.size == 0  # nothing of the failed batch was committed or indexed
         assert log.append_batch_sync(records(0, 3)) == [0, 1, 2]
     assert verify_store(tmp_path).ok
+
+
+def test_a_lone_append_is_never_held_and_streaming_appends_share_commits(tmp_path: Path) -> None:
+    """The group commit waits only while appends are on their way: never for one append alone,
+    and when thousands stream in unannounced, their commits carry many records each."""
+    with AuditLog.open(tmp_path, commit_linger=0.008) as log:
+
+        async def one_by_one() -> None:
+            for i in range(20):
+                await log.append(record(i))
+
+        asyncio.run(one_by_one())
+        alone = log.commit_stats()
+        assert alone.commits == 20 and alone.wait_s == 0.0
+
+        async def streaming() -> None:
+            await asyncio.gather(*(log.append(record(20 + i)) for i in range(3000)))
+
+        asyncio.run(streaming())
+        streamed = log.commit_stats().since(alone)
+        assert streamed.records == 3000
+        assert streamed.records / streamed.commits >= 2 * MIN_COMING
