@@ -28,8 +28,9 @@ setup: $(STAMP) $(CHROMIUM)
 demo: setup  ## set up, bring the live network up, send exchanges, show the audit head
 	$(VENV)/bin/crossroads demo --out $(RUN)
 
-test: setup  ## set up and run every test (lint and types included)
-	$(PY) -m pytest -q
+# Two workers (pytest-xdist): every test brings up what it needs on free ports in its own folder.
+test: setup  ## set up and run every test (lint and types included), on two worker processes
+	$(PY) -m pytest -q -n 2
 
 bench: setup  ## the benchmarks (not tests), ~35 min: core vs proxy, audit, world, start-up, capacity, 10-min soak; rewrites the end of docs/PERFORMANCE.md
 	$(VENV)/bin/crossroads bench all --out runs/bench --performance docs/PERFORMANCE.md $(BENCH_ARGS)
