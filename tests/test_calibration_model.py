@@ -12,6 +12,7 @@ from network.testbed_model import Conditions, predict
 from scenarios.calibrated import Calibrated
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
 from testbed.calibration.predicted import held_out_rates
+from testbed.calibration.validate import stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
 DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
@@ -78,3 +79,10 @@ def test_held_out_levels_avoid_the_calibration_levels() -> None:
     ]  # midpoints, then 0.85 of the knee (0.7, 0.5: too near)
     rates = held_out_rates([100], knee=1000)
     assert len(rates) == 3 and all(abs(r - 100) / 100 > 0.08 for r in rates)
+
+
+def test_the_knee_staircase_starts_below_both_knees_and_on_no_calibration_level() -> None:
+    stairs = stairs_from(knee=1000.0, held=759.4)  # the highest calibration level that held
+    assert stairs[0] == pytest.approx(683.5, abs=0.1) and stairs[1] == pytest.approx(683.5 * 1.06, abs=0.1)
+    assert stairs_from(knee=500.0, held=759.4)[0] == 425.0  # a model whose knee is lower starts lower
+    assert stairs_from(knee=500.0, held=None)[0] == 425.0

@@ -117,9 +117,6 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
     return figures
 
 
-# ------------------------------------------------------------------ the two paths do the same work
-
-
 # ------------------------------------------------------------------ the benchmark
 
 

@@ -5,7 +5,7 @@ For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this ord
    at or under 50 ms), held-out levels below it (rates the calibration did not use), and the
    what-ifs (testbed/calibration/whatifs.py);
 2. a fresh live network of the same load-test scenario is measured at those levels, then on a
-   staircase to its knee (from the lower of 0.85 of the model's knee and the highest
+   staircase to its knee (from the lower of 0.85 of the model's knee and 0.9 of the highest
    calibration level that held, up 6% a level, each stair predicted before it is measured,
    until two in a row pass the knee), and runs the what-ifs;
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
@@ -73,9 +73,10 @@ def _row(rate: float, guess: Predicted, level: dict[str, Any]) -> dict[str, Any]
 
 
 def stairs_from(knee: float, held: float | None) -> list[float]:
-    """The staircase to the measured knee: from the lower of 0.85 of the model's knee and the
-    highest calibration level that held, up by KNEE_STEP a level."""
-    start = min(0.85 * knee, held or math.inf)
+    """The staircase to the measured knee: from the lower of 0.85 of the model's knee and 0.9 of
+    the highest calibration level that held (a rate of its own, not a calibration level: those
+    are 1.5 apart), up by KNEE_STEP a level."""
+    start = min(0.85 * knee, 0.9 * held if held else math.inf)
     return [round(start * KNEE_STEP**k, 1) for k in range(KNEE_STAIRS)]
 
 
