@@ -35,9 +35,10 @@ Then `crossroads validate OUT/calibrated.yaml --out DIR` holds the model to new 
 _VALIDATE_HELP = """\
 Hold a calibrated model (CAL, written by `crossroads calibrate`) against the live testbed. The
 model first predicts its knee (the highest rate whose p99 stays <= 50 ms), levels the calibration
-did not use (held out, below the knee), a staircase around the knee and three what-ifs (an agency
-host killed for 3 s, the core stopped for 1 s, agencies 10 ms slow); then a fresh live network is
-measured at the same levels and under the same changes. Writes into OUT:
+did not use (held out, below the knee) and three what-ifs (an agency host killed for 3 s, the core
+stopped for 1 s, agencies 10 ms slow); then a fresh live network is measured at the same levels and
+under the same changes, and on a staircase to its own knee (up 6% a level, each stair predicted
+just before it is measured, until two in a row pass 50 ms). Writes into OUT:
   validation.json    per level and figure: predicted (with its 95% interval over --replications),
                      measured, and the signed error (predicted - measured) / measured; the knee's,
                      the what-ifs', and each goal met or not
@@ -88,7 +89,7 @@ def register(sub: Any) -> None:
     add_out(val, "validation folder", default=Path("runs/validation"))
     _add_live(val)
     val.add_argument("--held-out", type=_rates, default=(), help="held-out rates (default: chosen from the model)")
-    val.add_argument("--no-knee", action="store_true", help="skip the staircase around the knee")
+    val.add_argument("--no-knee", action="store_true", help="skip the staircase to the knee")
     val.add_argument("--no-whatifs", action="store_true", help="skip the what-ifs")
     val.add_argument("--whatif-rate", type=float, help="rate of the what-ifs (default: half the model's knee)")
     val.add_argument("--replications", type=int, default=5, help="model runs per level, for its intervals (default 5)")
