@@ -48,6 +48,7 @@ from crossroads.pki import CORE, channel_credentials, peer_name, server_credenti
 from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
 from crossroads.revocation import DEFAULT_CHECK_EVERY, Revocation, guarded
+from crossroads.switching import apply_from_env
 from crossroads.telemetry import Telemetry, TimedAudit, TimedForwarder
 from crossroads.thread_names import name_native_threads
 from protos import messages_pb2, services_pb2, services_pb2_grpc
@@ -475,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_streams=args.max_streams,
         dead_after=args.dead_after,
     )
+    apply_from_env()  # CPython's switch interval unless CROSSROADS_SWITCH_INTERVAL_MS asks
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
     return 0
