@@ -153,10 +153,9 @@ class AuditLog(AuditReads):
         crossroads.audit_writer), which commits as soon as it is free, and waits (at most
         `commit_linger` seconds) only while appends announced with `announce` are on their way
         or appends stream in, so that many share one fsync (a lone append, or a light load, is
-        not held). Indices
-        follow submission order. A checkpoint covering the record is stored within about
-        `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs one for the
-        current size at once. If the commit fails, every append in that batch raises and none
+        not held). Indices follow submission order. A checkpoint covering the record is stored
+        within about `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs
+        one for the current size at once. If the commit fails, every append in that batch raises and none
         of them gets an index. Cancelling the awaiting task does not withdraw the record: once
         submitted it is written. `journal` (the answer given and the parcels owed, see
         crossroads.journal) is committed in the same transaction as the record: both or neither.

@@ -195,11 +195,7 @@ class AuditWriter:
                 jobs, self._queue, self._queued_records = self._queue, [], 0
                 closing = self._closing
             if jobs:
-                started = time.monotonic()
                 self._commit(jobs)
-                took = time.monotonic() - started
-                self._last_commit_s = max(took, _MIN_STEP)
-                self.stats.add(sum(len(job[0]) for job in jobs), took)
             elif closing:
                 break
             else:
@@ -245,18 +241,24 @@ class AuditWriter:
 
     # ------------------------------------------------------------------ what a commit writes
     def _commit(self, jobs: list[Job]) -> None:
+        """Write `jobs` as one transaction, count it in `stats` (before anyone hears of it, so a
+        caller whose append returned sees it counted), then resolve every job's waiter."""
         records: list[AuditRecord] = []
         journal: list[tuple[int, JournalEntry]] = []  # (offset in this batch, entry)
         for job in jobs:
             if job[2] is not None:
                 journal.append((len(records), job[2]))
             records.extend(job[0])
+        started = time.monotonic()
+        error: Exception | None = None
         try:
             first = self._write(records, journal)
         except Exception as exc:  # every waiter of the batch learns of the failure
-            _settle(jobs, 0, _full_store(self._path, exc))
-        else:
-            _settle(jobs, first, None)
+            first, error = 0, _full_store(self._path, exc)
+        took = time.monotonic() - started
+        self._last_commit_s = max(took, _MIN_STEP)
+        self.stats.add(len(records), took)
+        _settle(jobs, first, error)
 
     def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
         """Commit `records` (and `journal`, offsets relative to the first record) as one transaction.

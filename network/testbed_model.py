@@ -39,20 +39,23 @@ import dataclasses
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import simpy
 from numpy.typing import NDArray
 
+from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
 from scenarios.calibrated import Calibrated
 
-__all__ = ["OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
+__all__ = ["FIGURES", "OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
 
 Steps = Generator[simpy.Event, object, None]
 _BACKGROUND_TICK_S = 0.01
 _DRAIN_S = 30.0  # the longest a request due in the window is waited for
-OUTCOMES = ("DELIVERED", "QUEUED", "FAILED")
+OUTCOMES: tuple[str, ...] = (AuditOutcome.DELIVERED, AuditOutcome.QUEUED, AuditOutcome.FAILED)  # a routed exchange's
+FIGURES = ("throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu")  # Prediction.figures(), in order
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +81,6 @@ class Prediction:
     core_cpu: float  # the core's CPU over the window, in cores
     completed: int  # answers that came back within the window, whenever they were due
     commits: tuple[tuple[int, float], ...] = ()  # (records, seconds) of each commit ended in the window
-    unanswered: int = 0
 
     @property
     def throughput(self) -> float:
@@ -91,17 +93,44 @@ class Prediction:
         return mean([s for _, s in self.commits]) * 1000 if self.commits else math.nan
 
     def figures(self) -> dict[str, float]:
-        """throughput (answers/s), mean/p50/p90/p99 latency (ms), core CPU (cores)."""
+        """FIGURES: throughput (answers/s), mean/p50/p90/p99 latency (ms), core CPU (cores)."""
         p50, p90, p99 = percentiles(self.latencies_ms, (50, 90, 99)) if len(self.latencies_ms) else (math.nan,) * 3
         return {"throughput": self.throughput, "mean_ms": mean(self.latencies_ms), "p50_ms": p50,
                 "p90_ms": p90, "p99_ms": p99, "core_cpu": self.core_cpu}  # fmt: skip
+
+
+def _distribution(shares: dict[int, float]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The values and their probabilities (normalised) of a discrete distribution."""
+    weights = np.array(list(shares.values()), dtype=float)
+    return np.array(list(shares), dtype=np.int64), weights / weights.sum()
+
+
+class _Inbox:
+    """What a single worker (the event loop, the audit writer) has waiting: `put` adds and wakes
+    it; `take` waits until something is there and takes all of it."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.items: list[Any] = []
+        self._wakes = env.event()
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        if not self._wakes.triggered:
+            self._wakes.succeed()
+
+    def take(self) -> Generator[simpy.Event, object, list[Any]]:
+        if not self.items:
+            self._wakes = self.env.event()
+            yield self._wakes
+        taken, self.items = self.items, []
+        return taken
 
 
 @dataclass
 class _Tally:
     latencies: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
-    due: int = 0
     completed: int = 0  # answers that came back within the window, whenever due
     commits: list[tuple[int, float]] = field(default_factory=list)  # (records, seconds) of each commit
     core_busy: float = 0.0
@@ -121,12 +150,11 @@ class _Testbed:
         self.begin = when.warmup_s  # the measured window, in simulated time
         self.end = self.begin + when.seconds
         self.tally = _Tally()
-        self.waiting: list[simpy.Event] = []
-        self.writer_wakes = self.env.event()
-        self.ready: list[tuple[float, simpy.Event]] = []  # the core's callbacks ready to run
-        self.loop_wakes = self.env.event()
+        self.records = _Inbox(self.env)  # the audit writer's: each record's "durable" event
+        self.ready = _Inbox(self.env)  # the core's event loop's: (ms, "ran" event) of each callback
         self.kinds = list(model.mix)
         self.kind_shares = np.array([model.mix[k].share for k in self.kinds])
+        self.destinations = {kind: _distribution(mix.destinations) for kind, mix in model.mix.items()}
         sigma2 = math.log1p(model.delay.cv**2)
         self.delay_mu, self.delay_sigma = (
             math.log(max(model.delay.mean_ms, 1e-9) / 1000) - sigma2 / 2,
@@ -146,13 +174,17 @@ class _Testbed:
         held = lock.request() if lock is not None else None
         if held is not None:
             yield held
-        with self.cpus.request() as cpu:
-            yield cpu
-            yield self.env.timeout(ms / 1000)
-        if held is not None and lock is not None:
+        yield from self.on_a_cpu(ms)
+        if lock is not None and held is not None:
             lock.release(held)
         if core:
             self.busy(ms)
+
+    def on_a_cpu(self, ms: float) -> Steps:
+        """Hold one of the machine's cores for `ms`."""
+        with self.cpus.request() as cpu:
+            yield cpu
+            yield self.env.timeout(ms / 1000)
 
     def awake(self) -> Steps:
         """Wait while the core is stopped."""
@@ -163,9 +195,7 @@ class _Testbed:
     def handler(self, ms: float) -> Steps:
         """`ms` of the core's handler: a callback run by the core's event loop in its next turn."""
         ran = self.env.event()
-        self.ready.append((ms, ran))
-        if not self.loop_wakes.triggered:
-            self.loop_wakes.succeed()
+        self.ready.put((ms, ran))
         yield ran
 
     def event_loop(self) -> Steps:
@@ -174,18 +204,13 @@ class _Testbed:
         and, when the writer waits for it, after the switch interval."""
         switch_s = self.m.core.switch_interval_ms / 1000
         while True:
-            if not self.ready:
-                self.loop_wakes = self.env.event()
-                yield self.loop_wakes
-            turn, self.ready = self.ready, []
+            turn = yield from self.ready.take()
             yield from self.awake()
             held = self.core.request()
             yield held
             since = self.env.now
             for ms, ran in turn:
-                with self.cpus.request() as cpu:
-                    yield cpu
-                    yield self.env.timeout(ms / 1000)
+                yield from self.on_a_cpu(ms)
                 self.busy(ms)
                 ran.succeed()
                 if self.core.queue and self.env.now - since >= switch_s:  # the writer forces a switch
@@ -216,7 +241,6 @@ class _Testbed:
 
     def request(self, due: float, kind: str) -> Steps:
         counted = self.begin <= due < self.end
-        self.tally.due += counted
         m = self.m
         yield from self.work(self.generator, m.generator.cpu_ms / 2)
         yield self.env.timeout(self.delay_s())
@@ -225,9 +249,7 @@ class _Testbed:
         outcome = yield from self.forward(kind)
         yield from self.handler(m.core.cpu_ms / 2)
         durable = self.env.event()
-        self.waiting.append(durable)
-        if not self.writer_wakes.triggered:
-            self.writer_wakes.succeed()
+        self.records.put(durable)
         yield durable
         yield from self.work(self.generator, m.generator.cpu_ms / 2)
         self.tally.completed += self.begin <= self.env.now < self.end
@@ -237,16 +259,15 @@ class _Testbed:
 
     def forward(self, kind: str) -> Generator[simpy.Event, object, str]:
         mix = self.m.mix[kind]
-        counts = list(mix.destinations)
-        shares = np.array([mix.destinations[c] for c in counts])
-        n = counts[int(self.rng.choice(len(counts), p=shares / shares.sum()))]
+        counts, shares = self.destinations[kind]
+        n = int(counts[self.rng.choice(len(counts), p=shares)])
         hosts = self.rng.integers(0, self.m.hosts, size=n)
         up = [int(h) for h in hosts if not self.host_down(int(h))]
         if up:
             yield self.env.all_of([self.env.process(self.at_host(h)) for h in up])
         if len(up) == n:
-            return "DELIVERED"
-        return "FAILED" if mix.consultation else "QUEUED"
+            return AuditOutcome.DELIVERED
+        return AuditOutcome.FAILED if mix.consultation else AuditOutcome.QUEUED
 
     def at_host(self, host: int) -> Steps:
         yield from self.work(self.hosts[host], self.m.host.cpu_ms)
@@ -256,11 +277,8 @@ class _Testbed:
     def writer(self) -> Steps:
         commit = self.m.commit
         while True:
-            if not self.waiting:
-                self.writer_wakes = self.env.event()
-                yield self.writer_wakes
+            batch = yield from self.records.take()
             yield from self.awake()
-            batch, self.waiting = self.waiting, []
             started = self.env.now
             wait_s = max(0.0, commit.fixed_ms + commit.per_record_ms * len(batch) - commit.cpu_ms) / 1000
             for _ in range(commit.handoffs):
@@ -276,7 +294,7 @@ class _Testbed:
         share = self.m.core.background
         while share > 0:
             ms = min(share, 1.0) * _BACKGROUND_TICK_S * 1000
-            yield self.env.process(self.work(None, ms, core=True))
+            yield from self.work(None, ms, core=True)
             yield self.env.timeout(max(0.0, _BACKGROUND_TICK_S - ms / 1000))
 
     def delay_s(self) -> float:
@@ -290,9 +308,8 @@ class _Testbed:
             self.env.process(process)
         self.env.run(until=self.end + _DRAIN_S)
         t = self.tally
-        answered = sum(t.outcomes.values())
         return Prediction(self.when, np.asarray(t.latencies, dtype=float), dict(t.outcomes),
-                          t.core_busy / self.when.seconds, t.completed, tuple(t.commits), t.due - answered)  # fmt: skip
+                          t.core_busy / self.when.seconds, t.completed, tuple(t.commits))  # fmt: skip
 
 
 def predict(model: Calibrated, conditions: Conditions) -> Prediction:

@@ -25,7 +25,7 @@ from typing import Any
 from crossroads.atomic_file import write_atomic, write_json_atomic
 from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
-from testbed.calibration.estimate import KNEE_P99_MS, Setup, estimate_model
+from testbed.calibration.estimate import Setup, estimate_model, held
 from testbed.calibration.measure import LiveBench, LivePlan
 
 __all__ = ["CalibrationPlan", "Progress", "calibrate", "staircase"]
@@ -58,10 +58,6 @@ def staircase(plan: CalibrationPlan) -> list[float]:
     return rates
 
 
-def _held(level: dict[str, Any]) -> bool:
-    return (level.get("p99_ms") or float("inf")) <= KNEE_P99_MS and not level["generator_limited"]
-
-
 def _climb(bench: LiveBench, rates: Sequence[float], stop_past_knee: bool, say: Progress) -> list[dict[str, Any]]:
     levels: list[dict[str, Any]] = []
     for rate in rates:
@@ -69,7 +65,7 @@ def _climb(bench: LiveBench, rates: Sequence[float], stop_past_knee: bool, say: 
         levels.append(level)
         say(f"{rate:g}/s: answered {level['achieved_per_s']:,.0f}/s, p50 {level['p50_ms']} ms, "
             f"p99 {level['p99_ms']} ms, core CPU {level['cpu']['core']['utilisation']:.2f}")  # fmt: skip
-        if stop_past_knee and not _held(level):
+        if stop_past_knee and not held(level):
             break
     return levels
 

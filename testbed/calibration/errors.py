@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from network.testbed_model import FIGURES
+
 __all__ = ["GOALS", "goals", "level_errors", "signed"]
 
 # figure -> (what the goal says, the largest error allowed: a fraction, or points for the CPU)
@@ -35,8 +37,7 @@ def signed(predicted: float | None, measured: float | None) -> float | None:
 
 def level_errors(predicted: Mapping[str, float], measured: Mapping[str, float | None]) -> dict[str, float | None]:
     """The errors of one level: each figure's signed error, the core CPU's in points."""
-    errors = {name: signed(predicted[name], measured.get(name)) for name in ("throughput", "mean_ms", "p50_ms",
-                                                                              "p90_ms", "p99_ms")}  # fmt: skip
+    errors = {name: signed(predicted[name], measured.get(name)) for name in FIGURES if name != "core_cpu"}
     cpu = measured.get("core_cpu")
     errors["core_cpu_points"] = None if cpu is None else round((predicted["core_cpu"] - cpu) * 100, 2)
     return errors

@@ -37,7 +37,7 @@ from network.calibration import Estimate, demand
 from network.testbed_model import Conditions, Prediction, predict
 from scenarios.calibrated import Calibrated
 
-__all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "estimate_model"]
+__all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "estimate_model", "held", "p99_held"]
 
 KNEE_P99_MS = 50.0  # the knee: the highest rate whose p99 latency stays at or under this
 _HANDOFFS = (1, 2, 3, 4, 6, 8, 12)
@@ -61,9 +61,19 @@ class Setup:
     seed: int = 0
 
 
+def p99_held(level: Level) -> bool:
+    """Whether a measured level's p99 latency stayed at or under KNEE_P99_MS (no answer: it did not)."""
+    return bool((level.get("p99_ms") or math.inf) <= KNEE_P99_MS)
+
+
+def held(level: Level) -> bool:
+    """Whether a level held: its p99 did, and its generator kept its schedule."""
+    return p99_held(level) and not level["generator_limited"]
+
+
 def below_knee(levels: Sequence[Level]) -> list[Level]:
-    """The levels whose p99 latency held (<= KNEE_P99_MS) and whose generator kept its schedule."""
-    return [lv for lv in levels if (lv.get("p99_ms") or math.inf) <= KNEE_P99_MS and not lv["generator_limited"]]
+    """The levels that held (`held`)."""
+    return [lv for lv in levels if held(lv)]
 
 
 def _utilisation(level: Level, process: str, threads: Callable[[str], bool]) -> float:

@@ -34,6 +34,7 @@ from loadtests.level import Level
 from loadtests.prepared import write_requests
 from loadtests.prepared_mix import Drawn, prepare_mix
 from loadtests.spec import Fault, load_loadtest_spec
+from network.testbed_model import Conditions
 from testbed.bench.goals import BenchError
 from testbed.bench.levels import Path_, run_level
 from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
@@ -58,6 +59,10 @@ class LivePlan:
     warmup_s: float = 2.0
     processes: int = DEFAULT_PROCESSES
     seed: int = 0
+
+    def conditions(self, rate: float) -> Conditions:
+        """The model's conditions for a level of this plan at `rate` (same window, warm-up, seed)."""
+        return Conditions(rate=rate, seconds=self.seconds, warmup_s=self.warmup_s, seed=self.seed)
 
 
 class LiveBench:

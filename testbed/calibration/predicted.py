@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossroads.statistics import estimate
-from network.testbed_model import OUTCOMES, Conditions, replicate
+from network.run import clean_json
+from network.testbed_model import FIGURES, OUTCOMES, Conditions, predict, replicate
 from scenarios.calibrated import Calibrated
 from testbed.calibration.estimate import KNEE_P99_MS
 
-__all__ = ["FIGURES", "Predicted", "held_out_rates", "knee_of", "predicted"]
+__all__ = ["Predicted", "held_out_rates", "knee_of", "predicted"]
 
-FIGURES = ("throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu")
 _KNEE_PRECISION = 1.025  # the model's knee is found to within this ratio
 _MAX_RATE = 1e6
 _MIN_HELD_OUT = 3
@@ -35,13 +35,10 @@ class Predicted:
     outcomes: dict[str, float]
 
     def as_json(self) -> dict[str, Any]:
-        return {**{k: _finite(v) for k, v in self.figures.items()},
-                "ci": {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.ci.items()},
-                "outcomes": self.outcomes}  # fmt: skip
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) or math.isinf(value) else round(value, 4)
+        """Strict JSON: no NaN (null), figures to 4 decimals."""
+        shown: dict[str, Any] = clean_json({k: round(v, 4) for k, v in self.figures.items()})
+        ci = {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in self.ci.items()}
+        return {**shown, "ci": clean_json(ci), "outcomes": self.outcomes}
 
 
 def predicted(model: Calibrated, when: Conditions, replications: int) -> Predicted:
@@ -61,7 +58,7 @@ def knee_of(model: Calibrated, seconds: float, warmup_s: float, start: float, se
     doubling from `start` until a rate fails, then halving the interval; `start` when it fails."""
 
     def holds(rate: float) -> bool:
-        run = replicate(model, Conditions(rate=rate, seconds=seconds, warmup_s=warmup_s, seed=seed), 1)[0]
+        run = predict(model, Conditions(rate=rate, seconds=seconds, warmup_s=warmup_s, seed=seed))
         return bool(run.figures()["p99_ms"] <= KNEE_P99_MS)
 
     if not holds(start):

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from crossroads.atomic_file import write_atomic, write_json_atomic
-from network.testbed_model import Conditions
 from reports.validation import build_validation_report
 from scenarios.calibrated import Calibrated, load_calibrated
 from testbed.bench.goals import machine_info
 from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
-from testbed.calibration.estimate import KNEE_P99_MS, below_knee
+from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.whatifs import WhatIfs, run_whatifs
@@ -61,13 +60,9 @@ def measured_figures(level: dict[str, Any]) -> dict[str, float | None]:
             "core_cpu": level["cpu"]["core"]["utilisation"] if level["cpu"].get("core") else None}  # fmt: skip
 
 
-def _conditions(plan: ValidationPlan, rate: float) -> Conditions:
-    return Conditions(rate=rate, seconds=plan.live.seconds, warmup_s=plan.live.warmup_s, seed=plan.live.seed)
-
-
 def _row(rate: float, guess: Predicted, level: dict[str, Any]) -> dict[str, Any]:
     measured = measured_figures(level)
-    return {"rate": rate, "below_knee": (measured["p99_ms"] or math.inf) <= KNEE_P99_MS,
+    return {"rate": rate, "below_knee": p99_held(level),
             "predicted": guess.as_json(), "measured": measured,
             "error": level_errors(guess.figures, measured)}  # fmt: skip
 
@@ -95,7 +90,7 @@ def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float
         level = bench.level(rate)
         climbed.append((predicted_level, level))
         say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {predicted_level.figures['p99_ms']:.2f})")
-        past = past + 1 if not (level["p99_ms"] or math.inf) <= KNEE_P99_MS else 0
+        past = 0 if p99_held(level) else past + 1
         if past >= _FAILED_STEPS:
             break
     return climbed
@@ -106,7 +101,7 @@ def _knee(climbed: Sequence[tuple[Predicted, dict[str, Any]]], predicted_knee: f
     first stair failed already)."""
     measured = None
     for _, level in climbed:
-        if not (level["p99_ms"] or math.inf) <= KNEE_P99_MS:
+        if not p99_held(level):
             break
         measured = level["rate"]
     return {"p99_limit_ms": KNEE_P99_MS, "predicted": round(predicted_knee, 1), "measured": measured,
@@ -137,7 +132,7 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
     knee, held, stairs = _predict_all(model, cal, plan, say)
 
     def guess(rate: float) -> Predicted:
-        return predicted(model, _conditions(plan, rate), plan.replications)
+        return predicted(model, plan.live.conditions(rate), plan.replications)
 
     guesses = {r: guess(r) for r in held}
     with LiveBench(out / "live", plan.live) as bench:
@@ -146,7 +141,7 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
         climbed = _staircase(bench, stairs, guess, say)
-        whatifs = run_whatifs(model, bench, plan.whatifs, plan.live, knee, say, plan.replications)
+        whatifs = run_whatifs(model, bench, plan.whatifs, knee, say, plan.replications)
     rows = [_row(r, guesses[r], levels[r]) for r in held] + [_row(lv["rate"], g, lv) for g, lv in climbed]
     knee_json = _knee(climbed, knee) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),

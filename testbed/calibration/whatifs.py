@@ -17,20 +17,18 @@ off the measured counts).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from loadtests.spec import Fault
-from network.testbed_model import Conditions
 from scenarios.calibrated import Calibrated
+from testbed.calibration.calibrate import Progress
 from testbed.calibration.errors import signed
-from testbed.calibration.measure import LiveBench, LivePlan
+from testbed.calibration.measure import LiveBench
 from testbed.calibration.predicted import Predicted, predicted
 
 __all__ = ["WhatIfs", "run_whatifs"]
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,13 +74,14 @@ def _window(level: dict[str, Any], action: str) -> tuple[float, float]:
     return float(fault["from_s"]), float(fault["until_s"] if fault["until_s"] is not None else fault["from_s"])
 
 
-def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, live: LivePlan, knee: float,
+def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
                 say: Progress, replications: int) -> list[dict[str, Any]]:  # fmt: skip
     """Run the what-ifs (see the module doc) on `bench`'s network and a fresh slow one."""
     if not plan.enabled:
         return []
+    live = bench.plan
     rate = plan.rate or round(knee * plan.share_of_knee, 1)
-    when = Conditions(rate=rate, seconds=live.seconds, warmup_s=live.warmup_s, seed=live.seed)
+    when = live.conditions(rate)
     guess_base = predicted(model, when, replications)
     base = bench.level(rate)
     host = f"host-{plan.host}"

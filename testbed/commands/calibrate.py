@@ -10,7 +10,7 @@ from typing import Any
 from scenarios.documents import ScenarioError
 from scenarios.shipped import default_loadtest
 from testbed.bench.goals import BenchError
-from testbed.calibration.calibrate import CalibrationPlan, calibrate
+from testbed.calibration.calibrate import CalibrationPlan, Progress, calibrate
 from testbed.calibration.measure import DEFAULT_PROCESSES, LivePlan
 from testbed.calibration.validate import ValidationPlan, validate
 from testbed.calibration.whatifs import WhatIfs
@@ -95,7 +95,7 @@ def register(sub: Any) -> None:
     val.add_argument("--replications", type=int, default=5, help="model runs per level, for its intervals (default 5)")
 
 
-def _say(args: argparse.Namespace) -> Any:
+def _say(args: argparse.Namespace) -> Progress:
     return (lambda _: None) if args.quiet else (lambda text: print(f"crossroads: {text}", file=sys.stderr))
 
 
