@@ -7,7 +7,8 @@ Each request follows the live path, one SimPy process per request:
 2. the generator sends it: half the generator's CPU per request, on one of its processes (each
    one interpreter lock) and one of the machine's cores;
 3. the path's delay (a fixed part and a lognormal one: the kernel, sockets, TLS, what no
-   process's CPU shows);
+   process's CPU shows), the model's constant one or its curve's at the offered rate
+   (network/path_delay.py);
 4. the core: its transport threads' CPU (a core, no lock), then half its handler's CPU, run by
    the core's event loop: each turn of the loop runs every callback ready when it began, under
    the core's one interpreter lock (and a core), which it lets go between turns or, when the
@@ -47,6 +48,7 @@ from numpy.typing import NDArray
 
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
+from network.path_delay import quantiles_at, shifted_lognormal
 from scenarios.calibrated import Calibrated
 
 __all__ = ["FIGURES", "OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
@@ -105,6 +107,13 @@ def _distribution(shares: dict[int, float]) -> tuple[NDArray[np.int64], NDArray[
     return np.array(list(shares), dtype=np.int64), weights / weights.sum()
 
 
+def _delay(model: Calibrated, rate: float) -> tuple[float, float, float]:
+    """The path's delay at `rate` as (fixed ms, lognormal mean ms, cv): the model's curve there
+    (network/path_delay.py), else its constant delay."""
+    d = model.delay
+    return shifted_lognormal(*quantiles_at(d.curve, rate)) if d.curve else (d.fixed_ms, d.mean_ms, d.cv)
+
+
 class _Inbox:
     """What a single worker (the event loop, the audit writer) has waiting: `put` adds and wakes
     it; `take` waits until something is there and takes all of it."""
@@ -155,11 +164,10 @@ class _Testbed:
         self.kinds = list(model.mix)
         self.kind_shares = np.array([model.mix[k].share for k in self.kinds])
         self.destinations = {kind: _distribution(mix.destinations) for kind, mix in model.mix.items()}
-        sigma2 = math.log1p(model.delay.cv**2)
-        self.delay_mu, self.delay_sigma = (
-            math.log(max(model.delay.mean_ms, 1e-9) / 1000) - sigma2 / 2,
-            math.sqrt(sigma2),
-        )
+        self.delay_fixed_ms, delay_mean_ms, cv = _delay(model, when.rate)
+        sigma2 = math.log1p(cv**2)
+        self.delay_mean_s, self.delay_sigma = delay_mean_ms / 1000, math.sqrt(sigma2)
+        self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
 
@@ -298,10 +306,9 @@ class _Testbed:
             yield self.env.timeout(max(0.0, _BACKGROUND_TICK_S - ms / 1000))
 
     def delay_s(self) -> float:
-        delay = self.m.delay
-        if delay.mean_ms <= 0 or self.delay_sigma == 0:
-            return (delay.fixed_ms + delay.mean_ms) / 1000
-        return delay.fixed_ms / 1000 + float(self.rng.lognormal(self.delay_mu, self.delay_sigma))
+        if self.delay_mean_s <= 0 or self.delay_sigma == 0:
+            return self.delay_fixed_ms / 1000 + self.delay_mean_s
+        return self.delay_fixed_ms / 1000 + float(self.rng.lognormal(self.delay_mu, self.delay_sigma))
 
     def run(self) -> Prediction:
         for process in (self.arrivals(), self.event_loop(), self.writer(), self.background()):

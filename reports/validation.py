@@ -10,7 +10,9 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
     knee: {p99_limit_ms, predicted, measured, error, rates, predicted_p99_ms, measured_p99_ms},
     whatifs: [{name, what, rate, predicted/measured: {mean_ms, effect_mean_ms, failed, queued},
                error: {effect_mean_ms, failed, queued}}],
-    goals: {figure: {goal ("within 5%"), worst, met}}.
+    goals: {figure: {goal ("within 5%"), worst, met}},
+    drift: {rate, calibration: {figures}, now: {figures}, change: {as error}} (optional: a
+           calibration level measured again before the held-out ones).
 Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
 "not measured" there and never fails on it. Signed errors are (model - measured) / measured,
 printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
@@ -160,17 +162,45 @@ def _level(level: Json) -> str:
     ci, error = predicted.get("ci") or {}, level.get("error") or {}
     rows = []
     for q in vf.QUANTITIES:
-        model, seen = vf.number(predicted, q.key), vf.number(measured, q.key)
         rows.append([
             html.escape(q.label),
-            fmt(None if model is None else model * q.scale),
+            fmt(_scaled(predicted, q)),
             _interval(ci.get(q.key), q.scale),
-            fmt(None if seen is None else seen * q.scale),
+            fmt(_scaled(measured, q)),
             _error_text(q.error_key, vf.number(error, q.error_key)),
         ])  # fmt: skip
     past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
     head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>"
     return head + table(["figure", "model", "model's interval", "measured", "signed error"], rows)
+
+
+_WHY_DRIFT = """Before the held-out levels, one level the model was tuned at is measured again on the fresh
+network. The model cannot know how far the machine itself has moved since it was tuned (other work on a
+shared machine, a warmer or colder cache); this row shows it. A change here of the size of the errors
+below means they are the machine's drift as much as the model's error."""
+
+
+def _drift(drift: Json | None) -> str:
+    """The control level: measured at calibration and again now, per figure, with its change."""
+    if not drift:
+        return "<p>The machine since calibrating: not measured.</p>"
+    then, now, change = drift.get("calibration") or {}, drift.get("now") or {}, drift.get("change") or {}
+    rows = [
+        [
+            html.escape(q.label),
+            fmt(_scaled(then, q)),
+            fmt(_scaled(now, q)),
+            _error_text(q.error_key, vf.number(change, q.error_key)),
+        ]
+        for q in vf.QUANTITIES
+    ]
+    head = f"<p>{_WHY_DRIFT}</p><p>Measured again: {vf.rate_text(vf.number(drift, 'rate'))} requests/s.</p>"
+    return head + table(["figure", "at calibration", "now", "signed change"], rows)
+
+
+def _scaled(figures: Json, q: vf.Quantity) -> float | None:
+    value = vf.number(figures, q.key)
+    return None if value is None else value * q.scale
 
 
 def _levels(levels: Sequence[Json]) -> str:
@@ -243,6 +273,8 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         figure(vf.cpu_figure(validation), "core CPU against offered load", _WHY_CPU),
         "<h2>Error per figure</h2>",
         figure(vf.error_figure(validation), "error per figure", _WHY_ERROR),
+        "<h2>The machine since calibrating</h2>",
+        _drift(validation.get("drift")),
         "<h2>Each held-out level</h2>",
         _levels(levels),
         "<h2>The knee</h2>",

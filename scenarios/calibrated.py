@@ -29,7 +29,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from scenarios.documents import Document, ScenarioError, read_yaml
 from scenarios.values import Amount, Count, Section, Share, Text, length, number, whole
@@ -49,6 +49,7 @@ __all__ = [
 
 Cpus = Annotated[int, whole(1, 256)]
 Ms = Amount
+Rate = Annotated[float, number(above=True)]
 
 
 class CalibrationError(ScenarioError):
@@ -104,14 +105,28 @@ class Commit(Section):
 
 class Delay(Section):
     """What no station explains: the path's costs outside the processes' measured CPU (the
-    kernel, sockets, TLS, scheduling): a fixed part and a lognormal one."""
+    kernel, sockets, TLS, scheduling): a fixed part and a lognormal one, either the same at every
+    load (fixed_ms, mean_ms, cv) or through the quantiles measured at each rate (`curve`, see
+    network/path_delay.py), which then takes their place."""
 
     fixed_ms: Ms = 0.0
-    """Milliseconds every request spends whatever happens."""
-    mean_ms: Ms
-    """Mean milliseconds of the lognormal part."""
+    """Milliseconds every request spends whatever happens (no curve)."""
+    mean_ms: Ms = 0.0
+    """Mean milliseconds of the lognormal part (no curve)."""
     cv: Annotated[float, number(high=10.0, phrase="a coefficient of variation between 0 and 10")] = 0.0
-    """Coefficient of variation of the lognormal part (0: always its mean)."""
+    """Coefficient of variation of the lognormal part (0: always its mean; no curve)."""
+    curve: list[tuple[Rate, Ms, Ms, Ms]] = Field(default_factory=list)
+    """[rate, p50, p90, p99]: the delay's quantiles (ms) measured at each offered rate (requests/s),
+    rates rising."""
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> Delay:
+        rates = [point[0] for point in self.curve]
+        if rates != sorted(set(rates)):
+            raise ValueError("the curve's rates must rise, each once")
+        if self.curve and (self.fixed_ms or self.mean_ms):
+            raise ValueError("either a curve or fixed_ms/mean_ms, not both")
+        return self
 
 
 class KindMix(Section):
@@ -140,7 +155,7 @@ class Calibrated(Section):
     delay: Delay
     mix: Annotated[dict[str, KindMix], length(1, None, "at least one kind of message", mapping=True)]
     """The kinds of message offered, by name."""
-    levels: list[Annotated[float, number(above=True)]] = Field(default_factory=list)
+    levels: list[Rate] = Field(default_factory=list)
     """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
     seed: Count = 0
 
@@ -185,8 +200,14 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
         lines.append(_line(key, getattr(model, key), sources.get(key)))
     for section in ("generator", "core", "host", "commit", "delay"):
         lines.append(f"{section}:")
-        for key, value in getattr(model, section).model_dump().items():
-            lines.append(_line(key, value, sources.get(f"{section}.{key}"), 2))
+        part = getattr(model, section)
+        for key, value in part.model_dump().items():
+            source = sources.get(f"{section}.{key}")
+            if source is None and value == type(part).model_fields[key].get_default(call_default_factory=True):
+                continue  # a default nobody set: left out
+            if isinstance(value, list):
+                value = json.dumps([[_number(float(v)) for v in point] for point in value]).replace('"', "")
+            lines.append(_line(key, value, source, 2))
     lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
     for kind, share in model.mix.items():
         destinations = ", ".join(f"{n}: {_number(s)}" for n, s in share.destinations.items())

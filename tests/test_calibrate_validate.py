@@ -77,5 +77,7 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     killed = saved["whatifs"][0]
     assert set(killed["error"]) == {"effect_mean_ms", "failed", "queued"} and killed["faults"]
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
+    drift = saved["drift"]  # the calibration level nearest 45/s measured again first
+    assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS
     assert set(saved["goals"]) == {"throughput", "mean_ms", "p99_ms", "core_cpu_points", "knee", "whatifs"}
     assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")

@@ -57,12 +57,15 @@ def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple
     assert model.mix["MUTATION"].destinations == {3: 1.0} and model.mix["CONSULTATION"].share == 0.75
 
 
-def test_the_delay_makes_the_lowest_level_what_it_measured(estimated: tuple[Calibrated, Sources]) -> None:
-    model, _ = estimated
-    figures = predict(model, Conditions(rate=100, seconds=60.0, seed=1)).figures()
-    assert figures["p50_ms"] == pytest.approx(4.0, rel=0.1)
-    assert figures["p99_ms"] == pytest.approx(12.0, rel=0.2)
-    assert model.delay.fixed_ms > 0 and model.delay.cv > 0
+def test_the_delay_curve_makes_each_level_that_held_what_it_measured(estimated: tuple[Calibrated, Sources]) -> None:
+    model, sources = estimated
+    assert [point[0] for point in model.delay.curve] == [100, 200, 400]  # the 800/s level did not hold
+    assert model.delay.fixed_ms == model.delay.mean_ms == 0  # the curve takes their place
+    for rate in (100, 400):
+        figures = predict(model, Conditions(rate=rate, seconds=60.0, seed=1)).figures()
+        assert figures["p50_ms"] == pytest.approx(4.0, rel=0.1)
+        assert figures["p99_ms"] == pytest.approx(12.0, rel=0.2)
+    assert "corrected 2 times" in sources["delay.curve"]
 
 
 def test_the_knee_is_a_p99_of_50_ms_and_nothing_held_is_refused() -> None:

@@ -160,6 +160,16 @@ def test_the_knee_and_the_whatifs(page: str) -> None:
     assert whatifs[7] == ["", "", "requests failed", "0", "0", "-"]
 
 
+def test_the_control_level_shows_how_far_the_machine_moved(page: str, holes: str) -> None:
+    drift = _section(page, "The machine since calibrating")
+    assert "Measured again: 225 requests/s" in drift
+    rows = _rows(drift)
+    assert rows[0] == ["figure", "at calibration", "now", "signed change"]
+    assert ["mean latency (ms)", "5.10", "4.50", "-11.8%"] in rows
+    assert rows[-1][0].startswith("core CPU") and rows[-1][2:] == ["-", "-"]
+    assert "<p>The machine since calibrating: not measured.</p>" in holes
+
+
 def test_the_same_validation_gives_the_same_page(page: str) -> None:
     assert build_validation_report(realistic()) == page
 

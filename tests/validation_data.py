@@ -53,6 +53,7 @@ def realistic() -> dict[str, Any]:
         },
         "whatifs": _whatifs(),
         "goals": _goals(),
+        "drift": _drift(),
     }
 
 
@@ -76,6 +77,24 @@ def _whatifs() -> list[dict[str, Any]]:
             "error": {"effect_mean_ms": -0.122, "failed": None, "queued": None},
         },
     ]
+
+
+def _drift() -> dict[str, Any]:
+    """The control level measured again: faster now, its core CPU not read."""
+    figures = ("throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu")
+    return {
+        "rate": 225.0,
+        "calibration": dict(zip(figures, (229.0, 5.1, 4.7, 7.4, 12.8, 0.388), strict=True)),
+        "now": dict(zip(figures, (228.0, 4.5, 4.1, 6.8, 11.3, None), strict=True)),
+        "change": {
+            "throughput": -0.0044,
+            "mean_ms": -0.1176,
+            "p50_ms": -0.1277,
+            "p90_ms": -0.0811,
+            "p99_ms": -0.1172,
+            "core_cpu_points": None,
+        },
+    }
 
 
 def _goals() -> dict[str, Any]:
@@ -106,4 +125,5 @@ def sparse() -> dict[str, Any]:
     v["goals"]["mean_ms"] = {"goal": "within 10%", "worst": None, "met": None}
     del v["knee"]
     v["whatifs"] = []
+    v["drift"] = None
     return v

@@ -30,7 +30,8 @@ def _bench_goal(name: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
     """Calibrate into OUT/calibration, validate into OUT/validation; the figures and their goals
-    (model_<figure>_error: the worst absolute error, in percent, or points for the core's CPU)."""
+    (model_<figure>_error: the worst absolute error, in percent, or points for the core's CPU),
+    and the machine's drift since calibrating (a calibration level measured again: `drift`)."""
     live = LivePlan(scenario=scenario or default_loadtest())
     say(f"model: calibrating against the live testbed ({live.scenario.name})")
     cal = calibrate(out / "calibration", CalibrationPlan(live=live), say=say)
@@ -39,4 +40,5 @@ def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
     goals = {f"model_{name}_error": _bench_goal(name, result) for name in GOALS}
     report = out / "validation" / "report.html"
     return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
-            "knee": result["knee"], "whatifs": result["whatifs"], "goals": goals}  # fmt: skip
+            "knee": result["knee"], "whatifs": result["whatifs"], "drift": result["drift"],
+            "goals": goals}  # fmt: skip

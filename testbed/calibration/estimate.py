@@ -16,9 +16,10 @@ measure.py), with the operational laws of network/calibration.py, and says where
   commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
   against its mean batch, from the core's telemetry, a line across the levels;
 - commit.handoffs: the value whose simulated commit times come closest to the telemetry's;
-- delay: what the stations do not explain: a fixed part plus a lognormal through the p50, p90
-  and p99 latency each level leaves unexplained (measured less the model's own, simulated
-  without the delay), averaged over the levels below the knee;
+- delay.curve: what the stations do not explain at each level that held, as its p50, p90 and
+  p99 (measured less the model's own, simulated without the delay, then corrected by what the
+  model with the curve still misses): a load-dependent delay, interpolated between the levels
+  (network/path_delay.py);
 - mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py).
 """
 
@@ -42,8 +43,8 @@ __all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "esti
 KNEE_P99_MS = 50.0  # the knee: the highest rate whose p99 latency stays at or under this
 _HANDOFFS = (1, 2, 3, 4, 6, 8, 12)
 _QUANTILES = ("p50", "p90", "p99")
-_Z90, _Z99 = 1.2815516, 2.3263479  # the standard normal's 90th and 99th percentiles
 FIT_SECONDS = 6.0  # simulated window per level when fitting the commit's handoffs and the delay
+DELAY_ROUNDS = 2  # corrections of the delay curve by what the model with it still misses
 Level = dict[str, Any]
 _LOCKED = ("main", "grpc-poller")  # the core's Python threads on each call's path: they hold its lock
 Sources = dict[str, str]  # dotted key of the model -> where its number came from
@@ -151,7 +152,7 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
     }
 
 
-def _with(model: Calibrated, section: str, **values: float) -> Calibrated:
+def _with(model: Calibrated, section: str, **values: Any) -> Calibrated:
     return model.model_copy(update={section: getattr(model, section).model_copy(update=values)})
 
 
@@ -187,46 +188,24 @@ def _rates(levels: Sequence[Level]) -> str:
     return ", ".join(f"{lv['rate']:g}/s" for lv in levels)
 
 
-def _shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float, float]:
-    """(fixed, mean, cv) of fixed + lognormal with these quantiles (ms); fixed 0 and a plain
-    lognormal through p50 and p99 when the quantiles allow no shift."""
-    a, c, d = p50, max(p90, p50 + 1e-6), max(p99, p90 + 2e-6)
-    target = (d - a) / (c - a)
-
-    def ratio(sigma: float) -> float:
-        return math.expm1(_Z99 * sigma) / math.expm1(_Z90 * sigma)
-
-    if target <= ratio(1e-6):  # lighter-tailed than any lognormal: no spread beyond the normal's
-        return max(a, 0.0), 0.0, 0.0
-    lo, hi = 1e-6, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if ratio(mid) < target else (lo, mid)
-    sigma = (lo + hi) / 2
-    scale = (c - a) / math.expm1(_Z90 * sigma)  # the lognormal's median
-    fixed = a - scale
-    if fixed < 0:
-        sigma = math.log(d / a) / _Z99 if d > a > 0 else 0.0
-        scale, fixed = max(a, 1e-6), 0.0
-    return fixed, scale * math.exp(sigma**2 / 2), math.sqrt(math.expm1(sigma**2))
-
-
 def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, sources: Sources) -> Calibrated:
-    """The delay through the p50/p90/p99 latency the stations leave unexplained, averaged over
-    the levels that held (each level's measured quantile less the model's own there, simulated
-    without the delay): one level alone is too few requests for its p99, and the lowest one is
-    the slowest (idle threads and cores wake up for each request)."""
-    own = dict.fromkeys(_QUANTILES, 0.0)
-    for level in levels:
-        bare = _simulated(model, level, seed, seconds).figures()
-        for q in _QUANTILES:
-            own[q] += (level[f"{q}_ms"] - bare[f"{q}_ms"]) / len(levels)
-    fixed, mean_ms, cv = _shifted_lognormal(own["p50"], own["p90"], own["p99"])
-    text = (f"fixed + lognormal through the p50/p90/p99 latency the stations leave unexplained "
-            f"({own['p50']:.3f}/{own['p90']:.3f}/{own['p99']:.3f} ms), averaged over " + _rates(levels))  # fmt: skip
-    for key in ("fixed_ms", "mean_ms", "cv"):
-        sources[f"delay.{key}"] = text
-    return _with(model, "delay", fixed_ms=fixed, mean_ms=mean_ms, cv=cv)
+    """The delay curve (network/path_delay.py): at each level that held, the p50/p90/p99 latency
+    the stations leave unexplained (measured less the model's own there, simulated without a
+    delay), then corrected DELAY_ROUNDS times by what the model with the curve still misses
+    there (a sum's quantiles are not the sums of its parts' quantiles)."""
+    bare = _with(model, "delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
+    ordered = sorted(levels, key=lambda lv: lv["rate"])
+    curve = [[lv["rate"], 0.0, 0.0, 0.0] for lv in ordered]
+    trial = bare
+    for _ in range(1 + DELAY_ROUNDS):
+        for point, level in zip(curve, ordered, strict=True):
+            figures = _simulated(trial, level, seed, seconds).figures()
+            for k, q in enumerate(_QUANTILES, 1):
+                point[k] = max(0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
+        trial = _with(bare, "delay", curve=[tuple(point) for point in curve])
+    sources["delay.curve"] = (f"[rate, p50, p90, p99] the stations leave unexplained at each level that held "
+                              f"(measured less the model's own there, corrected {DELAY_ROUNDS} times)")  # fmt: skip
+    return trial
 
 
 def estimate_model(

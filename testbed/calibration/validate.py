@@ -4,8 +4,9 @@ For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this ord
 1. the model predicts, before anything is measured: its knee (the highest rate whose p99 stays
    at or under 50 ms), held-out levels below it (rates the calibration did not use), and the
    what-ifs (testbed/calibration/whatifs.py);
-2. a fresh live network of the same load-test scenario is measured at those levels, then on a
-   staircase to its knee (from the lower of 0.85 of the model's knee and 0.9 of the highest
+2. a fresh live network of the same load-test scenario is measured: first one calibration level
+   again (the control: how far the machine moved since calibrating, `drift_of`), then the
+   held-out levels, then on a staircase to its knee (from the lower of 0.85 of the model's knee and 0.9 of the highest
    calibration level that held, up 6% a level, each stair predicted before it is measured,
    until two in a row pass the knee), and runs the what-ifs;
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
@@ -32,7 +33,16 @@ from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.whatifs import WhatIfs, run_whatifs
 
-__all__ = ["KNEE_STAIRS", "KNEE_STEP", "ValidationPlan", "measured_figures", "stairs_from", "validate"]
+__all__ = [
+    "KNEE_STAIRS",
+    "KNEE_STEP",
+    "ValidationPlan",
+    "control_of",
+    "drift_of",
+    "measured_figures",
+    "stairs_from",
+    "validate",
+]
 
 KNEE_STEP = 1.06  # the staircase to the measured knee climbs by 6% a level ...
 KNEE_STAIRS = 20  # ... at most this many levels
@@ -75,10 +85,31 @@ def stairs_from(knee: float, held: float | None) -> list[float]:
     return [round(start * KNEE_STEP**k, 1) for k in range(KNEE_STAIRS)]
 
 
+def _held_levels(cal: Path) -> list[dict[str, Any]]:
+    """The calibration's levels that held (none when CAL has no calibration.json beside it)."""
+    return below_knee(read_levels(cal)) if (cal.parent / "calibration.json").exists() else []
+
+
 def _highest_held(cal: Path) -> float | None:
-    levels = read_levels(cal) if (cal.parent / "calibration.json").exists() else []
-    held = [lv["rate"] for lv in below_knee(levels)]
+    held = [lv["rate"] for lv in _held_levels(cal)]
     return max(held) if held else None
+
+
+def control_of(held: Sequence[dict[str, Any]], held_out: Sequence[float]) -> dict[str, Any] | None:
+    """The calibration level measured again first, to tell the machine's drift from the model's
+    error: of those that held, the one nearest the held-out rates' median (None when none held)."""
+    if not held or not held_out:
+        return None
+    middle = sorted(held_out)[len(held_out) // 2]
+    return min(held, key=lambda lv: abs(math.log(lv["rate"] / middle)))
+
+
+def drift_of(then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The same level measured at calibration (`then`) and again now: each figure and its signed
+    change (core CPU in points), as `level_errors` gives them with `now` in the predicted's place."""
+    before, after = measured_figures(then), measured_figures(now)
+    usable = {k: math.nan if v is None else v for k, v in after.items()}
+    return {"rate": then["rate"], "calibration": before, "now": after, "change": level_errors(usable, before)}
 
 
 def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float], Predicted],
@@ -94,6 +125,12 @@ def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float
         if past >= _FAILED_STEPS:
             break
     return climbed
+
+
+def _changes(change: dict[str, float | None]) -> str:
+    shown = [f"{name} {'-' if v is None else f'{v:+.1%}'}" for name, v in change.items() if name != "core_cpu_points"]
+    cpu = change.get("core_cpu_points")
+    return ", ".join([*shown, f"core CPU {'-' if cpu is None else f'{cpu:+.1f} points'}"])
 
 
 def _knee(climbed: Sequence[tuple[Predicted, dict[str, Any]]], predicted_knee: float) -> dict[str, Any]:
@@ -135,8 +172,12 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
         return predicted(model, plan.live.conditions(rate), plan.replications)
 
     guesses = {r: guess(r) for r in held}
+    control = control_of(_held_levels(cal), held)
     with LiveBench(out / "live", plan.live) as bench:
         bench.prepare(_REQUESTS)
+        drift = drift_of(control, bench.level(control["rate"])) if control else None
+        if drift:
+            say(f"the machine since calibrating: {drift['rate']:g}/s measured again: " + _changes(drift["change"]))
         levels = {r: bench.level(r) for r in held}
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
@@ -146,7 +187,8 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
     knee_json = _knee(climbed, knee) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
-              "levels": sorted(rows, key=lambda row: row["rate"]), "knee": knee_json, "whatifs": whatifs}  # fmt: skip
+              "levels": sorted(rows, key=lambda row: row["rate"]), "knee": knee_json, "whatifs": whatifs,
+              "drift": drift}  # fmt: skip
     result["goals"] = goals(result)
     write_json_atomic(out / "validation.json", result)
     write_atomic(out / "report.html", build_validation_report(result).encode())
