@@ -1,12 +1,13 @@
 """What-ifs predicted by the calibrated model, then measured on the live testbed.
 
-At one rate below the knee (half the predicted knee, by default), beside a baseline level at that
-rate, each change is applied to both worlds:
+At one rate below the knee (half the predicted knee, by default), each change is applied to both
+worlds, and measured just after a baseline level at that rate on the same network (the machine
+drifts within minutes):
 - host killed: an agency host SIGKILLed for a few seconds within the measured window (the
   consultations it should answer fail, the notices owed to it wait in the outbox);
 - core stopped: the core SIGSTOPped for a second (every call waits, then the backlog drains);
 - slow agencies: a fresh network whose hosts' agencies take `slow_ms` on average (exponential)
-  to answer, where the baseline's answer at once.
+  to answer, against the first baseline (whose agencies answer at once).
 The live fault windows, as they really happened (testbed/faults.py), are what the model is given
 (in the measured window's time), so both worlds see the same outage. Compared per what-if: the
 effect on mean latency (what-if minus baseline, in each world) and the FAILED and QUEUED
@@ -83,10 +84,12 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     rate = plan.rate or round(knee * plan.share_of_knee, 1)
     when = live.conditions(rate)
     guess_base = predicted(model, when, replications)
-    base = bench.level(rate)
     host = f"host-{plan.host}"
-    # the stop first: what a killed host leaves behind (redeliveries, reconnections) stays out of it
+    # each change just after a baseline of its own (the machine drifts within minutes); the stop
+    # first: what a killed host leaves behind (redeliveries, reconnections) stays out of it
+    base = bench.level(rate)
     stopped = bench.level(rate, faults=[Fault(at=plan.stop_at_s, action="stop_core", duration=plan.stop_s)])
+    base_kill = bench.level(rate)
     killed = bench.level(rate, faults=[Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)])
     down = _window(killed, "kill_host")
     guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
@@ -95,7 +98,7 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     )
     say(f"what-ifs at {rate:g}/s: {host} killed {down[1] - down[0]:.1f} s, the core stopped, then slow agencies")
     out = [_compare("host killed", f"{host} killed for {plan.kill_s:g} s at {rate:g}/s", rate, (guess_base, guess_kill),
-                    (base, killed)),
+                    (base_kill, killed)),
            _compare("core stopped", f"the core stopped for {plan.stop_s:g} s at {rate:g}/s", rate,
                     (guess_base, guess_stop), (base, stopped))]  # fmt: skip
     slow_plan = dataclasses.replace(live, service_time_ms=plan.slow_ms)
