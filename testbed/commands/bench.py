@@ -19,9 +19,9 @@ from loadtests.report import soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
 from scenarios.schema import parse_duration
 from scenarios.shipped import default_scenario, shipped
+from testbed.bench import audit as ba
 from testbed.bench import core as bc
-from testbed.bench.all import DEFAULT_AUDIT_RUNS, DEFAULT_WORLD_RUNS, AllPlan, bench_all
-from testbed.bench.audit import audit_figures
+from testbed.bench.all import AllPlan, bench_all
 from testbed.bench.capacity import CapacityPlan, capacity_text, measure_capacity
 from testbed.bench.goals import (
     GOAL_APPENDS_PER_S,
@@ -43,7 +43,7 @@ from testbed.bench.performance import update_performance
 from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
 from testbed.bench.up import up_figures
-from testbed.bench.world import world_figures
+from testbed.bench.world import DEFAULT_WORLD_RUNS, world_figures
 
 DEFAULT_OUT = Path("runs/bench")
 _PLAN = CapacityPlan()
@@ -232,10 +232,10 @@ def _core_args(p: argparse.ArgumentParser) -> None:
 
 
 def _audit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs", type=int, default=DEFAULT_AUDIT_RUNS, help="runs (median)")
-    p.add_argument("--appends", type=int, default=200_000, help="records per append mode")
-    p.add_argument("--verify", type=int, default=1_000_000, help="records in the verified log")
-    p.add_argument("--concurrency", type=int, default=10_000, help="concurrently appending coroutines")
+    p.add_argument("--runs", type=int, default=ba.DEFAULT_AUDIT_RUNS, help="runs (median)")
+    p.add_argument("--appends", type=int, default=ba.DEFAULT_APPENDS, help="records per append mode")
+    p.add_argument("--verify", type=int, default=ba.DEFAULT_VERIFY, help="records in the verified log")
+    p.add_argument("--concurrency", type=int, default=ba.DEFAULT_CONCURRENCY, help="concurrently appending coroutines")
 
 
 def _world_args(p: argparse.ArgumentParser) -> None:
@@ -344,7 +344,7 @@ def run_core(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    figures = audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
+    figures = ba.audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
     write_figures(args.out, "bench_audit.json", figures)
     _print_goals(figures["goals"])
     return 0
