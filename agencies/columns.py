@@ -18,6 +18,7 @@ __all__ = [
     "assign_with_cover",
     "day_number",
     "day_of",
+    "group_offsets",
     "last_full_quarter",
     "pick",
     "plus_years",
@@ -66,6 +67,14 @@ def last_full_quarter(day: dt.date) -> str:
     """The last quarter that ended before `day`, e.g. "2026Q2" for 2026-08-15."""
     q = (day.month - 1) // 3  # quarters of `day`'s year already over
     return f"{day.year}Q{q}" if q else f"{day.year - 1}Q4"
+
+
+def group_offsets(group: NDArray[np.integer], groups: int) -> Ints:
+    """Where each group's rows begin once the rows are ordered by `group` (ids 0..groups-1): the rows
+    of group g are offsets[g]:offsets[g+1]; groups + 1 entries, the last the number of rows."""
+    offsets = np.zeros(groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group, minlength=groups), out=offsets[1:])
+    return offsets
 
 
 def assign_with_cover(rng: np.random.Generator, n: int, groups: int, weights: NDArray[np.float64]) -> Ints:

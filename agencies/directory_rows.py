@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from agencies import catalogue as c
 from agencies import sectors as s
-from agencies.columns import OPEN, Days, Ints, assign_with_cover, day_number, pick, plus_years, sizes
+from agencies.columns import OPEN, Days, Ints, assign_with_cover, day_number, group_offsets, pick, plus_years, sizes
 from agencies.employers import JOINT_COMMITTEES, Employers, Employment
 from agencies.population import Persons
 from agencies.spec import WorldSpec
@@ -271,9 +271,7 @@ def _assemble(ctx: _Ctx, rng: np.random.Generator) -> DirectoryRows:
     quality[provisional] = s.QUALITY_PROVISIONAL
     # one sort key: person, then start (both fit in 64 bits, see _START_SPREAD)
     order = np.argsort((person.astype(np.int64) << 17) | (start.astype(np.int64) + _START_SPREAD))
-    counts = np.bincount(person, minlength=ctx.persons.count)
-    offsets = np.zeros(ctx.persons.count + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = group_offsets(person, ctx.persons.count)
     return DirectoryRows(
         person=person[order],
         agency=agency[order],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from agencies.columns import Days, Ints, assign_with_cover, day_number, sizes
+from agencies.columns import Days, Ints, assign_with_cover, day_number, group_offsets, sizes
 from crossroads.identifiers import Kbo, make_kbo
 
 __all__ = [
@@ -143,7 +143,5 @@ def build_employment(
     hired = np.zeros(count, dtype=np.int32)
     hired[employed] = earliest + np.floor(rng.random(employed.size) * (today - earliest)).astype(np.int64)
     order = employed[np.argsort(employer[employed], kind="stable")].astype(np.int32)
-    counts = np.bincount(employer[employed], minlength=employers)
-    offsets = np.zeros(employers + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = group_offsets(employer[employed], employers)
     return Employment(employer=employer, hired=hired, workers=order, offsets=offsets)

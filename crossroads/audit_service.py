@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -28,6 +28,8 @@ from crossroads.routing import Denied
 from protos import services_pb2
 
 __all__ = ["AuditServicer"]
+
+_T = TypeVar("_T")
 
 
 def _head_message(head: AuditHead) -> services_pb2.AuditHead:
@@ -42,6 +44,14 @@ async def _invalid(context: Any, message: str) -> NoReturn:
 async def _denied(context: Any, denied: Denied) -> NoReturn:
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"denied by rule {denied.rule}: {denied.reason}")
     raise AssertionError("context.abort returned")
+
+
+async def _read(context: Any, read: Callable[[int, int], _T], index: int, size: int) -> _T:
+    """`read(index, size)` on a worker thread (it reads SQLite); its AuditIndexError is INVALID_ARGUMENT."""
+    try:
+        return await asyncio.to_thread(read, index, size)
+    except AuditIndexError as exc:
+        await _invalid(context, str(exc))
 
 
 _NO_GATE = Denied("citizen_no_gate", "this server checks no citizen assertions, so it lists nobody's accesses")
@@ -65,18 +75,12 @@ class AuditServicer:
 
     async def InclusionProof(self, request: services_pb2.InclusionProofRequest, context: Any) -> services_pb2.Proof:
         size = request.tree_size or self._log.size
-        try:
-            hashes = await asyncio.to_thread(self._log.inclusion_proof, request.index, size)
-        except AuditIndexError as exc:
-            await _invalid(context, str(exc))
+        hashes = await _read(context, self._log.inclusion_proof, request.index, size)
         return services_pb2.Proof(index=request.index, tree_size=size, hashes=hashes)
 
     async def ConsistencyProof(self, request: services_pb2.ConsistencyProofRequest, context: Any) -> services_pb2.Proof:
         second = request.second or self._log.size
-        try:
-            hashes = await asyncio.to_thread(self._log.consistency_proof, request.first, second)
-        except AuditIndexError as exc:
-            await _invalid(context, str(exc))
+        hashes = await _read(context, self._log.consistency_proof, request.first, second)
         return services_pb2.Proof(index=request.first, tree_size=second, hashes=hashes)
 
     async def WhoAccessed(
@@ -115,10 +119,7 @@ class AuditServicer:
         exchange's record is in the log. INVALID_ARGUMENT unless 0 <= index < tree_size <= size.
         """
         size = request.tree_size or self._log.size
-        try:
-            leaf, hashes = await asyncio.to_thread(self._entry, request.index, size)
-        except AuditIndexError as exc:
-            await _invalid(context, str(exc))
+        leaf, hashes = await _read(context, self._entry, request.index, size)
         return services_pb2.AuditEntry(
             index=request.index,
             leaf=leaf,

@@ -35,6 +35,7 @@ __all__ = [
     "Snapshot",
     "ThreadTimes",
     "ThreadUsage",
+    "Usage",
     "cpu_seconds",
     "process_times",
     "snapshot",
@@ -73,32 +74,36 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class ThreadUsage:
-    """The CPU of the threads of one name over a window: seconds, share of one core, how many threads."""
+class Usage:
+    """CPU over a window: seconds, and their share of one core (seconds per second of the window)."""
 
     cpu_s: float
     utilisation: float
-    threads: int
+
+    def _rounded(self) -> dict[str, Any]:
+        return {"cpu_s": round(self.cpu_s, 3), "utilisation": round(self.utilisation, 4)}
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessUsage:
+class ThreadUsage(Usage):
+    """The CPU of the threads of one name over a window, and how many threads they were."""
+
+    threads: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: {"cpu_s", "utilisation", "threads"}."""
+        return self._rounded() | {"threads": self.threads}
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessUsage(Usage):
     """The CPU of one process over a window, in all and per thread name."""
 
-    cpu_s: float
-    utilisation: float
     threads: Mapping[str, ThreadUsage]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: {"cpu_s", "utilisation", "threads": {name: {"cpu_s", "utilisation", "threads"}}}."""
-        return {
-            "cpu_s": round(self.cpu_s, 3),
-            "utilisation": round(self.utilisation, 4),
-            "threads": {
-                name: {"cpu_s": round(t.cpu_s, 3), "utilisation": round(t.utilisation, 4), "threads": t.threads}
-                for name, t in self.threads.items()
-            },
-        }
+        """JSON-ready: {"cpu_s", "utilisation", "threads": {name: ThreadUsage.as_dict()}}."""
+        return self._rounded() | {"threads": {name: t.as_dict() for name, t in self.threads.items()}}
 
 
 def _stat(path: Path) -> tuple[str, float]:

@@ -42,7 +42,7 @@ from network.link import Link
 from network.plan import Action, FailurePlan, Plan
 from network.recorder import Recorder, ReplicationResult
 from network.sampling import Distributions, draws
-from network.series import Snapshots
+from network.series import Snapshots, utilisation
 from network.station import Station
 from scenarios.schema import Exponential
 
@@ -227,19 +227,27 @@ def _without_cycle_collection() -> Iterator[None]:
 
 
 def _station_figures(stations: Sequence[BookedStation | Station], duration: float) -> dict[str, np.ndarray]:
+    """Each station's figures over the window of `duration` seconds, named as ReplicationResult's fields."""
     for s in stations:
         s.account()
     capacity = np.array([s.area_capacity for s in stations])
     busy = np.array([s.busy_time for s in stations])
     return {
-        "busy": busy,
-        "capacity": capacity,
-        "utilisation": np.divide(busy, capacity, out=np.zeros_like(busy), where=capacity > 0),
-        "queue": np.array([s.area_queue for s in stations]) / duration,
-        "max_queue": np.array([s.max_queue for s in stations]),
-        "served": np.array([s.served for s in stations]),
-        "lost": np.array([s.lost for s in stations]),
+        "station_busy": busy,
+        "station_capacity": capacity,
+        "station_utilisation": utilisation(busy, capacity),
+        "station_queue": np.array([s.area_queue for s in stations]) / duration,
+        "station_max_queue": np.array([s.max_queue for s in stations]),
+        "station_served": np.array([s.served for s in stations]),
+        "station_lost": np.array([s.lost for s in stations]),
     }
+
+
+# the result's arrays that the recorder holds ready, under the same names
+_RECORDED = (
+    "created", "expected", "delivered", "on_time", "lost", "source_arrivals", "source_declarations",
+    "group_expected", "group_on_time", "series_done", "series_latency", "series_lost",
+)  # fmt: skip
 
 
 def _result(
@@ -253,37 +261,17 @@ def _result(
 ) -> ReplicationResult:
     return ReplicationResult(
         index=index,
-        created=rec.created,
-        expected=rec.expected,
-        delivered=rec.delivered,
-        on_time=rec.on_time,
-        lost=rec.lost,
         latencies=rec.latencies_by_kind(),
         lost_reasons=dict(sorted(rec.lost_reasons.items())),
-        source_arrivals=rec.source_arrivals,
         source_functional=rec.functional(),
-        source_declarations=rec.source_declarations,
-        station_utilisation=stations["utilisation"],
-        station_queue=stations["queue"],
-        station_max_queue=stations["max_queue"],
-        station_served=stations["served"],
-        station_lost=stations["lost"],
-        station_busy=stations["busy"],
-        station_capacity=stations["capacity"],
         link_lost=sum(link.lost for link in links),
-        group_expected=rec.group_expected,
-        group_on_time=rec.group_on_time,
-        series_done=rec.series_done,
-        series_latency=rec.series_latency,
-        series_lost=rec.series_lost,
-        series_queue=snapshots.queue(),
-        series_utilisation=snapshots.utilisation(),
-        series_class_queue=snapshots.class_queue(),
-        series_class_utilisation=snapshots.class_utilisation(),
         unresolved=rec.unresolved(),
         events=events,
         messages=rec.messages,
         wall_seconds=wall,
+        **{name: getattr(rec, name) for name in _RECORDED},
+        **stations,
+        **snapshots.series(),
     )
 
 

@@ -15,7 +15,7 @@ from network.booked import BookedStation
 from network.plan import Plan
 from network.station import Station
 
-__all__ = ["Snapshots"]
+__all__ = ["Snapshots", "utilisation"]
 
 
 class Snapshots:
@@ -55,24 +55,25 @@ class Snapshots:
         cb = np.bincount(self.class_of, weights=dbusy, minlength=n)
         cc = np.bincount(self.class_of, weights=dcap, minlength=n)
         t = self.tracked
-        self._rows.append((dq[t] / span, _ratio(dbusy[t], dcap[t]), cq / span, _ratio(cb, cc)))
+        self._rows.append((dq[t] / span, utilisation(dbusy[t], dcap[t]), cq / span, utilisation(cb, cc)))
 
     def _column(self, i: int, width: int) -> np.ndarray:
         return np.array([row[i] for row in self._rows]) if self._rows else np.zeros((0, width))
 
-    def queue(self) -> np.ndarray:
-        return self._column(0, len(self.tracked))
+    def series(self) -> dict[str, np.ndarray]:
+        """The series of the intervals closed so far, [interval, tracked station] and [interval,
+        node class], named as ReplicationResult's fields."""
+        tracked, classes = len(self.tracked), len(self.class_names)
+        return {
+            "series_queue": self._column(0, tracked),
+            "series_utilisation": self._column(1, tracked),
+            "series_class_queue": self._column(2, classes),
+            "series_class_utilisation": self._column(3, classes),
+        }
 
-    def utilisation(self) -> np.ndarray:
-        return self._column(1, len(self.tracked))
 
-    def class_queue(self) -> np.ndarray:
-        return self._column(2, len(self.class_names))
-
-    def class_utilisation(self) -> np.ndarray:
-        return self._column(3, len(self.class_names))
-
-
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+def utilisation(busy: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """busy / capacity element by element (server seconds used over server seconds available); 0
+    where there was no capacity."""
+    out: np.ndarray = np.divide(busy, capacity, out=np.zeros_like(busy), where=capacity > 0)
     return out

@@ -57,6 +57,7 @@ import numpy as np
 from network.backlog import busy_since, peak_load
 from network.plan import Plan
 from network.recorder import ReplicationResult
+from network.series import utilisation
 
 __all__ = [
     "LONG_WINDOW",
@@ -206,7 +207,7 @@ def stitch(plan: Plan, pieces: Sequence[tuple[Slice, ReplicationResult]]) -> Rep
         index=parts[0].index,
         latencies=[np.concatenate(k) for k in zip(*(r.latencies for r in parts), strict=True)],
         lost_reasons=dict(sorted(reasons.items())),
-        station_utilisation=np.divide(busy, capacity, out=np.zeros_like(busy), where=capacity > 0),
+        station_utilisation=utilisation(busy, capacity),
         station_queue=queue,
         station_max_queue=np.max([r.station_max_queue for r in parts], axis=0),
         station_busy=busy,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from crossroads.audit import AuditHead as Head
 from crossroads.audit import AuditLog
 from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import sign_checkpoint
@@ -22,7 +23,7 @@ from loadtests.crash.checks import (
     check_consistency,
     check_order,
 )
-from loadtests.crash.heads import Head, Restart, consistency_problem
+from loadtests.crash.heads import Restart, consistency_problem
 from loadtests.crash.load import Ack, acknowledged
 from testbed.cli import build_parser
 from testbed.crash import CrashResult, CrashRun, options, run_crash

@@ -35,12 +35,13 @@ from agencies.inbox import received
 from agencies.spec import SMALL_WORLD, load_world_spec
 from agencies.world import World
 from crossroads.audit import AUDIT_DB, KEYS_DIR, AuditLog, verify_store
+from crossroads.audit import AuditHead as Head
 from crossroads.audit_record import AuditRecord
 from crossroads.checkpoint import load_public_key
 from crossroads.merkle import leaf_hashes, root
 from crossroads.methods import EXCHANGE
 from loadtests.crash.checks import audit_records
-from loadtests.crash.heads import Head, consistency_problem, fetch_head, fetch_proof
+from loadtests.crash.heads import consistency_problem, fetch_head, fetch_proof
 from loadtests.crash.target import Target
 from loadtests.guarantees import outbox_items, pending
 from loadtests.spec import Fault

@@ -14,7 +14,7 @@ from agencies import catalogue as c
 from agencies import sectors as s
 from agencies.answers import ANSWERED_DATASETS, answer
 from agencies.authorizations import CONSULTATION_DATASETS, DECLARANTS
-from agencies.columns import day_of
+from agencies.columns import day_of, group_offsets
 from agencies.population import BIS_SEX_KNOWN, BIS_SEX_UNKNOWN
 from agencies.spec import DEFAULT_AGENCY_COUNTS, AgencyCounts, SpecError, WorldSpec, load_world_spec
 from agencies.world import World
@@ -93,6 +93,14 @@ def test_identifiers_at_scale_are_valid_and_unique() -> None:
 
 
 # ---------------------------------------------------------------- employment
+def test_group_offsets_bound_each_groups_rows_once_sorted_by_group() -> None:
+    group = np.array([2, 0, 2, 2, 4, 0])
+    offsets = group_offsets(group, 5)
+    assert offsets.tolist() == [0, 2, 2, 5, 5, 6]  # group 1 and 3: none; 4: the last row
+    ordered = np.sort(group)
+    assert all((ordered[offsets[g] : offsets[g + 1]] == g).all() for g in range(5))
+
+
 def test_workers_of_and_employer_of_agree(demo: World) -> None:
     seen = 0
     for j in range(demo.employer_count):

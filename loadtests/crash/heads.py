@@ -20,6 +20,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from crossroads import receipts
+from crossroads.audit import AuditHead
 from crossroads.checkpoint import Checkpoint, CheckpointError
 from crossroads.methods import AUDIT_CONSISTENCY_PROOF, AUDIT_HEAD
 from crossroads.pki import ADMIN
@@ -28,7 +29,6 @@ from loadtests.crash.target import Target
 from protos import services_pb2
 
 __all__ = [
-    "Head",
     "HeadWatcher",
     "Restart",
     "consistency_problem",
@@ -40,16 +40,8 @@ WATCH_EVERY_S = 0.05
 CALL_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """A signed head of the audit log: its size, root, and the checkpoint the core signed for them."""
-
-    size: int
-    root: bytes
-    checkpoint: str
-
-    def as_json(self) -> dict[str, object]:
-        return {"size": self.size, "root": self.root.hex()}
+def _head_json(head: AuditHead) -> dict[str, object]:
+    return {"size": head.size, "root": head.root.hex()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,26 +49,26 @@ class Restart:
     """One kill of the core: the head before it, the head after the restart, and what was wrong (None: nothing)."""
 
     kill: int
-    before: Head
-    after: Head
+    before: AuditHead
+    after: AuditHead
     proof_hashes: int
     problem: str | None
 
     def as_json(self) -> dict[str, object]:
         return {
             "kill": self.kill,
-            "before": self.before.as_json(),
-            "after": self.after.as_json(),
+            "before": _head_json(self.before),
+            "after": _head_json(self.after),
             "proof_hashes": self.proof_hashes,
             "problem": self.problem,
         }
 
 
-def fetch_head(target: Target) -> Head:
+def fetch_head(target: Target) -> AuditHead:
     """The current core's signed head (grpc.RpcError if it cannot be reached)."""
     raw = target.call(ADMIN, AUDIT_HEAD)(services_pb2.AuditHeadRequest().SerializeToString(), timeout=CALL_TIMEOUT_S)
     head = services_pb2.AuditHead.FromString(raw)
-    return Head(int(head.size), bytes(head.root), head.checkpoint)
+    return AuditHead(int(head.size), bytes(head.root), head.checkpoint)
 
 
 def fetch_proof(target: Target, first: int, second: int) -> list[bytes]:
@@ -86,7 +78,7 @@ def fetch_proof(target: Target, first: int, second: int) -> list[bytes]:
     return list(services_pb2.Proof.FromString(raw).hashes)
 
 
-def _opened(head: Head, public_key: Ed25519PublicKey, which: str) -> tuple[Checkpoint | None, str | None]:
+def _opened(head: AuditHead, public_key: Ed25519PublicKey, which: str) -> tuple[Checkpoint | None, str | None]:
     """The checkpoint of `head` if the log signed it for the head's own size and root, else what is wrong."""
     try:
         return open_head(head.checkpoint, public_key, size=head.size, root=head.root), None
@@ -94,7 +86,9 @@ def _opened(head: Head, public_key: Ed25519PublicKey, which: str) -> tuple[Check
         return None, f"the checkpoint {which} does not verify: {exc}"
 
 
-def consistency_problem(before: Head, after: Head, proof: Sequence[bytes], public_key: Ed25519PublicKey) -> str | None:
+def consistency_problem(
+    before: AuditHead, after: AuditHead, proof: Sequence[bytes], public_key: Ed25519PublicKey
+) -> str | None:
     """What is wrong with the log's history across a restart; None when the log only grew.
 
     Both checkpoints must carry the log's signature (`public_key`) over their own size and root,
@@ -118,7 +112,7 @@ class HeadWatcher:
         self._every = every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="crash-head-watcher", daemon=True)
-        self.last: Head | None = None
+        self.last: AuditHead | None = None
         self.seen = 0
 
     def start(self) -> None:
@@ -133,7 +127,7 @@ class HeadWatcher:
                 pass  # the core is down: keep the last head it gave
             self._stop.wait(self._every)
 
-    def fresh(self, timeout_s: float) -> Head:
+    def fresh(self, timeout_s: float) -> AuditHead:
         """A head seen after this call began (waits up to `timeout_s`; else the last one seen, if any)."""
         seen, deadline = self.seen, time.monotonic() + timeout_s
         while self.seen == seen and time.monotonic() < deadline:

@@ -14,11 +14,10 @@ from loadtests.fuzz.channels import _Channels, _rpc_error, _start_host
 from loadtests.fuzz.checks import (
     _HOST_SAYS_WHAT,
     CASE_DEADLINE_S,
-    UNSPECIFIC,
     Result,
     _Answer,
     answers_to,
-    refusal_problem,
+    refusal_result,
 )
 from loadtests.fuzz.mutators import _UINT64, hostile_text, mutate_bytes, mutate_message, pick, weighted
 from loadtests.fuzz.world import HOST, FuzzWorld, _copy_world
@@ -90,10 +89,7 @@ class AgencyTarget:
         if answer.status == "OK":
             ok = answer.message in ("ok", "duplicate")
             return Result("OK", None if ok else f"reply status {answer.message!r}", None if ok else "reply")
-        problem = refusal_problem(answer.status, answer.message, _HOST_SAYS_WHAT)
-        return Result(
-            answer.status, problem, ("unspecific" if answer.status in UNSPECIFIC else "vague") if problem else None
-        )
+        return refusal_result(answer, _HOST_SAYS_WHAT)
 
     async def close(self) -> None:
         await self.channels.close()

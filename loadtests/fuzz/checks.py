@@ -142,6 +142,15 @@ def refusal_problem(code: str, message: str, says_what: dict[str, re.Pattern[str
     return None
 
 
+def refusal_result(answer: _Answer, says_what: dict[str, re.Pattern[str]] | None = None) -> Result:
+    """The verdict on a refusal (`refusal_problem`, `says_what` as there): no problem, or an
+    "unspecific" one (UNKNOWN, INTERNAL), or a "vague" one (the message does not say what was wrong)."""
+    problem = refusal_problem(answer.status, answer.message, says_what)
+    return Result(
+        answer.status, problem, ("unspecific" if answer.status in UNSPECIFIC else "vague") if problem else None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """An exchange's answer, one shape for in-process and socket calls."""
@@ -200,9 +209,9 @@ def _check_answer(log: AuditLog, case: Case, answer: _Answer) -> Result:
     if status == "RESOURCE_EXHAUSTED" and len(case.raw) > DEFAULT_MAX_MESSAGE_BYTES:
         problem = refusal_problem(status, answer.message)  # gRPC refused it before the core saw it
         return Result(status, problem, "vague" if problem else None)
-    problem = refusal_problem(status, answer.message)
-    if problem is not None:
-        return Result(status, problem, "unspecific" if status in UNSPECIFIC else "vague")
+    refused = refusal_result(answer)
+    if refused.problem is not None:
+        return refused
     # the outcome the refusal must be audited with (crossroads.outcomes; RESOURCE_EXHAUSTED and
     # UNAVAILABLE: the core's admission control, UNAUTHENTICATED also a revoked certificate)
     code = grpc.StatusCode.__members__.get(status)

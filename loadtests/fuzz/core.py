@@ -19,14 +19,13 @@ from loadtests.fuzz.channels import _Channels, _hosts_json, _rpc_error, _start_h
 from loadtests.fuzz.checks import (
     CASE_DEADLINE_S,
     FORWARD_DEADLINE_S,
-    UNSPECIFIC,
     Result,
     _Answer,
     _bounded,
     _with_batch_problems,
     answers_to,
     outcome_of,
-    refusal_problem,
+    refusal_result,
 )
 from loadtests.fuzz.mutators import hostile_text, mutate_bytes, mutate_message, pick
 from loadtests.fuzz.register import Register
@@ -158,10 +157,7 @@ class CoreTarget:
             return Result(answer.status, answer.message, answer.status.lower())
         if answer.status == "OK":
             return Result("OK")
-        problem = refusal_problem(answer.status, answer.message, {})
-        return Result(
-            answer.status, problem, ("unspecific" if answer.status in UNSPECIFIC else "vague") if problem else None
-        )
+        return refusal_result(answer, {})
 
     async def canary(self) -> str:
         self._canaries += 1

@@ -11,22 +11,16 @@ from typing import Any
 
 from scenarios.shipped import default_scenario, shipped
 from testbed.bench import core as bc
-from testbed.bench.audit import audit_figures
+from testbed.bench.audit import DEFAULT_AUDIT_RUNS, audit_figures
 from testbed.bench.capacity import CapacityPlan
 from testbed.bench.goals import GOAL_CORE_RATIO, goal, machine_info, write_figures
 from testbed.bench.model import model_figures
 from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import SoakPlan, capacity_and_soak, soak_goals
 from testbed.bench.up import up_figures
-from testbed.bench.world import world_figures
+from testbed.bench.world import DEFAULT_WORLD_RUNS, world_figures
 
-__all__ = ["DEFAULT_AUDIT_RUNS", "DEFAULT_WORLD_RUNS", "AllPlan", "bench_all"]
-
-DEFAULT_AUDIT_RUNS = 3
-DEFAULT_WORLD_RUNS = 1  # one national build is ~20-40 s; --runs 3 for a median
-AUDIT_APPENDS = 200_000
-AUDIT_VERIFY = 1_000_000
-AUDIT_CONCURRENCY = 10_000
+__all__ = ["AllPlan", "bench_all"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +44,7 @@ def bench_all(plan: AllPlan) -> dict[str, Any]:
     core = bc.bench_core(bc.CoreBenchConfig(out=out / "core", scenario=plan.world or default_scenario(),
                                             seconds=plan.seconds, concurrency=plan.concurrency,
                                             runs=plan.runs or bc.DEFAULT_RUNS))  # fmt: skip
-    audit = audit_figures(out, plan.runs or DEFAULT_AUDIT_RUNS, AUDIT_APPENDS, AUDIT_VERIFY, AUDIT_CONCURRENCY)
+    audit = audit_figures(out, plan.runs or DEFAULT_AUDIT_RUNS)
     world = world_figures(shipped("national.yaml"), plan.runs or DEFAULT_WORLD_RUNS)
     up = up_figures(out)
     capacity, soak = capacity_and_soak(out, plan.capacity, plan.soak, world=plan.world, processes=plan.processes)

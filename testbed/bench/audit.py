@@ -24,8 +24,18 @@ from crossroads.identifiers import make_niss
 from crossroads.merkle import leaf_hashes, root
 from testbed.bench.goals import GOAL_APPENDS_PER_S, GOAL_VERIFY_S, goal, medians, say
 
-__all__ = ["audit_figures", "bench_appends", "bench_verify", "synthetic_records"]
+__all__ = [
+    "DEFAULT_APPENDS",
+    "DEFAULT_AUDIT_RUNS",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_VERIFY",
+    "audit_figures",
+    "bench_appends",
+    "bench_verify",
+    "synthetic_records",
+]
 
+DEFAULT_AUDIT_RUNS = 3
 DEFAULT_APPENDS = 200_000
 DEFAULT_VERIFY = 1_000_000
 DEFAULT_BATCH = 10_000
@@ -199,7 +209,13 @@ def bench_verify(tmp_dir: Path, n: int = DEFAULT_VERIFY, *, seed: int = 0) -> di
     }
 
 
-def audit_figures(out: Path, runs: int, appends: int, verify: int, concurrency: int) -> dict[str, Any]:
+def audit_figures(
+    out: Path,
+    runs: int = DEFAULT_AUDIT_RUNS,
+    appends: int = DEFAULT_APPENDS,
+    verify: int = DEFAULT_VERIFY,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> dict[str, Any]:
     """Medians of `runs` runs of the append and verify benchmarks (logs in temporary folders
     under `out`, on the run folder's disk), with the goals of issue 2."""
     out.mkdir(parents=True, exist_ok=True)

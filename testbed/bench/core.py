@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.cpu import snapshot, usage
-from testbed import processes
 from testbed.bench.goals import GOAL_CORE_RATIO, BenchError, machine_info
+from testbed.bench.levels import Path_, loadgen_figures
 from testbed.bench.paths import (
     Workload,
     audit_outcomes,
@@ -110,35 +110,22 @@ def run_loadgen(pki: Path, target: str, requests: Path, config: CoreBenchConfig,
     args += ["--concurrency", str(config.concurrency), "--seconds", str(config.seconds)]
     args += ["--warmup", str(config.warmup_s)]
     timeout = config.seconds + config.warmup_s + 60.0
-    code, out = processes.run("loadgen", ["-m", "loadtests.loadgen", *args], log=log, timeout_s=timeout)
-    if code != 0:
-        raise BenchError(f"the load generator exited with code {code}; see {log}")
-    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return figures
+    return loadgen_figures(["-m", "loadtests.loadgen", *args], log, timeout)
 
 
 # ------------------------------------------------------------------ the benchmark
 
 
-@dataclass(frozen=True, slots=True)
-class _Path:
-    """One of the two paths under test: where to send, what, and whose CPU time to count."""
-
-    target: str
-    requests: Path
-    server_pid: int
-
-
-def _one_run(config: CoreBenchConfig, pki: Path, path: _Path, host_pid: int, log: Path) -> dict[str, float]:
-    """A load generator run, plus the CPU time per call of the server and the host during it.
+def _one_run(config: CoreBenchConfig, pki: Path, path: Path_, log: Path) -> dict[str, float]:
+    """A load generator run, plus the CPU time per call of the server and the host during it
+    (`path.watch` names them "server" and "host").
 
     CPU per call holds better than throughput on a shared machine: a neighbour's burst
     slows both the server and the client, but hardly changes what one call costs.
     """
-    pids = {"server": path.server_pid, "host": host_pid}
-    before = snapshot(pids)
-    figures = run_loadgen(pki, path.target, path.requests, config, log)
-    spent = usage(before, snapshot(pids))
+    before = snapshot(path.watch)
+    figures = run_loadgen(pki, path.address, path.requests, config, log)
+    spent = usage(before, snapshot(path.watch))
     server, host = spent["server"], spent["host"]
     if server is None or host is None:
         raise BenchError(f"the server under test or the host ended during a run: {spent}")
@@ -150,13 +137,13 @@ def _one_run(config: CoreBenchConfig, pki: Path, path: _Path, host_pid: int, log
 
 
 def _alternate(
-    config: CoreBenchConfig, pki: Path, paths: dict[str, _Path], host_pid: int, log: Path
+    config: CoreBenchConfig, pki: Path, paths: dict[str, Path_], log: Path
 ) -> dict[str, list[dict[str, float]]]:
     """`runs` runs of each path, alternating which goes first (ABBA): a drift falls on both."""
     each: dict[str, list[dict[str, float]]] = {"proxy": [], "core": []}
     for run in range(config.runs):
         for name in ("proxy", "core") if run % 2 == 0 else ("core", "proxy"):
-            figures = _one_run(config, pki, paths[name], host_pid, log)
+            figures = _one_run(config, pki, paths[name], log)
             each[name].append(figures)
             _say(
                 f"run {run + 1}/{config.runs} {name:>5}: {figures['rps']:8.1f} req/s, "
@@ -251,12 +238,12 @@ def _measure(
     with running_proxy(pki, host.address, network.state / "logs") as (proxy, proxy_pid):
         check_paths(pki, core.address, proxy, workload)
         paths = {
-            "core": _Path(core.address, requests["core"], core.pid),
-            "proxy": _Path(proxy, requests["proxy"], proxy_pid),
+            "core": Path_("core", core.address, requests["core"], {"server": core.pid, "host": host.pid}),
+            "proxy": Path_("proxy", proxy, requests["proxy"], {"server": proxy_pid, "host": host.pid}),
         }
         start = audit_size(network.state)
         _say(f"{config.runs} runs per path, {config.seconds:g} s each, {config.concurrency} in flight")
-        return _alternate(config, pki, paths, host.pid, log), start
+        return _alternate(config, pki, paths, log), start
 
 
 def headline(figures: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from loadtests.loadgen import level_args
 from testbed import processes
 from testbed.bench.goals import BenchError
 
-__all__ = ["Path_", "run_level"]
+__all__ = ["Path_", "loadgen_figures", "run_level"]
 
 _MARGIN_S = 60.0  # beyond a level's own length, before the generator is called stuck
 
@@ -43,18 +43,26 @@ def _utilisation(before: cpu.Snapshot, after: cpu.Snapshot) -> dict[str, Any]:
     return {name: None if u is None else u.as_dict() for name, u in cpu.usage(before, after).items()}
 
 
+def loadgen_figures(args: list[str], log: Path, timeout_s: float, what: str = "") -> dict[str, Any]:
+    """One run of the load generator (`args`: its Python arguments, `-m loadtests.loadgen ...`) in
+    a process of its own; its figures, the JSON of its last line of output. BenchError (naming
+    `what` was run) when it exits with an error; its stderr goes to `log`."""
+    code, out = processes.run("loadgen", args, log=log, timeout_s=timeout_s)
+    if code != 0:
+        raise BenchError(f"the load generator exited with code {code}{what}; see {log}")
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
 def run_level(pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None) -> dict[str, Any]:
     """Offer `level` to `path`; its figures with "cpu" (see the module doc). BenchError when the
     generator fails; its stderr goes to `log`."""
     started = time.time()
     before = cpu.snapshot(path.watch)
     timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
-    code, out = processes.run("loadgen", level_args(pki, path.address, path.requests, level, records), log=log,
-                              timeout_s=timeout)  # fmt: skip
+    args = level_args(pki, path.address, path.requests, level, records)
+    figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")
     after = cpu.snapshot(path.watch)
-    if code != 0:
-        raise BenchError(f"the load generator exited with code {code} at {level.rate:g}/s on {path.name}; see {log}")
-    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     figures["path"] = path.name
     figures["cpu"] = _utilisation(before, after)
     figures["window"] = [round(started, 3), round(time.time(), 3)]  # UNIX times the level ran in

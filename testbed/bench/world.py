@@ -17,7 +17,9 @@ from typing import Any
 
 from testbed.bench.goals import GOAL_WORLD_MB, GOAL_WORLD_S, goal, say
 
-__all__ = ["bench_world", "bench_world_runs", "world_figures"]
+__all__ = ["DEFAULT_WORLD_RUNS", "bench_world", "bench_world_runs", "world_figures"]
+
+DEFAULT_WORLD_RUNS = 1  # one national build is ~20-40 s; --runs 3 for a median
 
 
 def bench_world(spec_path: Path | str) -> dict[str, float | int]:
@@ -61,7 +63,7 @@ def bench_world_runs(spec_path: Path | str, runs: int) -> dict[str, object]:
     }
 
 
-def world_figures(scenario: Path, runs: int) -> dict[str, Any]:
+def world_figures(scenario: Path, runs: int = DEFAULT_WORLD_RUNS) -> dict[str, Any]:
     """`bench_world_runs` with the goals of issue 2."""
     say(f"world: {runs} build(s) of {scenario.name}, each in a fresh process")
     figures: dict[str, Any] = bench_world_runs(scenario, runs)

@@ -13,15 +13,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from loadtests.report import soak_text
 from loadtests.resources import DEFAULT_FLAT_MB_PER_MIN
 from scenarios.schema import parse_duration
 from scenarios.shipped import default_scenario, shipped
+from testbed.bench import audit as ba
 from testbed.bench import core as bc
-from testbed.bench.all import DEFAULT_AUDIT_RUNS, DEFAULT_WORLD_RUNS, AllPlan, bench_all
-from testbed.bench.audit import audit_figures
+from testbed.bench.all import AllPlan, bench_all
 from testbed.bench.capacity import CapacityPlan, capacity_text, measure_capacity
 from testbed.bench.goals import (
     GOAL_APPENDS_PER_S,
@@ -43,10 +43,21 @@ from testbed.bench.performance import update_performance
 from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
 from testbed.bench.up import up_figures
-from testbed.bench.world import world_figures
+from testbed.bench.world import DEFAULT_WORLD_RUNS, world_figures
 
 DEFAULT_OUT = Path("runs/bench")
 _PLAN = CapacityPlan()
+# the staircase's options, each a CapacityPlan field (its default, its type) as --NAME-WITH-DASHES
+_STAIRCASE = {
+    "start_rate": "requests/s of the first step",
+    "factor": "each step this many times the last",
+    "max_steps": "steps of the staircase at most",
+    "step_s": "seconds per step",
+    "warmup_s": "unmeasured seconds before each step",
+    "repeats": "climbs against each target (median)",
+    "p99_ms": "the latency a sustained step keeps",
+    "point_s": "seconds of each latency point",
+}
 
 _BENCH_HELP = """\
 The benchmarks of the live core, its audit log and the synthetic world, each measured on this
@@ -232,10 +243,10 @@ def _core_args(p: argparse.ArgumentParser) -> None:
 
 
 def _audit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs", type=int, default=DEFAULT_AUDIT_RUNS, help="runs (median)")
-    p.add_argument("--appends", type=int, default=200_000, help="records per append mode")
-    p.add_argument("--verify", type=int, default=1_000_000, help="records in the verified log")
-    p.add_argument("--concurrency", type=int, default=10_000, help="concurrently appending coroutines")
+    p.add_argument("--runs", type=int, default=ba.DEFAULT_AUDIT_RUNS, help="runs (median)")
+    p.add_argument("--appends", type=int, default=ba.DEFAULT_APPENDS, help="records per append mode")
+    p.add_argument("--verify", type=int, default=ba.DEFAULT_VERIFY, help="records in the verified log")
+    p.add_argument("--concurrency", type=int, default=ba.DEFAULT_CONCURRENCY, help="concurrently appending coroutines")
 
 
 def _world_args(p: argparse.ArgumentParser) -> None:
@@ -255,14 +266,9 @@ def _capacity_args(p: argparse.ArgumentParser) -> None:
 
 
 def _staircase_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start-rate", type=float, default=_PLAN.start_rate, help="requests/s of the first step")
-    p.add_argument("--factor", type=float, default=_PLAN.factor, help="each step this many times the last")
-    p.add_argument("--max-steps", type=int, default=_PLAN.max_steps, help="steps of the staircase at most")
-    p.add_argument("--step-s", type=float, default=_PLAN.step_s, help="seconds per step")
-    p.add_argument("--warmup-s", type=float, default=_PLAN.warmup_s, help="unmeasured seconds before each step")
-    p.add_argument("--repeats", type=int, default=_PLAN.repeats, help="climbs against each target (median)")
-    p.add_argument("--p99-ms", type=float, default=_PLAN.p99_ms, help="the latency a sustained step keeps")
-    p.add_argument("--point-s", type=float, default=_PLAN.point_s, help="seconds of each latency point")
+    types = get_type_hints(CapacityPlan)
+    for name, text in _STAIRCASE.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=types[name], default=getattr(_PLAN, name), help=text)
 
 
 def _soak_args(p: argparse.ArgumentParser) -> None:
@@ -321,9 +327,7 @@ def _core_config(args: argparse.Namespace, out: Path) -> bc.CoreBenchConfig:
 
 
 def _plan(args: argparse.Namespace) -> CapacityPlan:
-    return CapacityPlan(start_rate=args.start_rate, factor=args.factor, max_steps=args.max_steps, step_s=args.step_s,
-                        warmup_s=args.warmup_s, repeats=args.repeats, p99_ms=args.p99_ms,
-                        processes=args.processes, point_s=args.point_s)  # fmt: skip
+    return CapacityPlan(processes=args.processes, **{name: getattr(args, name) for name in _STAIRCASE})
 
 
 def _soak_plan(args: argparse.Namespace) -> SoakPlan:
@@ -344,7 +348,7 @@ def run_core(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    figures = audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
+    figures = ba.audit_figures(args.out, args.runs, args.appends, args.verify, args.concurrency)
     write_figures(args.out, "bench_audit.json", figures)
     _print_goals(figures["goals"])
     return 0

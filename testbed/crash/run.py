@@ -34,11 +34,11 @@ import yaml
 
 from agencies.spec import SMALL_WORLD, load_world_spec
 from agencies.world import World
-from crossroads.audit import KEYS_DIR
+from crossroads.audit import KEYS_DIR, AuditHead
 from crossroads.checkpoint import load_public_key
 from crossroads.pki import host_identity
 from loadtests.crash.checks import Verdict, check_run
-from loadtests.crash.heads import Head, HeadWatcher, Restart, consistency_problem, fetch_head, fetch_proof
+from loadtests.crash.heads import HeadWatcher, Restart, consistency_problem, fetch_head, fetch_proof
 from loadtests.crash.load import DEFAULT_RATE, DEFAULT_WORKERS, LoadGenerator
 from loadtests.crash.target import Target
 from loadtests.guarantees import drain_outbox
@@ -180,7 +180,7 @@ class _Harness:
         except CoreProcessError as exc:
             raise CrashError(str(exc)) from exc
 
-    def _head(self) -> Head:
+    def _head(self) -> AuditHead:
         deadline = time.monotonic() + HEAD_TIMEOUT_S
         while True:
             try:
