@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -94,21 +94,9 @@ class AuditRecord:
             raise AuditRecordError(f"quality must be an int or None, got {self.quality!r}")
 
     def as_json(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict (tuples as lists)."""
-        return {
-            "time": self.time,
-            "message_id": self.message_id,
-            "kind": self.kind,
-            "sender": self.sender,
-            "destinations": list(self.destinations),
-            "subject_niss": self.subject_niss,
-            "subject_kbo": self.subject_kbo,
-            "related_niss": list(self.related_niss),
-            "quality": self.quality,
-            "deliberation": self.deliberation,
-            "outcome": self.outcome,
-            "detail": self.detail,
-        }
+        """The record as a JSON-ready dict: every field, in order (tuples as lists)."""
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values}
 
     def leaf_bytes(self) -> bytes:
         """The canonical encoding: JSON, keys sorted, no spaces, UTF-8. These bytes are leaf-hashed.
