@@ -49,9 +49,10 @@ def _quantiles(point: Sequence[float]) -> Quantiles:
 
 
 def shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float, float]:
-    """(fixed, mean, cv) of fixed + lognormal with these quantiles (ms); fixed 0 and a plain
-    lognormal through p50 and p99 when the quantiles allow no shift; (p50, 0, 0), a constant,
-    when they are lighter-tailed than any lognormal."""
+    """(fixed, mean, cv) of fixed + lognormal with these quantiles (ms). Where none goes through
+    all three, a plain lognormal through p50 and p99 (fixed 0): when the quantiles allow no
+    shift, or when they are lighter-tailed than any lognormal (p90 nearer p99 than a lognormal's
+    ever is); the p99 is kept, as the goals read it. (p50, 0, 0), a constant, when p99 is p50."""
     a, c, d = p50, max(p90, p50 + 1e-6), max(p99, p90 + 2e-6)
     target = (d - a) / (c - a)
 
@@ -59,7 +60,7 @@ def shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float,
         return math.expm1(_Z99 * sigma) / math.expm1(_Z90 * sigma)
 
     if target <= ratio(1e-6):
-        return max(a, 0.0), 0.0, 0.0
+        return _through_p50_and_p99(p50, p99)
     lo, hi = 1e-6, 10.0
     for _ in range(100):
         mid = (lo + hi) / 2
@@ -68,6 +69,13 @@ def shifted_lognormal(p50: float, p90: float, p99: float) -> tuple[float, float,
     scale = (c - a) / math.expm1(_Z90 * sigma)  # the lognormal's median
     fixed = a - scale
     if fixed < 0:
-        sigma = math.log(d / a) / _Z99 if d > a > 0 else 0.0
-        scale, fixed = max(a, 1e-6), 0.0
+        return _through_p50_and_p99(p50, p99)
     return fixed, scale * math.exp(sigma**2 / 2), math.sqrt(math.expm1(sigma**2))
+
+
+def _through_p50_and_p99(p50: float, p99: float) -> tuple[float, float, float]:
+    """(0, mean, cv) of the lognormal with this median and p99; (p50, 0, 0) when p99 is no higher."""
+    if not p99 > p50 > 0:
+        return max(p50, 0.0), 0.0, 0.0
+    sigma = math.log(p99 / p50) / _Z99
+    return 0.0, p50 * math.exp(sigma**2 / 2), math.sqrt(math.expm1(sigma**2))

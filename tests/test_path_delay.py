@@ -3,6 +3,7 @@ measured, held below them, continued above them; and a fixed + lognormal through
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -48,8 +49,23 @@ def test_the_shifted_lognormal_goes_through_the_three_quantiles(p50: float, p90:
         assert (at[0], at[2]) == pytest.approx((p50, p99), rel=1e-3)
 
 
-def test_lighter_tails_than_any_lognormal_give_a_constant() -> None:
-    assert shifted_lognormal(5.0, 6.0, 6.5) == (5.0, 0.0, 0.0)
+def test_lighter_tails_than_any_lognormal_keep_the_median_and_the_p99() -> None:
+    fixed, mean, cv = shifted_lognormal(5.0, 6.0, 6.5)  # p90 too near p99 for any shifted lognormal
+    sigma = math.sqrt(math.log1p(cv**2))
+    median = mean / math.exp(sigma**2 / 2)
+    assert fixed == 0 and median == pytest.approx(5.0) and median * math.exp(_Z99 * sigma) == pytest.approx(6.5)
+    fixed, mean, _ = shifted_lognormal(5.0, 5.0, 5.0)  # no spread at all: 5 ms, whatever its shape
+    assert fixed + mean == pytest.approx(5.0)
+
+
+def test_the_p99_never_falls_as_the_quantiles_rise_together() -> None:
+    """Extrapolated quantiles whose p90 grows faster than their p99 keep their tail."""
+    p99 = []
+    for k in range(20):
+        fixed, mean, cv = shifted_lognormal(5.0 + k, 10.0 + 3 * k, 30.0 + 3.5 * k)
+        sigma = math.sqrt(math.log1p(cv**2))
+        p99.append(fixed + mean / math.exp(sigma**2 / 2) * math.exp(_Z99 * sigma))
+    assert all(later >= earlier - 1e-6 for earlier, later in itertools.pairwise(p99))
 
 
 def test_the_model_draws_the_curve_at_its_rate() -> None:
