@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "Line", "batch_cost", "demand", "fit_line"]
+__all__ = ["Estimate", "Line", "batch_cost", "demand", "fit_line", "levels_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,8 @@ def fit_line(x: Sequence[float], y: Sequence[float], *, through_origin: bool = F
     return Line(intercept, slope, r2, int(xs.size))
 
 
-def _levels(throughputs: Sequence[float]) -> str:
+def levels_text(throughputs: Sequence[float]) -> str:
+    """The levels as a reader reads them: "100/s, 150/s"."""
     return ", ".join(f"{x:,.0f}/s" for x in throughputs)
 
 
@@ -76,10 +77,10 @@ def demand(throughputs: Sequence[float], utilisations: Sequence[float], what: st
     module doc). A negative background (a line that curves) is refused: the line is then fitted
     through the origin instead, D = sum(U X) / sum(X X)."""
     line = fit_line(throughputs, utilisations)
-    law = f"U = U0 + D X over {line.n} level(s) ({_levels(throughputs)}), R2 {line.r2:.3f}"
+    law = f"U = U0 + D X over {line.n} level(s) ({levels_text(throughputs)}), R2 {line.r2:.3f}"
     if line.intercept < 0 or line.n == 1:
         line = fit_line(throughputs, utilisations, through_origin=True)
-        law = f"U = D X through the origin over {line.n} level(s) ({_levels(throughputs)})"
+        law = f"U = D X through the origin over {line.n} level(s) ({levels_text(throughputs)})"
     if line.slope <= 0:
         raise ValueError(f"{what}: its utilisation does not grow with the load ({law}): no demand to estimate")
     return Estimate(line.slope, f"{what}: {law}", max(line.intercept, 0.0))

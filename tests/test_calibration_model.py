@@ -3,6 +3,7 @@ from known demands must give those demands back, and the delay the latency they 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -89,3 +90,16 @@ def test_the_knee_staircase_starts_below_both_knees_and_on_no_calibration_level(
     assert stairs[0] == pytest.approx(683.5, abs=0.1) and stairs[1] == pytest.approx(683.5 * 1.06, abs=0.1)
     assert stairs_from(knee=500.0, held=759.4)[0] == 425.0  # a model whose knee is lower starts lower
     assert stairs_from(knee=500.0, held=None)[0] == 425.0
+
+
+def test_a_thread_whose_cpu_does_not_grow_with_the_load_is_background_not_demand() -> None:
+    """gRPC's C threads busy 11% of a core at every level: no demand per request (an average of
+    U / X would make it 1.1 ms at 100/s and charge it to every request at 1,000/s)."""
+    flat = copy.deepcopy(LEVELS)
+    for level, busy in zip(flat, (0.11, 0.115, 0.105, 0.11), strict=True):
+        level["cpu"]["core"]["threads"]["event_engine"]["utilisation"] = busy
+    setup = Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0)
+    model, sources = estimate_model(flat, DRAWN, setup, fit_seconds=1.0)
+    assert model.core.io_cpu_ms == 0.0
+    assert model.core.background == pytest.approx(0.02 + (0.11 + 0.115 + 0.105) / 3)  # the levels that held
+    assert "did not grow across the levels" in sources["core.io_cpu_ms"]

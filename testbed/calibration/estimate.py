@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from loadtests.prepared_mix import Drawn
-from network.calibration import Estimate, demand
+from network.calibration import Estimate, demand, levels_text
 from network.testbed_model import Conditions, Prediction, predict
 from scenarios.calibrated import Calibrated
 
@@ -106,13 +106,14 @@ def _mix(drawn: Sequence[Drawn]) -> tuple[dict[str, dict[str, Any]], float]:
 
 
 def _demand(throughputs: Sequence[float], utilisations: Sequence[float], what: str) -> Estimate:
-    """`network.calibration.demand`, or where the utilisation does not grow across the levels
-    (short levels, little load: noise) the utilisation law at each level, averaged."""
+    """`network.calibration.demand`, or where the utilisation does not grow across the levels no
+    demand per request: what the resource uses is background (its mean over the levels)."""
     try:
         return demand(throughputs, utilisations, what)
     except ValueError:
-        value = float(np.mean([u / x for u, x in zip(utilisations, throughputs, strict=True) if x > 0]))
-        return Estimate(value, f"{what}: U / X at each level, averaged (it did not grow across them)")
+        background = float(np.mean(utilisations))
+        return Estimate(0.0, f"{what}: it did not grow across the levels ({levels_text(throughputs)}): none per "
+                        f"request, its mean ({background:.3f} of a core) a background", background)  # fmt: skip
 
 
 def _ms(e: Estimate) -> float:
