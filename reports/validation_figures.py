@@ -258,7 +258,7 @@ def _error_axes(ax: Any, levels: Sequence[Json], top: float) -> None:
     """Level names on x (past the knee marked), the zero line, the legend above."""
     ax.set_xticks(range(len(levels)))
     ax.set_xticklabels(
-        [f"{rate_text(level['rate'])}/s" + ("\npast the knee" if level.get("below_knee") is False else "")
+        [f"{rate_text(level['rate'])}/s" + ("\npast knee" if level.get("below_knee") is False else "")
          for level in levels], fontsize=8,
     )  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.8)
