@@ -15,9 +15,10 @@ three quantiles at the offered rate.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
+
+import numpy as np
 
 __all__ = ["Quantiles", "quantiles_at", "shifted_lognormal"]
 
@@ -31,15 +32,11 @@ def quantiles_at(curve: Sequence[tuple[float, float, float, float]], rate: float
     highest's line (never falling) above them."""
     if not curve:
         raise ValueError("a delay curve needs at least one point")
-    rates = [point[0] for point in curve]
-    if rate <= rates[0] or len(curve) == 1:
-        return _quantiles(curve[0] if rate <= rates[0] else curve[-1])
-    k = min(bisect.bisect_left(rates, rate), len(curve) - 1)
-    lo, hi = curve[k - 1], curve[k]
-    share = (rate - lo[0]) / (hi[0] - lo[0])
-    if rate > hi[0]:  # past the highest: the line through the two highest, never below the highest
-        return _quantiles(tuple(max(h, h + (h - low) * (share - 1)) for low, h in zip(lo, hi, strict=True)))
-    return _quantiles(tuple(low + (h - low) * share for low, h in zip(lo, hi, strict=True)))
+    rates, *columns = (np.array(column, dtype=float) for column in zip(*curve, strict=True))
+    if len(curve) == 1 or rate <= rates[-1]:  # np.interp holds the ends' values beyond them
+        return _quantiles([math.nan, *(float(np.interp(rate, rates, c)) for c in columns)])
+    share = (rate - rates[-1]) / (rates[-1] - rates[-2])  # past the highest: the two highest's line
+    return _quantiles([math.nan, *(float(c[-1] + max(0.0, c[-1] - c[-2]) * share) for c in columns)])
 
 
 def _quantiles(point: Sequence[float]) -> Quantiles:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -185,6 +186,11 @@ def _number(value: float) -> str:
     return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if e else text
 
 
+def _flow(items: Iterable[str]) -> str:
+    """A YAML flow sequence of texts already written: "[a, b]"."""
+    return "[" + ", ".join(items) + "]"
+
+
 def _line(key: str, value: object, source: str | None, indent: int = 0) -> str:
     shown = _number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
     text = f"{' ' * indent}{key}: {shown}"
@@ -206,7 +212,7 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
             if source is None and value == type(part).model_fields[key].get_default(call_default_factory=True):
                 continue  # a default nobody set: left out
             if isinstance(value, list):
-                value = json.dumps([[_number(float(v)) for v in point] for point in value]).replace('"', "")
+                value = _flow(_flow(_number(float(v)) for v in point) for point in value)
             lines.append(_line(key, value, source, 2))
     lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
     for kind, share in model.mix.items():

@@ -11,9 +11,10 @@ import pytest
 from loadtests.prepared_mix import Drawn
 from network.testbed_model import Conditions, predict
 from scenarios.calibrated import Calibrated
+from testbed.calibration.errors import level_errors
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
 from testbed.calibration.predicted import held_out_rates
-from testbed.calibration.validate import stairs_from
+from testbed.calibration.validate import drift_of, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
 DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
@@ -103,3 +104,13 @@ def test_a_thread_whose_cpu_does_not_grow_with_the_load_is_background_not_demand
     assert model.core.io_cpu_ms == 0.0
     assert model.core.background == pytest.approx(0.02 + (0.11 + 0.115 + 0.105) / 3)  # the levels that held
     assert "did not grow across the levels" in sources["core.io_cpu_ms"]
+
+
+def test_drift_is_the_same_level_measured_again_with_its_signed_change() -> None:
+    then = {**LEVELS[1], "cpu": {"core": {"utilisation": 0.30, "threads": {}}}}
+    now = {**LEVELS[1], "mean_ms": 5.4, "p99_ms": 9.0, "cpu": {}}  # the core's CPU not read this time
+    drift = drift_of(then, now)
+    assert drift["rate"] == 200 and drift["calibration"]["core_cpu"] == 0.30 and drift["now"]["core_cpu"] is None
+    assert drift["change"]["mean_ms"] == pytest.approx(0.2) and drift["change"]["p99_ms"] == pytest.approx(-0.25)
+    assert drift["change"]["throughput"] == 0.0 and drift["change"]["core_cpu_points"] is None
+    assert level_errors({"core_cpu": 0.5}, {"core_cpu": 0.3})["core_cpu_points"] == pytest.approx(20.0)

@@ -207,8 +207,7 @@ def _check_answer(log: AuditLog, case: Case, answer: _Answer) -> Result:
         problem = _record_problem(log, reply.audit_index, case, pb.Outcome.Name(reply.outcome))
         return Result(status, problem, "audit" if problem else None)
     if status == "RESOURCE_EXHAUSTED" and len(case.raw) > DEFAULT_MAX_MESSAGE_BYTES:
-        problem = refusal_problem(status, answer.message)  # gRPC refused it before the core saw it
-        return Result(status, problem, "vague" if problem else None)
+        return refusal_result(answer)  # gRPC refused it before the core saw it: nothing audited
     refused = refusal_result(answer)
     if refused.problem is not None:
         return refused

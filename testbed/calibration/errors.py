@@ -35,11 +35,14 @@ def signed(predicted: float | None, measured: float | None) -> float | None:
     return round((predicted - measured) / abs(measured), 4)
 
 
-def level_errors(predicted: Mapping[str, float], measured: Mapping[str, float | None]) -> dict[str, float | None]:
-    """The errors of one level: each figure's signed error, the core CPU's in points."""
-    errors = {name: signed(predicted[name], measured.get(name)) for name in FIGURES if name != "core_cpu"}
-    cpu = measured.get("core_cpu")
-    errors["core_cpu_points"] = None if cpu is None else round((predicted["core_cpu"] - cpu) * 100, 2)
+def level_errors(
+    predicted: Mapping[str, float | None], measured: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    """The errors of one level: each figure's signed error, the core CPU's in points (None where
+    either side lacks the figure)."""
+    errors = {name: signed(predicted.get(name), measured.get(name)) for name in FIGURES if name != "core_cpu"}
+    model, cpu = predicted.get("core_cpu"), measured.get("core_cpu")
+    errors["core_cpu_points"] = None if model is None or cpu is None else round((model - cpu) * 100, 2)
     return errors
 
 

@@ -6,9 +6,9 @@ For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this ord
    what-ifs (testbed/calibration/whatifs.py);
 2. a fresh live network of the same load-test scenario is measured: first one calibration level
    again (the control: how far the machine moved since calibrating, `drift_of`), then the
-   held-out levels, then on a staircase to its knee (from the lower of 0.85 of the model's knee and 0.9 of the highest
-   calibration level that held, up 6% a level, each stair predicted before it is measured,
-   until two in a row pass the knee), and runs the what-ifs;
+   held-out levels, then on a staircase to its knee (from the lower of 0.85 of the model's knee
+   and 0.9 of the highest calibration level that held, up 6% a level, each stair predicted
+   before it is measured, until two in a row pass the knee), and runs the what-ifs;
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
    points of one core), the knee's error, each what-if's; and whether each goal is met.
 Written into OUT: validation.json and report.html (reports/validation.py), and live/.
@@ -108,8 +108,7 @@ def drift_of(then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     """The same level measured at calibration (`then`) and again now: each figure and its signed
     change (core CPU in points), as `level_errors` gives them with `now` in the predicted's place."""
     before, after = measured_figures(then), measured_figures(now)
-    usable = {k: math.nan if v is None else v for k, v in after.items()}
-    return {"rate": then["rate"], "calibration": before, "now": after, "change": level_errors(usable, before)}
+    return {"rate": then["rate"], "calibration": before, "now": after, "change": level_errors(after, before)}
 
 
 def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float], Predicted],
