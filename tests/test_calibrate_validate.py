@@ -59,7 +59,7 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
 
 def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:
     plan = ValidationPlan(
-        live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5),
+        live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5, repeats=2),
         held_out=(45.0,), knee=False, replications=2,
         whatifs=WhatIfs(rate=40.0, kill_at_s=0.3, kill_s=1.0, stop_at_s=0.3, stop_s=0.5, slow_ms=5.0),
     )  # fmt: skip
@@ -79,5 +79,9 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
     drift = saved["drift"]  # the calibration level nearest 45/s measured again first
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS
+    # measured in two rounds (control, 45/s, control, 45/s): each figure is the repetitions' median
+    assert len(level["repetitions"]) == 2 and len(drift["repetitions"]) == 2
+    means = sorted(r["mean_ms"] for r in level["repetitions"])
+    assert level["measured"]["mean_ms"] == pytest.approx(sum(means) / 2)
     assert set(saved["goals"]) == {"throughput", "mean_ms", "p99_ms", "core_cpu_points", "knee", "whatifs"}
     assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")

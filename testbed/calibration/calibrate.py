@@ -3,7 +3,9 @@
 A fresh live network of a load-test scenario's world (testbed/calibration/measure.py) is offered
 that scenario's mix, open loop, at rising rates: `start`, then each `step` times the last, until a
 level's p99 latency passes the knee's limit (50 ms) or `max_rate` is reached (or at the `rates`
-given). The levels that held are what the model is estimated from (testbed/calibration/
+given). With `repeats` > 1 the rates climbed are measured again, round after round, and each
+rate's repetitions are combined by their medians (testbed/calibration/rounds.py). The levels
+that held are what the model is estimated from (testbed/calibration/
 estimate.py); every level's figures are kept. Written into CAL:
 
     calibrated.yaml     the model (scenarios/calibrated.py), a comment per number
@@ -27,6 +29,7 @@ from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
 from testbed.calibration.estimate import Setup, estimate_model, held
 from testbed.calibration.measure import LiveBench, LivePlan
+from testbed.calibration.rounds import in_rounds
 
 __all__ = ["CalibrationPlan", "Progress", "calibrate", "staircase"]
 
@@ -76,7 +79,8 @@ def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:
     rates = staircase(plan)
     with LiveBench(out / "live", plan.live) as bench:
         drawn = bench.prepare(_REQUESTS)
-        levels = _climb(bench, rates, not plan.rates, say)
+        climbed = _climb(bench, rates, not plan.rates, say)
+        levels = in_rounds(bench.level, [lv["rate"] for lv in climbed], plan.live.repeats, say, first=climbed)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     setup = Setup(cpus=os.cpu_count() or 1, hosts=plan.live.hosts, processes=plan.live.processes,
                   service_time_ms=plan.live.service_time_ms, seed=plan.live.seed,

@@ -50,7 +50,8 @@ _TELEMETRY_EVERY_S = 0.5
 @dataclass(frozen=True, kw_only=True)
 class LivePlan:
     """The live network measured: its load-test scenario (world and mix), hosts, service time,
-    and how each level runs."""
+    how each level runs, and how many times each level is measured (`repeats`, in interleaved
+    rounds: testbed/calibration/rounds.py)."""
 
     scenario: Path
     hosts: int = DEFAULT_HOSTS
@@ -59,6 +60,7 @@ class LivePlan:
     warmup_s: float = 2.0
     processes: int = DEFAULT_PROCESSES
     seed: int = 0
+    repeats: int = 1
 
     def conditions(self, rate: float) -> Conditions:
         """The model's conditions for a level of this plan at `rate` (same window, warm-up, seed)."""

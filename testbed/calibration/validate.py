@@ -6,9 +6,11 @@ For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this ord
    what-ifs (testbed/calibration/whatifs.py);
 2. a fresh live network of the same load-test scenario is measured: first one calibration level
    again (the control: how far the machine moved since calibrating, `drift_of`), then the
-   held-out levels, then on a staircase to its knee (from the lower of 0.85 of the model's knee
-   and 0.9 of the highest calibration level that held, up 6% a level, each stair predicted
-   before it is measured, until two in a row pass the knee), and runs the what-ifs;
+   held-out levels (with `repeats` > 1 both again, round after round, each rate's repetitions
+   combined by their medians: testbed/calibration/rounds.py), then on a staircase to its knee
+   (from the lower of 0.85 of the model's knee and 0.9 of the highest calibration level that
+   held, up 6% a level, each stair predicted before it is measured, until two in a row pass the
+   knee), and runs the what-ifs;
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
    points of one core), the knee's error, each what-if's; and whether each goal is met.
 Written into OUT: validation.json and report.html (reports/validation.py), and live/.
@@ -31,6 +33,7 @@ from testbed.calibration.errors import goals, level_errors, signed
 from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
+from testbed.calibration.rounds import in_rounds
 from testbed.calibration.whatifs import WhatIfs, run_whatifs
 
 __all__ = [
@@ -74,7 +77,8 @@ def _row(rate: float, guess: Predicted, level: dict[str, Any]) -> dict[str, Any]
     measured = measured_figures(level)
     return {"rate": rate, "below_knee": p99_held(level),
             "predicted": guess.as_json(), "measured": measured,
-            "error": level_errors(guess.figures, measured)}  # fmt: skip
+            "error": level_errors(guess.figures, measured),
+            "repetitions": level.get("repetitions", [])}  # fmt: skip
 
 
 def stairs_from(knee: float, held: float | None) -> list[float]:
@@ -108,7 +112,8 @@ def drift_of(then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     """The same level measured at calibration (`then`) and again now: each figure and its signed
     change (core CPU in points), as `level_errors` gives them with `now` in the predicted's place."""
     before, after = measured_figures(then), measured_figures(now)
-    return {"rate": then["rate"], "calibration": before, "now": after, "change": level_errors(after, before)}
+    return {"rate": then["rate"], "calibration": before, "now": after, "change": level_errors(after, before),
+            "repetitions": now.get("repetitions", [])}  # fmt: skip
 
 
 def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float], Predicted],
@@ -174,10 +179,12 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
     control = control_of(_held_levels(cal), held)
     with LiveBench(out / "live", plan.live) as bench:
         bench.prepare(_REQUESTS)
-        drift = drift_of(control, bench.level(control["rate"])) if control else None
+        first = [control["rate"]] if control and control["rate"] not in held else []
+        measured = dict(zip(first + held, in_rounds(bench.level, first + held, plan.live.repeats, say), strict=True))
+        drift = drift_of(control, measured[control["rate"]]) if control else None
         if drift:
             say(f"the machine since calibrating: {drift['rate']:g}/s measured again: " + _changes(drift["change"]))
-        levels = {r: bench.level(r) for r in held}
+        levels = {r: measured[r] for r in held}
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
         climbed = _staircase(bench, stairs, guess, say)

@@ -31,7 +31,6 @@ from testbed.calibration.predicted import Predicted, predicted
 __all__ = ["WhatIfs", "run_whatifs"]
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class WhatIfs:
     """Which what-ifs run, at what share of the predicted knee, and how long each change lasts."""

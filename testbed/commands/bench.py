@@ -174,7 +174,8 @@ figures in OUT/bench_sim.json.
 
 _MODEL_HELP = """\
 The calibrated model's accuracy (issue 11; docs/CALIBRATION.md): `crossroads calibrate` then
-`crossroads validate` with their defaults against fresh live networks of the load-test scenario
+`crossroads validate` with their defaults but --repeats 3 (each level measured three times, in
+rounds, each figure's median kept) against fresh live networks of the load-test scenario
 (default the shipped smoke test), into OUT/model/calibration and OUT/model/validation. Each
 figure is the worst absolute error over the held-out levels below the knee, in percent (the
 core's CPU in points of one core), against its goal: throughput <= 5, mean latency <= 10, p99

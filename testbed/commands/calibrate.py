@@ -48,7 +48,7 @@ just before it is measured, until two in a row pass 50 ms). Writes into OUT:
 
 def _live_plan(args: argparse.Namespace) -> LivePlan:
     return LivePlan(scenario=args.scenario, hosts=args.hosts, seconds=args.seconds, warmup_s=args.warmup,
-                    processes=args.processes, seed=args.seed)  # fmt: skip
+                    processes=args.processes, seed=args.seed, repeats=args.repeats)  # fmt: skip
 
 
 def _add_live(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +57,23 @@ def _add_live(parser: argparse.ArgumentParser) -> None:
     add_hosts(parser, DEFAULT_HOSTS)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per level (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per level (default 2)")
+    parser.add_argument("--repeats", type=_positive, default=1,
+                        help="measure each level this many times, in rounds over all the levels, and keep each "
+                        "figure's median: steadier on a shared machine (default 1)")  # fmt: skip
     parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
                         help=f"load generator processes (default {DEFAULT_PROCESSES})")  # fmt: skip
     add_seed(parser, "seed of the drawn requests and the model (default 0)", default=0)
     add_quiet(parser)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _rates(text: str) -> tuple[float, ...]:
