@@ -23,7 +23,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 from grpc import aio
 from numpy.typing import NDArray
 
+from crossroads.atomic_file import write_atomic
 from crossroads.pki import channel_credentials
 from crossroads.statistics import percentile
 from loadtests.level import ARRIVALS, CALL_TIMEOUT_S, DEFAULT_MAX_IN_FLIGHT, Level, write_records
@@ -120,42 +121,67 @@ class LevelResult:
     records: NDArray[np.void]
 
 
-def run_level(pki: Path, target: str, requests: Sequence[Prepared], level: Level) -> LevelResult:
+def run_level(
+    pki: Path, target: str, requests: Sequence[Prepared], level: Level, start_file: Path | None = None
+) -> LevelResult:
     """Offer `level` to `target` (mutual TLS with the identities of `pki`), open loop.
 
     With one sender process, sends from this one (so not from inside a running event loop);
     with K, from K child processes (loadtests.sender_pool) while this one waits. Takes the
     level's warm-up and seconds, plus the time for the last answers to come back (at most
     `level.timeout_s`). LoadgenError (loadtests.sender) if a sender cannot connect or fails.
+    `start_file`, if given, gets the UNIX time of the measured window's start (intended time 0)
+    as soon as the schedule's start is fixed, before anything is sent: what a fault injector
+    waits for to place its faults in the window (the senders' start-up takes seconds).
     """
     if not requests:
         raise ValueError("no requests to send")
     run_id = f"ol{time.time_ns():x}"
     parts = [SenderPart(pki, target, tuple(requests), level, k, run_id) for k in range(level.processes)]
     started: list[float] = []
+
+    def on_start(t0: float) -> None:
+        started.append(t0)
+        if start_file is not None:
+            write_atomic(start_file, f"{_unix(t0 + level.warmup_s):.4f}\n".encode())
+
     if level.processes == 1:
-        sent = [send_part(parts[0], lambda: _start_at(started))]
+        sent = [send_part(parts[0], lambda: _start_at(on_start))]
     else:
-        sent = send_in_processes(parts, started)
+        sent = send_in_processes(parts, on_start)
     records = np.concatenate([r for r, _ in sent])
     records = records[np.argsort(records["intended_s"], kind="stable")]
     figures = figures_of(records, level, [cpu for _, cpu in sent])
     # the UNIX time of intended time 0 (the window's start), to place it beside other clocks
-    figures["window_start_unix"] = round(started[0] + level.warmup_s + time.time() - time.monotonic(), 4)
+    figures["window_start_unix"] = round(_unix(started[0] + level.warmup_s), 4)
     return LevelResult(figures, records)
 
 
-def _start_at(started: list[float]) -> float:
-    started.append(time.monotonic() + START_LEAD_S)
-    return started[-1]
+def _unix(monotonic: float) -> float:
+    """The UNIX time of a time.monotonic() instant."""
+    return monotonic + time.time() - time.monotonic()
 
 
-def level_args(pki: Path, target: str, requests_file: Path, level: Level, records: Path | None = None) -> list[str]:
+def _start_at(on_start: Callable[[float], None]) -> float:
+    t0 = time.monotonic() + START_LEAD_S
+    on_start(t0)
+    return t0
+
+
+def level_args(
+    pki: Path,
+    target: str,
+    requests_file: Path,
+    level: Level,
+    records: Path | None = None,
+    start_file: Path | None = None,
+) -> list[str]:
     """The Python arguments (for testbed.processes.run) of `python -m loadtests.loadgen` offering
     `level`: its last line of output is the figures (JSON); with `records`, it writes them there
-    (loadtests.level.read_records reads them)."""
+    (loadtests.level.read_records reads them); with `start_file`, the window's start (`run_level`)."""
     args = ["-m", "loadtests.loadgen", "--pki", str(pki), "--target", target, "--requests", str(requests_file)]
-    return args + level.argv() + ([] if records is None else ["--records", str(records)])
+    args += level.argv() + ([] if records is None else ["--records", str(records)])
+    return args + ([] if start_file is None else ["--start-file", str(start_file)])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     opened.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="per sender process")
     opened.add_argument("--timeout", type=float, default=CALL_TIMEOUT_S, help="seconds a call may take")
     opened.add_argument("--records", help="write one record per request here (.npy)")
+    opened.add_argument("--start-file", help="write the measured window's start here (UNIX time) before sending")
     return parser
 
 
@@ -194,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         rate=args.rate, seconds=args.seconds, warmup_s=args.warmup, arrivals=args.arrivals,
         processes=args.processes, seed=args.seed, max_in_flight=args.max_in_flight, timeout_s=args.timeout,
     )  # fmt: skip
-    result = run_level(Path(args.pki), args.target, requests, level)
+    start_file = None if args.start_file is None else Path(args.start_file)
+    result = run_level(Path(args.pki), args.target, requests, level, start_file)
     if args.records:
         write_records(Path(args.records), result.records)
     print(json.dumps(result.figures, allow_nan=False))

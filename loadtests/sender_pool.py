@@ -21,7 +21,7 @@ import multiprocessing
 import queue
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
@@ -56,10 +56,11 @@ def _child(part: SenderPart, messages: Any, start: Any, t0: Any) -> None:
     messages.put(("done", part.k, records, cpu))
 
 
-def send_in_processes(parts: Sequence[SenderPart], started: list[float] | None = None) -> list[Sent]:
+def send_in_processes(parts: Sequence[SenderPart], on_start: Callable[[float], None] | None = None) -> list[Sent]:
     """Send every part from a child process of its own, all starting together; their records
     and CPU seconds, in the order of `parts`. LoadgenError if a child fails, dies, or is late.
-    The time.monotonic() instant their schedules start at is appended to `started`, if given."""
+    `on_start`, if given, is called with the time.monotonic() instant their schedules start at,
+    as soon as it is fixed (before they start)."""
     ctx = multiprocessing.get_context("spawn")
     messages, start, t0 = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     children = [
@@ -70,8 +71,8 @@ def send_in_processes(parts: Sequence[SenderPart], started: list[float] | None =
             child.start()
         _await(messages, children, "ready", time.monotonic() + STARTUP_S + CONNECT_TIMEOUT_S)
         t0.value = time.monotonic() + START_LEAD_S
-        if started is not None:
-            started.append(t0.value)
+        if on_start is not None:
+            on_start(t0.value)
         start.set()
         level = parts[0].level
         until = t0.value + level.warmup_s + level.seconds + level.timeout_s + STARTUP_S

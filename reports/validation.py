@@ -156,22 +156,40 @@ def _interval(ci: Any, scale: float) -> str:
     return f"{fmt(ci[0] * scale)} – {fmt(ci[1] * scale)}"
 
 
+# a figure's name in a repetition's summary (testbed/calibration/rounds.py), where it differs
+_IN_REPETITION = {"throughput": "achieved_per_s"}
+
+
+def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
+    """The lowest and highest of a figure over a level's rounds ("-" for fewer than two)."""
+    values = [v for r in repetitions if (v := vf.number(r, _IN_REPETITION.get(q.key, q.key))) is not None]
+    if len(values) < 2:
+        return "-"
+    return f"{fmt(min(values) * q.scale)} – {fmt(max(values) * q.scale)}"
+
+
 def _level(level: Json) -> str:
-    """One held-out level: its heading (past the knee marked) and a row per figure."""
+    """One held-out level: its heading (past the knee marked) and a row per figure; measured in
+    rounds, also the range of the rounds (the testbed's own spread, beside the model's error)."""
     predicted, measured = level.get("predicted") or {}, level.get("measured") or {}
     ci, error = predicted.get("ci") or {}, level.get("error") or {}
+    reps = [r for r in level.get("repetitions") or [] if isinstance(r, dict)]
     rows = []
     for q in vf.QUANTITIES:
-        rows.append([
+        row = [
             html.escape(q.label),
             fmt(_scaled(predicted, q)),
             _interval(ci.get(q.key), q.scale),
             fmt(_scaled(measured, q)),
             _error_text(q.error_key, vf.number(error, q.error_key)),
-        ])  # fmt: skip
+        ]
+        rows.append([*row[:4], _range(reps, q), *row[4:]] if len(reps) > 1 else row)
     past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
     head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>"
-    return head + table(["figure", "model", "model's interval", "measured", "signed error"], rows)
+    columns = ["figure", "model", "model's interval", "measured"]
+    if len(reps) > 1:
+        columns.append(f"measured, lowest – highest of {len(reps)} rounds")
+    return head + table([*columns, "signed error"], rows)
 
 
 _WHY_DRIFT = """Before the held-out levels, one level the model was tuned at is measured again on the fresh

@@ -76,6 +76,10 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert [w["name"] for w in saved["whatifs"]] == ["host killed", "core stopped", "slow agencies"]
     killed = saved["whatifs"][0]
     assert set(killed["error"]) == {"effect_mean_ms", "failed", "queued"} and killed["faults"]
+    for whatif in saved["whatifs"][:2]:  # each fault where it was planned in the measured window
+        (fault,) = whatif["faults"]
+        assert abs(fault["from_s"] - fault["planned_from_s"]) < 0.5, fault
+    assert [len(w["rounds"]) for w in saved["whatifs"]] == [2, 2, 2]  # each what-if in two rounds
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
     drift = saved["drift"]  # the calibration level nearest 45/s measured again first
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS

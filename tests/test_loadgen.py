@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -97,6 +98,25 @@ def test_a_level_sends_its_schedule_and_records_every_request(host: Host) -> Non
     assert figures["cpu_s"] > 0 and len(figures["cpu_s_by_process"]) == 1
     assert json.loads(json.dumps(figures, allow_nan=False)) == figures  # strict JSON
     assert before + 0.5 < figures["window_start_unix"] < time.time() - 2.0  # the measured window, on the wall clock
+
+
+def test_the_window_start_is_written_before_anything_is_sent(host: Host, tmp_path: Path) -> None:
+    """What a fault injector waits for: the window's start, on the wall clock, known in advance."""
+    start_file = tmp_path / "window.start"
+    seen: list[float] = []
+
+    def watch() -> None:  # the file must appear before the window starts, not after the level
+        while not start_file.exists():
+            time.sleep(0.005)
+        seen.append(time.time())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    level = Level(rate=30, seconds=1.0, warmup_s=0.5, processes=2)
+    figures = run_level(host.pki, host.address, _deliveries(8), level, start_file).figures
+    watcher.join(5)
+    assert float(start_file.read_text()) == pytest.approx(figures["window_start_unix"], abs=0.01)
+    assert seen and seen[0] < figures["window_start_unix"] - 0.4  # written before the warm-up began
 
 
 def test_latency_runs_from_the_intended_send_time(host: Host) -> None:

@@ -130,6 +130,23 @@ def test_each_held_out_level_has_a_table_of_model_measurement_and_signed_error(p
     assert _rows(_section(page, "122.5 requests/s"))[-1][-1] == "+2.0 pt"
 
 
+def test_a_level_measured_in_rounds_shows_their_range_beside_the_error() -> None:
+    validation = realistic()
+    level = validation["levels"][1]
+    level["repetitions"] = [
+        {"achieved_per_s": 395.0, "mean_ms": 10.5, "p50_ms": 8.0, "p90_ms": 16.0, "p99_ms": 27.0, "core_cpu": 0.78},
+        {"achieved_per_s": 396.0, "mean_ms": 11.1, "p50_ms": 8.4, "p90_ms": None, "p99_ms": 29.8, "core_cpu": 0.80},
+        {"achieved_per_s": 399.0, "mean_ms": 12.9, "p50_ms": 8.9, "p90_ms": 18.0, "p99_ms": 40.0, "core_cpu": 0.84},
+    ]
+    rows = _rows(_section(build_validation_report(validation), f"{rate_text(level['rate'])} requests/s"))
+    assert rows[0][4] == "measured, lowest – highest of 3 rounds" and rows[0][-1] == "signed error"
+    by_figure = {row[0]: row for row in rows[1:]}
+    assert by_figure["mean latency (ms)"][4] == "10.5 – 12.9"
+    assert by_figure["p90 latency (ms)"][4] == "16.0 – 18.0"  # the round without a p90 left out
+    assert by_figure["core CPU (% of one core)"][4] == "78.0 – 84.0"
+    assert by_figure["throughput (answered/s)"][4] == "395 – 399"
+
+
 def test_only_the_levels_past_the_knee_are_marked(page: str) -> None:
     headings = re.findall(r"<h3>(.*?)</h3>", page)
     assert headings == [

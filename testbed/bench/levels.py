@@ -54,13 +54,15 @@ def loadgen_figures(args: list[str], log: Path, timeout_s: float, what: str = ""
     return figures
 
 
-def run_level(pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None) -> dict[str, Any]:
+def run_level(
+    pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None, start_file: Path | None = None
+) -> dict[str, Any]:
     """Offer `level` to `path`; its figures with "cpu" (see the module doc). BenchError when the
-    generator fails; its stderr goes to `log`."""
+    generator fails; its stderr goes to `log`. `records` and `start_file`: loadtests.loadgen's."""
     started = time.time()
     before = cpu.snapshot(path.watch)
     timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
-    args = level_args(pki, path.address, path.requests, level, records)
+    args = level_args(pki, path.address, path.requests, level, records, start_file)
     figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")
     after = cpu.snapshot(path.watch)
     figures["path"] = path.name

@@ -12,11 +12,13 @@ telemetry on (crossroads/telemetry.py), draws that scenario's mix in advance
 - the core's telemetry over the measured window: where each exchange's time went (forward round
   trip, audit commit, the core's own) and the group commits (batches, time a commit takes);
 - the audit outcomes of the level's exchanges (a consultation whose agency is down is FAILED);
-- the windows of any fault applied during the level (testbed/faults.py).
+- the windows of any fault applied during the level (testbed/faults.py), placed after the
+  measured window's start as the generator fixed it (its senders take seconds to start).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -45,6 +47,7 @@ __all__ = ["DEFAULT_PROCESSES", "LiveBench", "LivePlan"]
 
 DEFAULT_PROCESSES = 2  # load generator processes
 _TELEMETRY_EVERY_S = 0.5
+_START_POLL_S = 0.01  # how often the fault thread looks for the window's start
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,9 +130,11 @@ class LiveBench:
                       processes=self.plan.processes, seed=seed)  # fmt: skip
         path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
         audit_start = audit_size(self.state)
-        injector, stop, thread = self._faults(faults)
+        start_file = self.out / "window.start"  # the generator writes the window's start there
+        start_file.unlink(missing_ok=True)
+        injector, stop, thread = self._faults(faults, start_file)
         try:
-            figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log")
+            figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log", start_file=start_file)
         finally:
             stop.set()
             if thread is not None:
@@ -142,14 +147,27 @@ class LiveBench:
         figures["fault_errors"] = list(injector.errors)
         return figures
 
-    def _faults(self, faults: Sequence[Fault]) -> tuple[FaultInjector, threading.Event, threading.Thread | None]:
+    def _faults(
+        self, faults: Sequence[Fault], start_file: Path
+    ) -> tuple[FaultInjector, threading.Event, threading.Thread | None]:
         injector = FaultInjector(self.state, self.network.endpoints["pids"],
                                  service_time_ms=self.plan.service_time_ms)  # fmt: skip
         stop = threading.Event()
         if not faults:
             return injector, stop, None
-        # the window starts after the generator's start-up (about a second) and the warm-up
-        t0 = time.time() + 1.0 + self.plan.warmup_s
-        thread = threading.Thread(target=injector.run, args=(list(faults), t0, stop), name="faults", daemon=True)
+
+        def when_started() -> None:
+            """Wait for the generator to fix its window's start (its senders take seconds to
+            start), then apply the faults at their times after it."""
+            t0 = None
+            while t0 is None and not stop.is_set():
+                with contextlib.suppress(FileNotFoundError, ValueError):  # not written yet
+                    t0 = float(start_file.read_text())
+                if t0 is None:
+                    stop.wait(_START_POLL_S)
+            if t0 is not None:
+                injector.run(list(faults), t0, stop)
+
+        thread = threading.Thread(target=when_started, name="faults", daemon=True)
         thread.start()
         return injector, stop, thread

@@ -8,16 +8,23 @@ drifts within minutes):
 - core stopped: the core SIGSTOPped for a second (every call waits, then the backlog drains);
 - slow agencies: a fresh network whose hosts' agencies take `slow_ms` on average (exponential)
   to answer, against the first baseline (whose agencies answer at once).
+Each fault is applied at its time after the measured window's start (testbed/calibration/measure.py
+waits for the load generator to fix it), not during the warm-up.
 The live fault windows, as they really happened (testbed/faults.py), are what the model is given
 (in the measured window's time), so both worlds see the same outage. Compared per what-if: the
 effect on mean latency (what-if minus baseline, in each world) and the FAILED and QUEUED
 exchanges the change caused (the baseline's own, scaled to the same number of exchanges, taken
-off the measured counts).
+off the measured counts). With the plan's `repeats` > 1 the baseline and fault levels run that
+many rounds (baseline, core stopped, baseline, host killed; again ...) and each measured effect
+is the median of the rounds' effects (testbed/calibration/rounds.py says why); the slow agencies'
+network is measured as many times, each against one round's first baseline.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,20 +60,29 @@ def _counts(level: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]
             for k in ("FAILED", "QUEUED")}  # fmt: skip
 
 
+def _measured(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]:
+    """The what-if's measured figures: each the median over the rounds' (baseline, what-if) pairs."""
+    counts = [_counts(level, base) for base, level in pairs]
+    return {"mean_ms": statistics.median(level["mean_ms"] for _, level in pairs),
+            "effect_mean_ms": statistics.median(level["mean_ms"] - base["mean_ms"] for base, level in pairs),
+            "failed": statistics.median(c["FAILED"] for c in counts),
+            "queued": statistics.median(c["QUEUED"] for c in counts)}  # fmt: skip
+
+
 def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predicted],
-             levels: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
-    (guess_base, guess), (base, level) = guesses, levels
+             pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:  # fmt: skip
+    guess_base, guess = guesses
     effect = guess.figures["mean_ms"] - guess_base.figures["mean_ms"]
     pred = {"mean_ms": guess.figures["mean_ms"], "effect_mean_ms": effect,
             "failed": guess.outcomes["FAILED"] - guess_base.outcomes["FAILED"],
             "queued": guess.outcomes["QUEUED"] - guess_base.outcomes["QUEUED"]}  # fmt: skip
-    counts = _counts(level, base)
-    meas = {"mean_ms": level["mean_ms"], "effect_mean_ms": level["mean_ms"] - base["mean_ms"],
-            "failed": counts["FAILED"], "queued": counts["QUEUED"]}  # fmt: skip
+    meas = _measured(pairs)
     keys = ("effect_mean_ms", "failed", "queued") if name == "host killed" else ("effect_mean_ms",)
     return {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
             "measured": {k: round(v, 3) for k, v in meas.items()},
-            "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": level["faults"]}  # fmt: skip
+            "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
+            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
+                        "faults": level["faults"]} for base, level in pairs]}  # fmt: skip
 
 
 def _window(level: dict[str, Any], action: str) -> tuple[float, float]:
@@ -86,10 +102,15 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     host = f"host-{plan.host}"
     # each change just after a baseline of its own (the machine drifts within minutes); the stop
     # first: what a killed host leaves behind (redeliveries, reconnections) stays out of it
-    base = bench.level(rate)
-    stopped = bench.level(rate, faults=[Fault(at=plan.stop_at_s, action="stop_core", duration=plan.stop_s)])
-    base_kill = bench.level(rate)
-    killed = bench.level(rate, faults=[Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)])
+    stop = Fault(at=plan.stop_at_s, action="stop_core", duration=plan.stop_s)
+    kill = Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)
+    stops, kills = [], []
+    for round_ in range(live.repeats):
+        stops.append((bench.level(rate), bench.level(rate, faults=[stop])))
+        kills.append((bench.level(rate), bench.level(rate, faults=[kill])))
+        if live.repeats > 1:
+            say(f"what-ifs round {round_ + 1} of {live.repeats} at {rate:g}/s measured")
+    stopped, killed = stops[0][1], kills[0][1]  # the model is given the first round's windows
     down = _window(killed, "kill_host")
     guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
     guess_stop = predicted(
@@ -97,14 +118,14 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     )
     say(f"what-ifs at {rate:g}/s: {host} killed {down[1] - down[0]:.1f} s, the core stopped, then slow agencies")
     out = [_compare("host killed", f"{host} killed for {plan.kill_s:g} s at {rate:g}/s", rate, (guess_base, guess_kill),
-                    (base_kill, killed)),
+                    kills),
            _compare("core stopped", f"the core stopped for {plan.stop_s:g} s at {rate:g}/s", rate,
-                    (guess_base, guess_stop), (base, stopped))]  # fmt: skip
+                    (guess_base, guess_stop), stops)]  # fmt: skip
     slow_plan = dataclasses.replace(live, service_time_ms=plan.slow_ms)
     with LiveBench(bench.out.parent / "live_slow", slow_plan) as slow_bench:
         slow_bench.prepare(int(rate * (live.seconds + live.warmup_s)) + 1000)
-        slow = slow_bench.level(rate)
+        slows = [(base, slow_bench.level(rate)) for base, _ in stops]  # round r's against round r's baseline
     guess_slow = predicted(model, dataclasses.replace(when, service_time_ms=plan.slow_ms), replications)
     out.append(_compare("slow agencies", f"agencies answer in {plan.slow_ms:g} ms on average at {rate:g}/s", rate,
-                        (guess_base, guess_slow), (base, slow)))  # fmt: skip
+                        (guess_base, guess_slow), slows))  # fmt: skip
     return out
