@@ -45,7 +45,9 @@ __all__ = [
     "BATCH_BUCKETS",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_COMMIT_LINGER",
+    "LINGER_RECORDS",
     "MIN_COMING",
+    "MIN_STEP",
     "AuditWriter",
     "CommitStats",
     "Job",
@@ -54,8 +56,8 @@ __all__ = [
 DEFAULT_CHECKPOINT_INTERVAL = 0.2  # seconds between stored checkpoints under load
 DEFAULT_COMMIT_LINGER = 0.008  # the longest the writer waits for announced appends before a commit
 MIN_COMING = 4  # announced appends that make a wait worth it (see the module doc)
-_MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
-_LINGER_RECORDS = 256  # a batch at least this big is committed at once
+MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
+LINGER_RECORDS = 256  # a batch at least this big is committed at once
 BATCH_BUCKETS = 12  # batch-size buckets of CommitStats: 1, 2-3, 4-7, ..., 2048 and more
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
@@ -132,7 +134,7 @@ class AuditWriter:
         self._access_waiting = access_index.pending(conn)  # rows in access_recent; writer thread only
         self.coming = 0  # appends announced and not yet made (`announce`); read racily by the writer
         self.stats = CommitStats()  # what the commits have been so far (writer thread writes, anyone reads)
-        self._last_commit_s = _MIN_STEP  # how long the last commit took
+        self._last_commit_s = MIN_STEP  # how long the last commit took
         self._queued_records = 0
         self._queue_lock = threading.Lock()  # taken directly on the append path: Condition's __enter__ is Python
         self._cond = threading.Condition(self._queue_lock)
@@ -214,7 +216,7 @@ class AuditWriter:
     def _linger_for(self) -> bool:
         """Whether to wait before this commit: only while at least MIN_COMING appends are announced,
         or at least MIN_COMING arrived while the previous commit ran (they stream in)."""
-        if not self._linger or self._closing or self._queued_records >= _LINGER_RECORDS:
+        if not self._linger or self._closing or self._queued_records >= LINGER_RECORDS:
             return False
         return self.coming >= MIN_COMING or self._queued_records >= MIN_COMING
 
@@ -229,7 +231,7 @@ class AuditWriter:
             streaming = count - seen >= MIN_COMING
             if count == seen or not (streaming or self.coming > 0) or self._closing:
                 return
-            if self._queued_records >= _LINGER_RECORDS:
+            if self._queued_records >= LINGER_RECORDS:
                 return
             seen = count
 
@@ -256,7 +258,7 @@ class AuditWriter:
         except Exception as exc:  # every waiter of the batch learns of the failure
             first, error = 0, _full_store(self._path, exc)
         took = time.monotonic() - started
-        self._last_commit_s = max(took, _MIN_STEP)
+        self._last_commit_s = max(took, MIN_STEP)
         self.stats.add(len(records), took)
         _settle(jobs, first, error)
 

@@ -18,8 +18,12 @@ Each request follows the live path, one SimPy process per request:
    a destination whose host is down refuses at once: a consultation then FAILS, a notice is
    QUEUED (the outbox redelivers it later, off this path);
 6. the other half of the handler's CPU (lock and core);
-7. the group commit: the audit writer commits every record waiting when it is free, in one
-   commit of fixed + per_record * n milliseconds uncontended, of which its CPU is spent under
+7. the group commit: the audit writer commits every record waiting when it is free (after
+   waiting, as the live writer does, while records are on their way: with at least MIN_COMING
+   exchanges forwarding or as many records come in during the last commit, in steps as long as
+   the last commit took while each step brings more, up to the model's linger: crossroads/
+   audit_writer.py's rule, its constants), in one commit of fixed + per_record * n milliseconds
+   uncontended, of which its CPU is spent under
    the core's interpreter lock and on a core and the rest is a wait (SQLite, the fsync), in
    `handoffs` turns: each turn takes the lock back behind the handler's work queued for it, which
    is how a busy handler slows the commits down (and so lets their batches grow);
@@ -46,6 +50,7 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
+from crossroads.audit_writer import LINGER_RECORDS, MIN_COMING, MIN_STEP
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
 from network.path_delay import quantiles_at, shifted_lognormal
@@ -128,10 +133,14 @@ class _Inbox:
         if not self._wakes.triggered:
             self._wakes.succeed()
 
-    def take(self) -> Generator[simpy.Event, object, list[Any]]:
+    def wait(self) -> Steps:
+        """Until something is there (taking nothing)."""
         if not self.items:
             self._wakes = self.env.event()
             yield self._wakes
+
+    def take(self) -> Generator[simpy.Event, object, list[Any]]:
+        yield from self.wait()
         taken, self.items = self.items, []
         return taken
 
@@ -170,6 +179,8 @@ class _Testbed:
         self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
+        self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
+        self.last_commit_s = MIN_STEP
 
     # ------------------------------------------------------------------ resources
 
@@ -254,7 +265,9 @@ class _Testbed:
         yield self.env.timeout(self.delay_s())
         yield from self.work(None, m.core.io_cpu_ms, core=True)
         yield from self.handler(m.core.cpu_ms / 2)
+        self.coming += 1
         outcome = yield from self.forward(kind)
+        self.coming -= 1
         yield from self.handler(m.core.cpu_ms / 2)
         durable = self.env.event()
         self.records.put(durable)
@@ -285,8 +298,11 @@ class _Testbed:
     def writer(self) -> Steps:
         commit = self.m.commit
         while True:
-            batch = yield from self.records.take()
+            yield from self.records.wait()
             yield from self.awake()
+            if self.lingers():
+                yield from self.gather()
+            batch = yield from self.records.take()
             started = self.env.now
             wait_s = max(0.0, commit.fixed_ms + commit.per_record_ms * len(batch) - commit.cpu_ms) / 1000
             for _ in range(commit.handoffs):
@@ -295,8 +311,28 @@ class _Testbed:
             yield from self.awake()
             if self.begin <= self.env.now < self.end:
                 self.tally.commits.append((len(batch), self.env.now - started))
+            self.last_commit_s = max(self.env.now - started, MIN_STEP)
             for durable in batch:
                 durable.succeed()
+
+    def lingers(self) -> bool:
+        """Whether the writer waits before this commit: records are on their way."""
+        waiting = len(self.records.items)
+        if self.m.commit.linger_ms <= 0 or waiting >= LINGER_RECORDS:
+            return False
+        return self.coming >= MIN_COMING or waiting >= MIN_COMING
+
+    def gather(self) -> Steps:
+        """Wait in steps as long as the last commit took while each brings more records (at least
+        MIN_COMING unless more are on their way), up to the linger."""
+        step, seen = self.last_commit_s, len(self.records.items)
+        deadline = self.env.now + self.m.commit.linger_ms / 1000
+        while self.env.now + step <= deadline:
+            yield self.env.timeout(step)
+            count = len(self.records.items)
+            if count == seen or not (count - seen >= MIN_COMING or self.coming > 0) or count >= LINGER_RECORDS:
+                return
+            seen = count
 
     def background(self) -> Steps:
         share = self.m.core.background

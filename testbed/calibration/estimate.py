@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from crossroads.audit_writer import DEFAULT_COMMIT_LINGER
 from loadtests.prepared_mix import Drawn
 from network.calibration import Estimate, demand, levels_text
 from network.testbed_model import Conditions, Prediction, predict
@@ -149,7 +150,8 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
             "background": main.background + io.background + writer.background,
         },
         "host": {"cpu_ms": _ms(host)},
-        "commit": {"cpu_ms": _ms(writer), "fixed_ms": _ms(fixed), "per_record_ms": 0.0},
+        "commit": {"cpu_ms": _ms(writer), "fixed_ms": _ms(fixed), "per_record_ms": 0.0,
+                   "linger_ms": DEFAULT_COMMIT_LINGER * 1000},
     }
 
 
@@ -230,6 +232,7 @@ def estimate_model(
     sources["cpus"] = "os.cpu_count() of the machine measured"
     sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"
+    sources["commit.linger_ms"] = "the core's commit linger (crossroads/audit_writer.py), which it keeps"
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
     model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
