@@ -101,7 +101,7 @@ class FaultInjector:
 
     def _end(self, fault: Fault) -> float:
         if fault.action == "stop_core":
-            self._thaw()
+            self.thaw()
             return time.time()
         host = str(fault.host)
         if fault.action == "slow_host":
@@ -149,7 +149,8 @@ class FaultInjector:
             self._pids[name] = child.pid
         return time.time()
 
-    def _thaw(self) -> None:
+    def thaw(self) -> None:
+        """Let a core this injector froze run again (a run cut short leaves it frozen)."""
         if self._frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid(CORE), signal.SIGCONT)
@@ -157,5 +158,5 @@ class FaultInjector:
 
     def close(self) -> None:
         """Leave nothing frozen, and stop the hosts this injector started (SIGTERM, then SIGKILL)."""
-        self._thaw()
+        self.thaw()
         processes.stop(self._started, STOP_TIMEOUT_S)

@@ -82,6 +82,7 @@ class LiveBench:
         self.state = self.out / "state"
         self.telemetry = self.out / "telemetry.jsonl"
         self._network: LiveNetwork | None = None
+        self._injector: FaultInjector | None = None  # one for the network's life: the hosts it restarts stay up
         self._drawn: list[Drawn] = []
         self._requests = self.out / "requests.mix.jsonl"
 
@@ -92,9 +93,13 @@ class LiveBench:
         env = {TELEMETRY_ENV: str(self.telemetry), EVERY_ENV: str(_TELEMETRY_EVERY_S)}
         self._network = bring_up(self.plan.scenario, self.state, hosts=self.plan.hosts,
                                  service_time_ms=self.plan.service_time_ms, core_env=env, progress=True)  # fmt: skip
+        self._injector = FaultInjector(self.state, self._network.endpoints["pids"],
+                                       service_time_ms=self.plan.service_time_ms)  # fmt: skip
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._injector is not None:
+            self._injector.close()  # the hosts it restarted, and a core it froze
         if self._network is not None:
             self._network.stop()
 
@@ -115,16 +120,23 @@ class LiveBench:
         write_requests(self._requests, prepared)
         return self._drawn
 
+    @property
+    def injector(self) -> FaultInjector:
+        if self._injector is None:
+            raise BenchError("the live network is not up")
+        return self._injector
+
     def watched(self) -> dict[str, int]:
-        """The processes whose CPU is read: the core and each host (current pids)."""
-        pids = dict(self.network.endpoints["pids"])
-        return pids
+        """The processes whose CPU is read: the core and each host (current pids: a host a fault
+        restarted has a new one)."""
+        return self.injector.pids()
 
     def level(self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = ()) -> dict[str, Any]:
         """Offer `rate` for the plan's seconds (after its warm-up) and measure it (see the module doc).
 
-        `faults` are applied at their times after the measured window's start (about: the
-        injector starts with the level, and its windows are reported in that window's time).
+        `faults` are applied at their times after the measured window's start, as the generator
+        fixed it, by the network's one injector (a host it restarts stays up for the next levels),
+        and its windows are reported in that window's time.
         """
         level = Level(rate=rate, seconds=self.plan.seconds, warmup_s=self.plan.warmup_s,
                       processes=self.plan.processes, seed=seed)  # fmt: skip
@@ -132,29 +144,28 @@ class LiveBench:
         audit_start = audit_size(self.state)
         start_file = self.out / "window.start"  # the generator writes the window's start there
         start_file.unlink(missing_ok=True)
-        injector, stop, thread = self._faults(faults, start_file)
+        injector = self.injector
+        windows, errors = len(injector.windows), len(injector.errors)
+        stop, thread = self._faults(faults, start_file)
         try:
             figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log", start_file=start_file)
         finally:
             stop.set()
             if thread is not None:
                 thread.join()
-            injector.close()
+            injector.thaw()  # a stop cut short by the level's end ends with it
         start = float(figures["window_start_unix"])
         figures["telemetry"] = over(read_telemetry(self.telemetry), start, start + level.seconds + 0.5)
         figures["outcomes"] = audit_outcomes(self.state, audit_start)
-        figures["faults"] = [w.as_json(start) for w in injector.windows]
-        figures["fault_errors"] = list(injector.errors)
+        figures["faults"] = [w.as_json(start) for w in injector.windows[windows:]]
+        figures["fault_errors"] = list(injector.errors[errors:])
         return figures
 
-    def _faults(
-        self, faults: Sequence[Fault], start_file: Path
-    ) -> tuple[FaultInjector, threading.Event, threading.Thread | None]:
-        injector = FaultInjector(self.state, self.network.endpoints["pids"],
-                                 service_time_ms=self.plan.service_time_ms)  # fmt: skip
+    def _faults(self, faults: Sequence[Fault], start_file: Path) -> tuple[threading.Event, threading.Thread | None]:
         stop = threading.Event()
         if not faults:
-            return injector, stop, None
+            return stop, None
+        injector = self.injector
 
         def when_started() -> None:
             """Wait for the generator to fix its window's start (its senders take seconds to
@@ -170,4 +181,4 @@ class LiveBench:
 
         thread = threading.Thread(target=when_started, name="faults", daemon=True)
         thread.start()
-        return injector, stop, thread
+        return stop, thread

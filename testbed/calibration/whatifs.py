@@ -82,6 +82,7 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
             "measured": {k: round(v, 3) for k, v in meas.items()},
             "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
             "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
+                        **{k.lower(): v for k, v in _counts(level, base).items()},
                         "faults": level["faults"]} for base, level in pairs]}  # fmt: skip
 
 
