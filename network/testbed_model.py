@@ -13,7 +13,8 @@ Each request follows the live path, one SimPy process per request:
    the core's event loop: each turn of the loop runs every callback ready when it began, under
    the core's one interpreter lock (and a core), which it lets go between turns or, when the
    audit writer waits for it, after the interpreter's switch interval;
-5. the forwards, all at once: per destination, an agency host (drawn evenly) spends its CPU per
+5. the forwards, all at once: per destination, an agency host (drawn by the hosts' shares of
+   the forwards, `host.shares`, evenly without them) spends its CPU per
    forward under its lock and a core, then its agencies' service time (a wait, exponential);
    a destination whose host is down refuses at once: a consultation then FAILS, a notice is
    QUEUED (the outbox redelivers it later, off this path);
@@ -179,6 +180,8 @@ class _Testbed:
         self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
+        shares = np.asarray(model.host.shares, dtype=float)
+        self.host_p = shares / shares.sum() if len(shares) else None  # each host's share of the forwards
         self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
         self.last_commit_s = MIN_STEP
 
@@ -282,7 +285,10 @@ class _Testbed:
         mix = self.m.mix[kind]
         counts, shares = self.destinations[kind]
         n = int(counts[self.rng.choice(len(counts), p=shares)])
-        hosts = self.rng.integers(0, self.m.hosts, size=n)
+        if self.host_p is not None:
+            hosts = self.rng.choice(self.m.hosts, size=n, p=self.host_p)
+        else:
+            hosts = self.rng.integers(0, self.m.hosts, size=n)
         up = [int(h) for h in hosts if not self.host_down(int(h))]
         if up:
             yield self.env.all_of([self.env.process(self.at_host(h)) for h in up])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -87,6 +88,9 @@ class Host(Section):
     """CPU milliseconds per forward (per destination) under the host's interpreter lock."""
     service_time_ms: Ms = 0.0
     """Mean of the agencies' service time (exponential; a wait, not CPU: `--service-time-ms`)."""
+    shares: list[Annotated[float, number()]] = Field(default_factory=list)
+    """Each host's share of the forwards, by host index (empty: even); the hosts serve different
+    agencies, and the mix's destinations are not spread evenly over them."""
 
 
 class Commit(Section):
@@ -151,7 +155,7 @@ class Calibrated(Section):
     cpus: Cpus
     """The machine's cores, shared by the generator, the core and the hosts."""
     hosts: Annotated[int, whole(1, 1024)]
-    """Agency host processes; each destination is on one of them, evenly."""
+    """Agency host processes; each destination is on one of them (`host.shares`)."""
     generator: Generator
     core: Core
     host: Host
@@ -162,6 +166,13 @@ class Calibrated(Section):
     levels: list[Rate] = Field(default_factory=list)
     """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
     seed: Count = 0
+
+    @model_validator(mode="after")
+    def _a_share_per_host(self) -> Calibrated:
+        shares = self.host.shares
+        if shares and (len(shares) != self.hosts or not math.isclose(sum(shares), 1.0, abs_tol=1e-3)):
+            raise ValueError(f"host.shares must give each of the {self.hosts} hosts a share, adding up to 1")
+        return self
 
 
 @functools.cache
@@ -214,8 +225,10 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
             source = sources.get(f"{section}.{key}")
             if source is None and value == type(part).model_fields[key].get_default(call_default_factory=True):
                 continue  # a default nobody set: left out
-            if isinstance(value, list):
+            if isinstance(value, list) and value and isinstance(value[0], (list, tuple)):
                 value = _flow(_flow(_number(float(v)) for v in point) for point in value)
+            elif isinstance(value, list):
+                value = _flow(_number(float(v)) for v in value)
             lines.append(_line(key, value, source, 2))
     lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
     for kind, share in model.mix.items():

@@ -49,6 +49,9 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
     model = load_calibrated(calibrated)
     assert model.levels == [30, 60] and model.hosts == 2 and model.cpus >= 1
     assert model.core.cpu_ms > 0 and model.host.cpu_ms > 0 and model.commit.fixed_ms > 0
+    # each host's share of the forwards, counted in the calibration network's audit log
+    assert len(model.host.shares) == 2 and sum(model.host.shares) == pytest.approx(1.0, abs=1e-3)
+    assert "forwards in the calibration's audit log" in calibrated.read_text()
     numbers = [
         line for line in calibrated.read_text().splitlines() if re.match(r"\s+\w+: -?[\d.]+(e-?\d+)?\s", line + " ")
     ]

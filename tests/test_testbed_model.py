@@ -137,3 +137,21 @@ def test_a_model_whose_shares_do_not_add_up_is_refused_with_its_place(tmp_path: 
     path.write_text(text.replace("cpus: 2", "cpus: -1"))
     with pytest.raises(CalibrationError, match=r"cpus: expected an integer 1..256"):
         load_calibrated(path)
+
+
+def test_forwards_go_to_the_hosts_by_their_shares() -> None:
+    """A host with a small share of the forwards, killed, fails fewer consultations."""
+    down: dict[str, Any] = {"hosts_down": ((1, 2.0, 5.0),)}
+    even = _at(300, **down).outcomes["FAILED"]
+    shared = _at(300, _model(host={**MODEL["host"], "shares": [0.45, 0.05, 0.25, 0.25]}), **down).outcomes["FAILED"]
+    assert shared < 0.4 * even
+
+
+def test_shares_must_cover_every_host_and_add_up_to_one(tmp_path: Any) -> None:
+    for shares in ([0.5, 0.5], [0.4, 0.4, 0.4, 0.4]):
+        with pytest.raises(ValueError, match=r"host\.shares"):
+            _model(host={**MODEL["host"], "shares": shares})
+    model = _model(host={**MODEL["host"], "shares": [0.25, 0.125, 0.125, 0.5]})
+    path = tmp_path / "calibrated.yaml"
+    path.write_text(dump_calibrated(model, {"host.shares": "counted"}))
+    assert load_calibrated(path).host.shares == [0.25, 0.125, 0.125, 0.5]

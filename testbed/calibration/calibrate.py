@@ -27,6 +27,7 @@ from typing import Any
 from crossroads.atomic_file import write_atomic, write_json_atomic
 from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
+from testbed.bench.paths import forward_shares
 from testbed.calibration.estimate import Setup, estimate_model, held
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.rounds import in_rounds
@@ -81,11 +82,14 @@ def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:
         drawn = bench.prepare(_REQUESTS)
         climbed = _climb(bench, rates, not plan.rates, say)
         levels = in_rounds(bench.level, [lv["rate"] for lv in climbed], plan.live.repeats, say, first=climbed)
+        shares, forwards = forward_shares(bench.state)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     setup = Setup(cpus=os.cpu_count() or 1, hosts=plan.live.hosts, processes=plan.live.processes,
                   service_time_ms=plan.live.service_time_ms, seed=plan.live.seed,
                   description=f"the live testbed on this machine ({os.cpu_count()} cores), {when}, "
-                  f"the mix of {plan.live.scenario.name}")  # fmt: skip
+                  f"the mix of {plan.live.scenario.name}", host_shares=tuple(shares),
+                  host_shares_source=f"each host's share of the {forwards:,} forwards in the calibration's "
+                  "audit log (its agencies file)")  # fmt: skip
     model, sources = estimate_model(levels, drawn, setup)
     path = out / "calibrated.yaml"
     header = (f"The live testbed as a queueing network, calibrated by `crossroads calibrate` ({when}).\n"

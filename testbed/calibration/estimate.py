@@ -61,6 +61,8 @@ class Setup:
     service_time_ms: float
     description: str = ""
     seed: int = 0
+    host_shares: tuple[float, ...] = ()  # each host's share of the forwards (empty: even)
+    host_shares_source: str = ""
 
 
 def p99_held(level: Level) -> bool:
@@ -150,8 +152,12 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
             "background": main.background + io.background + writer.background,
         },
         "host": {"cpu_ms": _ms(host)},
-        "commit": {"cpu_ms": _ms(writer), "fixed_ms": _ms(fixed), "per_record_ms": 0.0,
-                   "linger_ms": DEFAULT_COMMIT_LINGER * 1000},
+        "commit": {
+            "cpu_ms": _ms(writer),
+            "fixed_ms": _ms(fixed),
+            "per_record_ms": 0.0,
+            "linger_ms": DEFAULT_COMMIT_LINGER * 1000,
+        },
     }
 
 
@@ -229,6 +235,9 @@ def estimate_model(
     }  # fmt: skip
     data["generator"]["processes"] = setup.processes
     data["host"]["service_time_ms"] = setup.service_time_ms
+    if setup.host_shares:
+        data["host"]["shares"] = [round(x, 4) for x in setup.host_shares]
+        sources["host.shares"] = setup.host_shares_source
     sources["cpus"] = "os.cpu_count() of the machine measured"
     sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"
