@@ -45,19 +45,20 @@ __all__ = [
     "BATCH_BUCKETS",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_COMMIT_LINGER",
-    "LINGER_RECORDS",
     "MIN_COMING",
     "MIN_STEP",
     "AuditWriter",
     "CommitStats",
     "Job",
+    "still_coming",
+    "worth_waiting",
 ]
 
 DEFAULT_CHECKPOINT_INTERVAL = 0.2  # seconds between stored checkpoints under load
 DEFAULT_COMMIT_LINGER = 0.008  # the longest the writer waits for announced appends before a commit
 MIN_COMING = 4  # announced appends that make a wait worth it (see the module doc)
 MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
-LINGER_RECORDS = 256  # a batch at least this big is committed at once
+_LINGER_RECORDS = 256  # a batch at least this big is committed at once
 BATCH_BUCKETS = 12  # batch-size buckets of CommitStats: 1, 2-3, 4-7, ..., 2048 and more
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
@@ -214,11 +215,8 @@ class AuditWriter:
         self.coming += count
 
     def _linger_for(self) -> bool:
-        """Whether to wait before this commit: only while at least MIN_COMING appends are announced,
-        or at least MIN_COMING arrived while the previous commit ran (they stream in)."""
-        if not self._linger or self._closing or self._queued_records >= LINGER_RECORDS:
-            return False
-        return self.coming >= MIN_COMING or self._queued_records >= MIN_COMING
+        """Whether to wait before this commit (`worth_waiting`)."""
+        return bool(self._linger) and not self._closing and worth_waiting(self._queued_records, self.coming)
 
     def _gather(self) -> None:
         """Wait (without the lock) in steps as long as the last commit took, while each step brings
@@ -228,10 +226,7 @@ class AuditWriter:
         while time.monotonic() + step <= deadline:
             time.sleep(step)
             count = len(self._queue)  # a racy read is fine: it only decides whether to wait on
-            streaming = count - seen >= MIN_COMING
-            if count == seen or not (streaming or self.coming > 0) or self._closing:
-                return
-            if self._queued_records >= LINGER_RECORDS:
+            if self._closing or not still_coming(seen, count, self._queued_records, self.coming):
                 return
             seen = count
 
@@ -322,6 +317,21 @@ class AuditWriter:
         with tree.lock:
             tree.stored = tree.latest = (size, text)
             self._stored_at = time.monotonic()
+
+
+def worth_waiting(waiting: int, coming: int) -> bool:
+    """Whether the writer waits before a commit, with `waiting` records queued and `coming` appends
+    announced: only while at least MIN_COMING are announced, or at least MIN_COMING arrived while the
+    previous commit ran (they stream in), and fewer than _LINGER_RECORDS wait. The live writer's
+    rule, and the model's (network/testbed_model.py)."""
+    return waiting < _LINGER_RECORDS and (coming >= MIN_COMING or waiting >= MIN_COMING)
+
+
+def still_coming(seen: int, count: int, waiting: int, coming: int) -> bool:
+    """Whether the writer waits another step: the last step took the appends from `seen` to `count`,
+    at least MIN_COMING of them unless more are announced (`coming`), and fewer than _LINGER_RECORDS
+    records wait (`waiting`)."""
+    return count != seen and (count - seen >= MIN_COMING or coming > 0) and waiting < _LINGER_RECORDS
 
 
 def _settle(jobs: list[Job], first: int, error: Exception | None) -> None:

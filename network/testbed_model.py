@@ -51,7 +51,7 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
-from crossroads.audit_writer import LINGER_RECORDS, MIN_COMING, MIN_STEP
+from crossroads.audit_writer import MIN_STEP, still_coming, worth_waiting
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
 from network.path_delay import quantiles_at, shifted_lognormal
@@ -322,21 +322,18 @@ class _Testbed:
                 durable.succeed()
 
     def lingers(self) -> bool:
-        """Whether the writer waits before this commit: records are on their way."""
-        waiting = len(self.records.items)
-        if self.m.commit.linger_ms <= 0 or waiting >= LINGER_RECORDS:
-            return False
-        return self.coming >= MIN_COMING or waiting >= MIN_COMING
+        """Whether the writer waits before this commit: records are on their way (the live rule)."""
+        return self.m.commit.linger_ms > 0 and worth_waiting(len(self.records.items), self.coming)
 
     def gather(self) -> Steps:
-        """Wait in steps as long as the last commit took while each brings more records (at least
-        MIN_COMING unless more are on their way), up to the linger."""
+        """Wait in steps as long as the last commit took while each brings more records
+        (`still_coming`), up to the linger."""
         step, seen = self.last_commit_s, len(self.records.items)
         deadline = self.env.now + self.m.commit.linger_ms / 1000
         while self.env.now + step <= deadline:
             yield self.env.timeout(step)
             count = len(self.records.items)
-            if count == seen or not (count - seen >= MIN_COMING or self.coming > 0) or count >= LINGER_RECORDS:
+            if not still_coming(seen, count, count, self.coming):
                 return
             seen = count
 

@@ -163,10 +163,10 @@ def audit_outcomes(state: Path, start: int) -> dict[str, int]:
 
 def forward_shares(state: Path) -> tuple[list[float], int]:
     """Each agency host's share of the forwards in the audit log of `state` (by host index, from
-    the destinations of every record and each host's agencies file), and how many forwards."""
+    the destinations of every record and the agencies hosts.json gives each host), and how many
+    forwards."""
     hosts = json.loads((state / "hosts.json").read_text())["hosts"]
-    host_of = {agency: k for k, h in enumerate(hosts)
-               for agency in json.loads((state / "hosts" / f"{h['name']}.agencies.json").read_text())}  # fmt: skip
+    host_of = {agency: k for k, h in enumerate(hosts) for agency in h["agencies"]}
     counts = [0] * len(hosts)
     with AuditLog.open(state, read_only=True) as log:
         for _, leaf in log.iter_leaves(0):

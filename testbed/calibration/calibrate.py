@@ -87,9 +87,7 @@ def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:
     setup = Setup(cpus=os.cpu_count() or 1, hosts=plan.live.hosts, processes=plan.live.processes,
                   service_time_ms=plan.live.service_time_ms, seed=plan.live.seed,
                   description=f"the live testbed on this machine ({os.cpu_count()} cores), {when}, "
-                  f"the mix of {plan.live.scenario.name}", host_shares=tuple(shares),
-                  host_shares_source=f"each host's share of the {forwards:,} forwards in the calibration's "
-                  "audit log (its agencies file)")  # fmt: skip
+                  f"the mix of {plan.live.scenario.name}", host_shares=tuple(shares), forwards=forwards)  # fmt: skip
     model, sources = estimate_model(levels, drawn, setup)
     path = out / "calibrated.yaml"
     header = (f"The live testbed as a queueing network, calibrated by `crossroads calibrate` ({when}).\n"

@@ -61,8 +61,8 @@ class Setup:
     service_time_ms: float
     description: str = ""
     seed: int = 0
-    host_shares: tuple[float, ...] = ()  # each host's share of the forwards (empty: even)
-    host_shares_source: str = ""
+    host_shares: tuple[float, ...] = ()  # each host's share of the forwards (empty: even) ...
+    forwards: int = 0  # ... counted over this many forwards
 
 
 def p99_held(level: Level) -> bool:
@@ -237,7 +237,7 @@ def estimate_model(
     data["host"]["service_time_ms"] = setup.service_time_ms
     if setup.host_shares:
         data["host"]["shares"] = [round(x, 4) for x in setup.host_shares]
-        sources["host.shares"] = setup.host_shares_source
+        sources["host.shares"] = f"each host's share of the {setup.forwards:,} forwards in the calibration's audit log"
     sources["cpus"] = "os.cpu_count() of the machine measured"
     sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"

@@ -60,9 +60,10 @@ def _counts(level: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]
             for k in ("FAILED", "QUEUED")}  # fmt: skip
 
 
-def _measured(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]:
-    """The what-if's measured figures: each the median over the rounds' (baseline, what-if) pairs."""
-    counts = [_counts(level, base) for base, level in pairs]
+def _measured(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+              counts: Sequence[dict[str, float]]) -> dict[str, float]:  # fmt: skip
+    """The what-if's measured figures: each the median over the rounds' (baseline, what-if) pairs
+    and their `counts` (`_counts`)."""
     return {"mean_ms": statistics.median(level["mean_ms"] for _, level in pairs),
             "effect_mean_ms": statistics.median(level["mean_ms"] - base["mean_ms"] for base, level in pairs),
             "failed": statistics.median(c["FAILED"] for c in counts),
@@ -76,14 +77,15 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
     pred = {"mean_ms": guess.figures["mean_ms"], "effect_mean_ms": effect,
             "failed": guess.outcomes["FAILED"] - guess_base.outcomes["FAILED"],
             "queued": guess.outcomes["QUEUED"] - guess_base.outcomes["QUEUED"]}  # fmt: skip
-    meas = _measured(pairs)
+    counts = [_counts(level, base) for base, level in pairs]
+    meas = _measured(pairs, counts)
     keys = ("effect_mean_ms", "failed", "queued") if name == "host killed" else ("effect_mean_ms",)
     return {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
             "measured": {k: round(v, 3) for k, v in meas.items()},
             "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
             "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
-                        **{k.lower(): v for k, v in _counts(level, base).items()},
-                        "faults": level["faults"]} for base, level in pairs]}  # fmt: skip
+                        **{k.lower(): v for k, v in c.items()}, "faults": level["faults"]}
+                       for (base, level), c in zip(pairs, counts, strict=True)]}  # fmt: skip
 
 
 def _window(level: dict[str, Any], action: str) -> tuple[float, float]:
