@@ -84,6 +84,11 @@ class Level:
         times = arrival_times(share, span, poisson=self.arrivals == "poisson", rng=rng, phase=k / self.rate)
         return times - self.warmup_s
 
+    def intended(self) -> NDArray[np.float64]:
+        """Every sender's intended send times together (`schedule(k)` for each k), ascending:
+        the level's whole offered load, e.g. for a model to be offered the same."""
+        return np.sort(np.concatenate([self.schedule(k) for k in range(self.processes)]))
+
     def argv(self) -> list[str]:
         """This level as command-line options of `python -m loadtests.loadgen`."""
         return [

@@ -2,8 +2,10 @@
 
 Each request follows the live path, one SimPy process per request:
 
-1. it is due at its intended send time (a Poisson process at the offered rate, as the open-loop
-   generator draws it); latency counts from there, as the generator counts it;
+1. it is due at its intended send time: the live generator's own schedule when the conditions
+   carry it (`arrivals_s`: the same arrivals in both worlds, so that a prediction and its
+   measurement differ by the network, not by the draw), else a Poisson process at the offered
+   rate; latency counts from there, as the generator counts it;
 2. the generator sends it: half the generator's CPU per request, on one of its processes (each
    one interpreter lock) and one of the machine's cores;
 3. the path's delay (a fixed part and a lognormal one: the kernel, sockets, TLS, what no
@@ -29,6 +31,9 @@ Each request follows the live path, one SimPy process per request:
    `handoffs` turns: each turn takes the lock back behind the handler's work queued for it, which
    is how a busy handler slows the commits down (and so lets their batches grow);
 8. the generator reads the answer: the other half of its CPU.
+A share of the requests (the model's `unroutable`) has nowhere to go: it takes the path without
+the forwards, is audited FAILED, and counts in neither the throughput nor the latencies (the
+generator counts only OK answers).
 
 The machine's cores are one SimPy resource every CPU step holds (first come, first served: the
 steps are short beside the kernel's time slice); the core's background CPU holds one for its
@@ -43,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +82,13 @@ class Conditions:
     hosts_down: tuple[tuple[int, float, float], ...] = ()  # (host index, from, until)
     core_stopped: tuple[tuple[float, float], ...] = ()  # (from, until)
     service_time_ms: float | None = None  # the hosts' service time, if not the model's
+    # the intended send times (seconds from the window's start, the warm-up's negative, ascending),
+    # e.g. the live generator's schedule of this level; None: the model draws a Poisson process
+    arrivals_s: tuple[float, ...] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.arrivals_s and self.arrivals_s[0] < -self.warmup_s:
+            raise ValueError(f"arrivals from {self.arrivals_s[0]:g} s start before the warm-up (-{self.warmup_s:g} s)")
 
 
 @dataclass(frozen=True)
@@ -253,33 +265,45 @@ class _Testbed:
     # ------------------------------------------------------------------ processes
 
     def arrivals(self) -> Steps:
-        horizon = self.end
-        t = float(self.rng.exponential(1 / self.when.rate))
-        while t < horizon:
+        for t in self.due_times():
             yield self.env.timeout(t - self.env.now)
             kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_shares))]
             self.env.process(self.request(t, kind))
+
+    def due_times(self) -> Iterator[float]:
+        """Each request's intended send time in simulated time, ascending: the conditions'
+        schedule (shifted by the warm-up), else a Poisson process at the rate."""
+        if self.when.arrivals_s is not None:
+            yield from (self.begin + t for t in self.when.arrivals_s if self.begin + t < self.end)
+            return
+        t = float(self.rng.exponential(1 / self.when.rate))
+        while t < self.end:
+            yield t
             t += float(self.rng.exponential(1 / self.when.rate))
 
     def request(self, due: float, kind: str) -> Steps:
-        counted = self.begin <= due < self.end
         m = self.m
+        unroutable = m.unroutable > 0 and self.rng.random() < m.unroutable  # nowhere to go: no forward
+        counted = self.begin <= due < self.end
         yield from self.work(self.generator, m.generator.cpu_ms / 2)
         yield self.env.timeout(self.delay_s())
         yield from self.work(None, m.core.io_cpu_ms, core=True)
         yield from self.handler(m.core.cpu_ms / 2)
         self.coming += 1
-        outcome = yield from self.forward(kind)
+        outcome = AuditOutcome.FAILED if unroutable else (yield from self.forward(kind))
         self.coming -= 1
         yield from self.handler(m.core.cpu_ms / 2)
         durable = self.env.event()
         self.records.put(durable)
         yield durable
         yield from self.work(self.generator, m.generator.cpu_ms / 2)
+        if counted:
+            self.tally.outcomes[outcome] += 1
+        if unroutable:
+            return  # an error: neither throughput nor latency, as the generator counts
         self.tally.completed += self.begin <= self.env.now < self.end
         if counted:
             self.tally.latencies.append((self.env.now - due) * 1000)
-            self.tally.outcomes[outcome] += 1
 
     def forward(self, kind: str) -> Generator[simpy.Event, object, str]:
         mix = self.m.mix[kind]

@@ -163,6 +163,10 @@ class Calibrated(Section):
     delay: Delay
     mix: Annotated[dict[str, KindMix], length(1, None, "at least one kind of message", mapping=True)]
     """The kinds of message offered, by name."""
+    unroutable: Share = 0.0
+    """The share of requests the core cannot route (the directory gives them nowhere to go: it
+    answers FAILED_PRECONDITION and audits them FAILED): audited and answered without a forward,
+    and counted by the generator in neither its throughput nor its latency."""
     levels: list[Rate] = Field(default_factory=list)
     """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
     seed: Count = 0

@@ -4,6 +4,7 @@ from known demands must give those demands back, and the delay the latency they 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +14,12 @@ from network.testbed_model import Conditions, predict
 from scenarios.calibrated import Calibrated
 from testbed.calibration.errors import level_errors
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
+from testbed.calibration.measure import LivePlan
 from testbed.calibration.predicted import held_out_rates
 from testbed.calibration.validate import drift_of, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
+UNROUTABLE = 0.02  # of the requests sent, answered FAILED_PRECONDITION
 DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
 
 
@@ -25,6 +28,8 @@ def _level(rate: float, batch: float, p99_ms: float = 12.0) -> dict[str, Any]:
     return {
         "rate": rate, "offered_per_s": rate, "achieved_per_s": rate, "seconds": 10.0, "warmup_s": 2.0,
         "generator_limited": False, "cpu_s": (0.05 + GEN * rate) * 12.0,
+        "sent": int(rate * 10), "errors_by_code": {"FAILED_PRECONDITION": round(rate * 10 * UNROUTABLE),
+                                                   "DEADLINE_EXCEEDED": 3},
         "p50_ms": 4.0, "p90_ms": 6.0, "p99_ms": p99_ms, "mean_ms": 4.5,
         "cpu": {
             "core": {"utilisation": 0.0, "threads": {
@@ -57,6 +62,8 @@ def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple
     assert model.levels == [100, 200, 400, 800]  # every level measured, the 800/s one past the knee
     assert "over 3 level(s)" in sources["core.cpu_ms"]  # ... but not used: it did not hold
     assert model.mix["MUTATION"].destinations == {3: 1.0} and model.mix["CONSULTATION"].share == 0.75
+    assert model.unroutable == pytest.approx(UNROUTABLE)  # other errors are not the directory's
+    assert "140 of the 7,000 requests sent" in sources["unroutable"]  # the levels that held
 
 
 def test_the_delay_curve_makes_each_level_that_held_what_it_measured(estimated: tuple[Calibrated, Sources]) -> None:
@@ -114,3 +121,11 @@ def test_drift_is_the_same_level_measured_again_with_its_signed_change() -> None
     assert drift["change"]["mean_ms"] == pytest.approx(0.2) and drift["change"]["p99_ms"] == pytest.approx(-0.25)
     assert drift["change"]["throughput"] == 0.0 and drift["change"]["core_cpu_points"] is None
     assert level_errors({"core_cpu": 0.5}, {"core_cpu": 0.3})["core_cpu_points"] == pytest.approx(20.0)
+
+
+def test_the_model_is_offered_the_live_generator_s_own_schedule() -> None:
+    plan = LivePlan(scenario=Path("load.yaml"), seconds=4.0, warmup_s=1.0, processes=2)
+    when, level = plan.conditions(250.0), plan.level(250.0)
+    assert when.arrivals_s == tuple(level.intended().tolist())
+    assert (when.seconds, when.warmup_s) == (level.seconds, level.warmup_s)
+    assert len(when.arrivals_s) == pytest.approx(250 * 5, rel=0.15)

@@ -37,9 +37,16 @@ def test_sender_processes_share_the_rate_on_schedules_of_their_own() -> None:
 
 def test_even_schedules_of_several_senders_interleave_into_one_even_schedule() -> None:
     level = Level(rate=100, seconds=1.0, warmup_s=0.5, processes=4, arrivals="uniform")
-    merged = np.sort(np.concatenate([level.schedule(k) for k in range(4)]))
+    merged = level.intended()
     assert merged.size == 150
     assert np.allclose(merged, -0.5 + np.arange(150) / 100)
+
+
+def test_the_intended_times_are_every_sender_s_schedule_together() -> None:
+    level = Level(rate=300, seconds=2.0, warmup_s=1.0, processes=3, seed=5)
+    merged = level.intended()
+    assert np.all(np.diff(merged) >= 0)
+    assert sorted(merged.tolist()) == sorted(np.concatenate([level.schedule(k) for k in range(3)]).tolist())
 
 
 def test_arrival_times_refuse_what_is_no_schedule() -> None:

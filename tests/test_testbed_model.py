@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from network.testbed_model import Conditions, predict
@@ -155,3 +156,22 @@ def test_shares_must_cover_every_host_and_add_up_to_one(tmp_path: Any) -> None:
     path = tmp_path / "calibrated.yaml"
     path.write_text(dump_calibrated(model, {"host.shares": "counted"}))
     assert load_calibrated(path).host.shares == [0.25, 0.125, 0.125, 0.5]
+
+
+def test_given_arrivals_are_the_requests_offered_and_the_model_draws_none() -> None:
+    due = tuple(np.sort(np.random.default_rng(1).uniform(-2.0, 10.0, 1500)).tolist())  # 125/s
+    in_window = sum(1 for t in due if 0 <= t < 10.0)
+    one, other = _at(100, arrivals_s=due), _at(100, arrivals_s=due)
+    assert sum(one.outcomes.values()) == in_window  # not the rate's 1,000: the schedule's
+    assert one.throughput == pytest.approx(in_window / 10.0, rel=0.01)
+    assert one.latencies_ms.tolist() == other.latencies_ms.tolist()
+    with pytest.raises(ValueError, match="before the warm-up"):
+        Conditions(rate=100, seconds=10.0, warmup_s=1.0, arrivals_s=due)
+
+
+def test_unroutable_requests_are_audited_failed_and_neither_throughput_nor_latency() -> None:
+    base, some = _at(300), _at(300, _model(unroutable=0.1))
+    failed = some.outcomes["FAILED"] / sum(some.outcomes.values())
+    assert base.outcomes["FAILED"] == 0 and failed == pytest.approx(0.1, abs=0.02)
+    assert some.throughput == pytest.approx(base.throughput * 0.9, rel=0.04)
+    assert len(some.latencies_ms) == some.outcomes["DELIVERED"] + some.outcomes["QUEUED"]

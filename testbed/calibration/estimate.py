@@ -20,7 +20,9 @@ measure.py), with the operational laws of network/calibration.py, and says where
   p99 (measured less the model's own, simulated without the delay, then corrected by what the
   model with the curve still misses): a load-dependent delay, interpolated between the levels
   (network/path_delay.py);
-- mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py).
+- mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py);
+- unroutable: the share of the requests sent that were answered FAILED_PRECONDITION (the core
+  found nowhere to route them), over the levels that held.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ _QUANTILES = ("p50", "p90", "p99")
 FIT_SECONDS = 6.0  # simulated window per level when fitting the commit's handoffs and the delay
 DELAY_ROUNDS = 2  # corrections of the delay curve by what the model with it still misses
 Level = dict[str, Any]
+UNROUTABLE = "FAILED_PRECONDITION"  # the core's answer to what it cannot route, as the generator names it
 _LOCKED = ("main", "grpc-poller")  # the core's Python threads on each call's path: they hold its lock
 Sources = dict[str, str]  # dotted key of the model -> where its number came from
 
@@ -106,6 +109,15 @@ def _mix(drawn: Sequence[Drawn]) -> tuple[dict[str, dict[str, Any]], float]:
         for kind, c in sorted(kinds.items())
     }
     return mix, float(np.mean([d.destinations for d in drawn]))
+
+
+def _unroutable(levels: Sequence[Level], sources: Sources) -> float:
+    """The share of the requests sent at `levels` that the core could not route."""
+    unroutable = sum(lv["errors_by_code"].get(UNROUTABLE, 0) for lv in levels)
+    sent = sum(lv["sent"] for lv in levels)
+    sources["unroutable"] = (f"{unroutable:,} of the {sent:,} requests sent at "
+                             f"{levels_text([lv['rate'] for lv in levels])} answered {UNROUTABLE}")  # fmt: skip
+    return unroutable / sent if sent else 0.0
 
 
 def _demand(throughputs: Sequence[float], utilisations: Sequence[float], what: str) -> Estimate:
@@ -233,6 +245,7 @@ def estimate_model(
         **_stations(held, fan_out, sources),
         "delay": {"mean_ms": 0.0, "cv": 0.0}, "mix": mix, "levels": [lv["rate"] for lv in levels],
     }  # fmt: skip
+    data["unroutable"] = _unroutable(held, sources)
     data["generator"]["processes"] = setup.processes
     data["host"]["service_time_ms"] = setup.service_time_ms
     if setup.host_shares:

@@ -65,9 +65,15 @@ class LivePlan:
     seed: int = 0
     repeats: int = 1
 
+    def level(self, rate: float, seed: int = 0) -> Level:
+        """The load generator's level of this plan at `rate`, its schedule drawn from `seed`."""
+        return Level(rate=rate, seconds=self.seconds, warmup_s=self.warmup_s, processes=self.processes, seed=seed)
+
     def conditions(self, rate: float) -> Conditions:
-        """The model's conditions for a level of this plan at `rate` (same window, warm-up, seed)."""
-        return Conditions(rate=rate, seconds=self.seconds, warmup_s=self.warmup_s, seed=self.seed)
+        """The model's conditions for the level `LiveBench.level(rate)` offers: the same window,
+        warm-up and arrivals (the generator's schedule), the model's own seed for the rest."""
+        arrivals = tuple(float(t) for t in self.level(rate).intended())
+        return Conditions(rate=rate, seconds=self.seconds, warmup_s=self.warmup_s, seed=self.seed, arrivals_s=arrivals)
 
 
 class LiveBench:
@@ -138,8 +144,7 @@ class LiveBench:
         fixed it, by the network's one injector (a host it restarts stays up for the next levels),
         and its windows are reported in that window's time.
         """
-        level = Level(rate=rate, seconds=self.plan.seconds, warmup_s=self.plan.warmup_s,
-                      processes=self.plan.processes, seed=seed)  # fmt: skip
+        level = self.plan.level(rate, seed)
         path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
         audit_start = audit_size(self.state)
         start_file = self.out / "window.start"  # the generator writes the window's start there

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +53,13 @@ def predicted(model: Calibrated, when: Conditions, replications: int) -> Predict
     return Predicted(figures, ci, mean_counts)
 
 
-def knee_of(model: Calibrated, seconds: float, warmup_s: float, start: float, seed: int = 0) -> float:
-    """The highest rate whose p99 latency the model keeps at or under the knee's limit, to 2.5%:
-    doubling from `start` until a rate fails, then halving the interval; `start` when it fails."""
+def knee_of(model: Calibrated, conditions: Callable[[float], Conditions], start: float) -> float:
+    """The highest rate whose p99 latency the model keeps at or under the knee's limit, to 2.5%,
+    each rate under `conditions(rate)`: doubling from `start` until a rate fails, then halving
+    the interval; `start` when it fails."""
 
     def holds(rate: float) -> bool:
-        run = predict(model, Conditions(rate=rate, seconds=seconds, warmup_s=warmup_s, seed=seed))
-        return bool(run.figures()["p99_ms"] <= KNEE_P99_MS)
+        return bool(predict(model, conditions(rate)).figures()["p99_ms"] <= KNEE_P99_MS)
 
     if not holds(start):
         return start

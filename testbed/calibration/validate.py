@@ -157,7 +157,7 @@ def _predict_all(
     """The model's knee (NaN when nothing asks for it), the held-out rates and the knee's staircase."""
     wanted = plan.knee or not plan.held_out or (plan.whatifs.enabled and plan.whatifs.rate is None)
     lowest = min(model.levels) if model.levels else 50.0
-    knee = knee_of(model, plan.live.seconds, plan.live.warmup_s, lowest / 2, plan.live.seed) if wanted else math.nan
+    knee = knee_of(model, plan.live.conditions, lowest / 2) if wanted else math.nan
     held = sorted(plan.held_out) or held_out_rates(model.levels, knee)
     stairs = stairs_from(knee, _highest_held(cal)) if plan.knee else []
     shown = "not asked for" if math.isnan(knee) else f"{knee:,.0f}/s"
