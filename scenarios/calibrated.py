@@ -234,6 +234,7 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
             elif isinstance(value, list):
                 value = _flow(_number(float(v)) for v in value)
             lines.append(_line(key, value, source, 2))
+    lines.append(_line("unroutable", _number(model.unroutable), sources.get("unroutable")))
     lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
     for kind, share in model.mix.items():
         destinations = ", ".join(f"{n}: {_number(s)}" for n, s in share.destinations.items())

@@ -120,7 +120,8 @@ def test_slow_agencies_add_their_service_time_to_the_forwards() -> None:
 
 
 def test_the_written_model_reads_back_the_same(tmp_path: Any) -> None:
-    model = _model(description="a test", delay={"fixed_ms": 1.0, "mean_ms": 1e-06, "cv": 1.0})  # "1.0e-06" in YAML
+    model = _model(description="a test", delay={"fixed_ms": 1.0, "mean_ms": 1e-06, "cv": 1.0},  # "1.0e-06" in YAML
+                   unroutable=0.0125)  # fmt: skip
     path = tmp_path / "calibrated.yaml"
     path.write_text(dump_calibrated(model, {"core.cpu_ms": "measured: the test"}, "header line"))
     text = path.read_text()
