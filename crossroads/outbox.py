@@ -40,6 +40,8 @@ from crossroads.journal import SCHEMA, Parcel
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_DEAD_AFTER",
+    "DEFAULT_RETRY_INITIAL",
+    "DEFAULT_RETRY_MAX",
     "Outbox",
     "OutboxCounts",
     "OutboxItem",
@@ -53,6 +55,8 @@ __all__ = [
 
 DEFAULT_BATCH = 100  # items read per agency per pass
 DEFAULT_DEAD_AFTER = 24 * 3600.0  # seconds an item may stay undeliverable before it is a dead letter
+DEFAULT_RETRY_INITIAL = 0.2  # seconds before the outbox retries an agency that is down
+DEFAULT_RETRY_MAX = 5.0  # the retry delay doubles up to this; also the idle poll (see Redelivery)
 
 _COLUMNS = "seq, ticket, agency, message_id, forward, audit_index, accepted, attempts, last_error, delivered, dead"
 _PENDING = "delivered IS NULL AND dead IS NULL"

@@ -43,7 +43,14 @@ from crossroads.domain import AgencyId, Knowledge
 from crossroads.exchange import AUDIT_INDEX_KEY, Exchange, Refusal, redelivery_target
 from crossroads.forwarder import LOOPBACK_HTTP2_OPTIONS, Forwarder, load_hosts
 from crossroads.knowledge_io import load_knowledge
-from crossroads.outbox import DEFAULT_DEAD_AFTER, Outbox, Redelivery, outbox_path
+from crossroads.outbox import (
+    DEFAULT_DEAD_AFTER,
+    DEFAULT_RETRY_INITIAL,
+    DEFAULT_RETRY_MAX,
+    Outbox,
+    Redelivery,
+    outbox_path,
+)
 from crossroads.pki import CORE, channel_credentials, peer_name, server_credentials
 from crossroads.readiness import EXIT_WITH_PARENT, ServerCommand, StopSignal, write_port_file
 from crossroads.request_guard import SayingHealthServicer, TolerantRegistration
@@ -62,8 +69,6 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_MAX_RPCS",
     "DEFAULT_MAX_STREAMS",
-    "DEFAULT_RETRY_INITIAL",
-    "DEFAULT_RETRY_MAX",
     "CoreConfig",
     "CrossroadsServicer",
     "RunningCore",
@@ -76,8 +81,6 @@ __all__ = [
 # Every tunable of the core, in one place.
 DEFAULT_HOST = "127.0.0.1"  # loopback only: the testbed never listens on another address
 DEFAULT_FORWARD_DEADLINE = 2.0  # seconds an agency host has to answer one forward
-DEFAULT_RETRY_INITIAL = 0.2  # seconds before the outbox retries an agency that is down
-DEFAULT_RETRY_MAX = 5.0  # the retry delay doubles up to this
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # an envelope is at most 64 KiB of payload plus its keys
 DEFAULT_DIRECTORY_CACHE = 65_536  # persons whose directory rows stay in memory
 DEFAULT_GRACE = 5.0  # seconds calls in flight get to finish on stop

@@ -19,7 +19,9 @@ Each request follows the live path, one SimPy process per request:
    the forwards, `host.shares`, evenly without them) spends its CPU per
    forward under its lock and a core, then its agencies' service time (a wait, exponential);
    a destination whose host is down refuses at once: a consultation then FAILS, a notice is
-   QUEUED (the outbox redelivers it later, off this path);
+   QUEUED (a parcel for its agency, drawn by the host's `notice_spread`); a notice to an agency
+   that has parcels waiting is QUEUED behind them without a forward (the outbox keeps each
+   agency's order);
 6. the other half of the handler's CPU (lock and core);
 7. the group commit: the audit writer commits every record waiting when it is free (after
    waiting, as the live writer does, while records are on their way: with at least MIN_COMING
@@ -31,6 +33,15 @@ Each request follows the live path, one SimPy process per request:
    `handoffs` turns: each turn takes the lock back behind the handler's work queued for it, which
    is how a busy handler slows the commits down (and so lets their batches grow);
 8. the generator reads the answer: the other half of its CPU.
+The outbox (crossroads/outbox.py's Redelivery, its rule and constants): a loop that looks at the
+agencies with committed parcels every DEFAULT_RETRY_MAX seconds while none has any, every
+DEFAULT_RETRY_INITIAL while some have (its phase is unknown: drawn), and drains each such agency
+in order, one parcel at a time: half the handler's CPU, then the forward, then an outbox write;
+an attempt at a host that is down fails (an outbox write too) and backs that agency off,
+doubling from DEFAULT_RETRY_INITIAL up to DEFAULT_RETRY_MAX. The outbox's writes are group-committed
+by a writer of their own, which takes turns with the audit writer at the database (one write
+transaction at a time). A killed host is restarted at its window's end and serves again after
+its start-up CPU (`host.startup_cpu_ms`).
 A share of the requests (the model's `unroutable`) has nowhere to go: it takes the path without
 the forwards, is audited FAILED, and counts in neither the throughput nor the latencies (the
 generator counts only OK answers).
@@ -48,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +69,7 @@ import simpy
 from numpy.typing import NDArray
 
 from crossroads.audit_writer import MIN_STEP, still_coming, worth_waiting
+from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
 from network.path_delay import quantiles_at, shifted_lognormal
@@ -65,6 +78,7 @@ from scenarios.calibrated import Calibrated
 __all__ = ["FIGURES", "OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
 
 Steps = Generator[simpy.Event, object, None]
+Agency = tuple[int, int]  # (host index, the agency's place in the host's notice spread)
 _BACKGROUND_TICK_S = 0.01
 _DRAIN_S = 30.0  # the longest a request due in the window is waited for
 OUTCOMES: tuple[str, ...] = (AuditOutcome.DELIVERED, AuditOutcome.QUEUED, AuditOutcome.FAILED)  # a routed exchange's
@@ -101,6 +115,8 @@ class Prediction:
     core_cpu: float  # the core's CPU over the window, in cores
     completed: int  # answers that came back within the window, whenever they were due
     commits: tuple[tuple[int, float], ...] = ()  # (records, seconds) of each commit ended in the window
+    redelivered: int = 0  # parcels the outbox delivered, whenever
+    owed: int = 0  # parcels still in the outbox at the end
 
     @property
     def throughput(self) -> float:
@@ -196,6 +212,20 @@ class _Testbed:
         self.host_p = shares / shares.sum() if len(shares) else None  # each host's share of the forwards
         self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
         self.last_commit_s = MIN_STEP
+        self.database = simpy.Resource(self.env, 1)  # one write transaction at a time (SQLite's lock)
+        self.host_up = [True] * model.hosts
+        # the outbox: its own draws (agencies, the loop's phase), so that the requests' draws are
+        # the same with and without a fault
+        self.outbox_rng = np.random.default_rng(np.random.SeedSequence([model.seed, when.seed, 1]))
+        self.spread = [np.cumsum(s) / sum(s) for s in model.host.notice_spread] or [np.ones(1)] * model.hosts
+        self.reserved: Counter[Agency] = Counter()  # queued by the core, not yet committed
+        self.owed: Counter[Agency] = Counter()  # committed, not yet delivered
+        self.draining: set[Agency] = set()
+        self.backoff: dict[Agency, float] = {}
+        self.next_try: dict[Agency, float] = {}
+        self.poke = self.env.event()  # wakes the redelivery loop
+        self.outbox_writes = _Inbox(self.env)
+        self.redelivered = 0
 
     # ------------------------------------------------------------------ resources
 
@@ -258,10 +288,6 @@ class _Testbed:
         if self.begin <= self.env.now < self.end:
             self.tally.core_busy += ms / 1000
 
-    def host_down(self, host: int) -> bool:
-        t = self.env.now - self.begin
-        return any(h == host and start <= t < until for h, start, until in self.when.hosts_down)
-
     # ------------------------------------------------------------------ processes
 
     def arrivals(self) -> Steps:
@@ -290,12 +316,15 @@ class _Testbed:
         yield from self.work(None, m.core.io_cpu_ms, core=True)
         yield from self.handler(m.core.cpu_ms / 2)
         self.coming += 1
-        outcome = AuditOutcome.FAILED if unroutable else (yield from self.forward(kind))
+        outcome, parcels = (AuditOutcome.FAILED, []) if unroutable else (yield from self.forward(kind))
         self.coming -= 1
         yield from self.handler(m.core.cpu_ms / 2)
         durable = self.env.event()
         self.records.put(durable)
         yield durable
+        for agency in parcels:  # committed with the record: the outbox owes them
+            self.reserved[agency] -= 1
+            self.owed[agency] += 1
         yield from self.work(self.generator, m.generator.cpu_ms / 2)
         if counted:
             self.tally.outcomes[outcome] += 1
@@ -305,7 +334,8 @@ class _Testbed:
         if counted:
             self.tally.latencies.append((self.env.now - due) * 1000)
 
-    def forward(self, kind: str) -> Generator[simpy.Event, object, str]:
+    def forward(self, kind: str) -> Generator[simpy.Event, object, tuple[str, list[Agency]]]:
+        """The forwards of one exchange: its outcome and the parcels it leaves in the outbox."""
         mix = self.m.mix[kind]
         counts, shares = self.destinations[kind]
         n = int(counts[self.rng.choice(len(counts), p=shares)])
@@ -313,12 +343,99 @@ class _Testbed:
             hosts = self.rng.choice(self.m.hosts, size=n, p=self.host_p)
         else:
             hosts = self.rng.integers(0, self.m.hosts, size=n)
-        up = [int(h) for h in hosts if not self.host_down(int(h))]
+        up: list[int] = []
+        parcels: list[Agency] = []
+        for host in map(int, hosts):
+            if mix.consultation:
+                if self.host_up[host]:
+                    up.append(host)
+                continue
+            agency = self.agency_of(host)
+            if self.reserved[agency] or self.owed[agency] or not self.host_up[host]:
+                self.reserved[agency] += 1  # behind the agency's parcels, or refused: owed
+                parcels.append(agency)
+            else:
+                up.append(host)
         if up:
             yield self.env.all_of([self.env.process(self.at_host(h)) for h in up])
-        if len(up) == n:
-            return AuditOutcome.DELIVERED
-        return AuditOutcome.FAILED if mix.consultation else AuditOutcome.QUEUED
+        if mix.consultation and len(up) < n:
+            return AuditOutcome.FAILED, parcels
+        return (AuditOutcome.QUEUED if parcels else AuditOutcome.DELIVERED), parcels
+
+    def agency_of(self, host: int) -> Agency:
+        """The agency of `host` a notice goes to, drawn by the host's notice spread."""
+        return host, int(np.searchsorted(self.spread[host], self.outbox_rng.random(), side="right"))
+
+    def outage(self, host: int, start: float, until: float) -> Steps:
+        """`host` killed from `start` to `until` (window time), then restarted: it serves again
+        after its start-up CPU."""
+        yield self.env.timeout(max(0.0, self.begin + start - self.env.now))
+        self.host_up[host] = False
+        yield self.env.timeout(max(0.0, self.begin + until - self.env.now))
+        yield from self.work(self.hosts[host], self.m.host.startup_cpu_ms)
+        self.host_up[host] = True
+
+    def redelivery(self) -> Steps:
+        """The outbox's loop (crossroads/outbox.py's Redelivery._run): start a drain for each
+        agency owed parcels whose retry is due; look again when a retry falls due, at once after a
+        failure, else after the idle poll."""
+        yield self.env.timeout(float(self.outbox_rng.uniform(0.0, DEFAULT_RETRY_MAX)))  # its phase
+        while True:
+            now = self.env.now
+            for agency in list(self.owed):
+                if agency not in self.draining and self.next_try.get(agency, 0.0) <= now:
+                    self.draining.add(agency)
+                    self.env.process(self.drain(agency))
+            idle = DEFAULT_RETRY_INITIAL if self.owed else DEFAULT_RETRY_MAX
+            soonest = min((t for a, t in self.next_try.items() if a not in self.draining and t > now),
+                          default=now + idle)  # fmt: skip
+            self.poke = self.env.event()
+            yield self.poke | self.env.timeout(max(0.01, min(soonest - now, idle)))
+
+    def drain(self, agency: Agency) -> Steps:
+        """Deliver `agency`'s parcels in order until one fails (then it is backed off)."""
+        while self.owed[agency]:
+            delivered = yield from self.attempt(agency)
+            if not delivered:
+                break
+        else:
+            self.backoff.pop(agency, None)
+            self.next_try.pop(agency, None)
+        self.draining.discard(agency)
+
+    def attempt(self, agency: Agency) -> Generator[simpy.Event, object, bool]:
+        """One redelivery: the handler's half, the forward, the outbox's write of how it went."""
+        host = agency[0]
+        yield from self.handler(self.m.core.cpu_ms / 2)
+        if not self.host_up[host]:  # refused at once: back off, record the failed attempt
+            delay = min(self.backoff.get(agency, DEFAULT_RETRY_INITIAL / 2) * 2, DEFAULT_RETRY_MAX)
+            self.backoff[agency] = delay
+            self.next_try[agency] = self.env.now + delay
+            if not self.poke.triggered:
+                self.poke.succeed()
+            yield from self.outbox_write()
+            return False
+        yield from self.work(None, self.m.core.io_cpu_ms, core=True)
+        yield from self.at_host(host)
+        yield from self.outbox_write()
+        self.owed[agency] -= 1
+        if not self.owed[agency]:
+            del self.owed[agency]
+        self.redelivered += 1
+        return True
+
+    def outbox_write(self) -> Steps:
+        written = self.env.event()
+        self.outbox_writes.put(written)
+        yield written
+
+    def outbox_writer(self) -> Steps:
+        """The outbox's writer thread: every write waiting, in one transaction."""
+        while True:
+            batch = yield from self.outbox_writes.take()
+            yield from self.transaction(len(batch))
+            for written in batch:
+                written.succeed()
 
     def at_host(self, host: int) -> Steps:
         yield from self.work(self.hosts[host], self.m.host.cpu_ms)
@@ -326,7 +443,6 @@ class _Testbed:
             yield self.env.timeout(float(self.rng.exponential(self.service_s)))
 
     def writer(self) -> Steps:
-        commit = self.m.commit
         while True:
             yield from self.records.wait()
             yield from self.awake()
@@ -334,16 +450,24 @@ class _Testbed:
                 yield from self.gather()
             batch = yield from self.records.take()
             started = self.env.now
-            wait_s = max(0.0, commit.fixed_ms + commit.per_record_ms * len(batch) - commit.cpu_ms) / 1000
-            for _ in range(commit.handoffs):
-                yield from self.work(self.core, commit.cpu_ms / commit.handoffs, core=True)
-                yield self.env.timeout(wait_s / commit.handoffs)
-            yield from self.awake()
+            yield from self.transaction(len(batch))
             if self.begin <= self.env.now < self.end:
                 self.tally.commits.append((len(batch), self.env.now - started))
             self.last_commit_s = max(self.env.now - started, MIN_STEP)
             for durable in batch:
                 durable.succeed()
+
+    def transaction(self, records: int) -> Steps:
+        """One commit of `records` rows: fixed + per_record * n ms uncontended, its CPU under the
+        core's lock in `handoffs` turns, the rest a wait; one transaction at a time."""
+        commit = self.m.commit
+        with self.database.request() as turn:
+            yield turn
+            wait_s = max(0.0, commit.fixed_ms + commit.per_record_ms * records - commit.cpu_ms) / 1000
+            for _ in range(commit.handoffs):
+                yield from self.work(self.core, commit.cpu_ms / commit.handoffs, core=True)
+                yield self.env.timeout(wait_s / commit.handoffs)
+            yield from self.awake()
 
     def lingers(self) -> bool:
         """Whether the writer waits before this commit: records are on their way (the live rule)."""
@@ -374,12 +498,14 @@ class _Testbed:
         return self.delay_fixed_ms / 1000 + float(self.rng.lognormal(self.delay_mu, self.delay_sigma))
 
     def run(self) -> Prediction:
-        for process in (self.arrivals(), self.event_loop(), self.writer(), self.background()):
+        for process in (self.arrivals(), self.event_loop(), self.writer(), self.background(), self.redelivery(),
+                        self.outbox_writer(), *(self.outage(*window) for window in self.when.hosts_down)):  # fmt: skip
             self.env.process(process)
         self.env.run(until=self.end + _DRAIN_S)
         t = self.tally
         return Prediction(self.when, np.asarray(t.latencies, dtype=float), dict(t.outcomes),
-                          t.core_busy / self.when.seconds, t.completed, tuple(t.commits))  # fmt: skip
+                          t.core_busy / self.when.seconds, t.completed, tuple(t.commits), self.redelivered,
+                          sum(self.owed.values()))  # fmt: skip
 
 
 def predict(model: Calibrated, conditions: Conditions) -> Prediction:

@@ -91,6 +91,13 @@ class Host(Section):
     shares: list[Annotated[float, number()]] = Field(default_factory=list)
     """Each host's share of the forwards, by host index (empty: even); the hosts serve different
     agencies, and the mix's destinations are not spread evenly over them."""
+    notice_spread: list[list[Annotated[float, number()]]] = Field(default_factory=list)
+    """Per host (by index), the shares of its notices that go to each of its agencies, largest
+    first: the outbox keeps each agency's order, so a notice to an agency with parcels waiting
+    queues behind them (empty: each host's notices all to one agency, the strictest order)."""
+    startup_cpu_ms: Ms = 0.0
+    """CPU milliseconds a host spends starting (its agencies' certificates, its server) before it
+    serves again after a restart."""
 
 
 class Commit(Section):
@@ -176,6 +183,10 @@ class Calibrated(Section):
         shares = self.host.shares
         if shares and (len(shares) != self.hosts or not math.isclose(sum(shares), 1.0, abs_tol=1e-3)):
             raise ValueError(f"host.shares must give each of the {self.hosts} hosts a share, adding up to 1")
+        spread = self.host.notice_spread
+        if spread and (len(spread) != self.hosts or any(not s or not math.isclose(sum(s), 1.0, abs_tol=1e-3)
+                                                        for s in spread)):  # fmt: skip
+            raise ValueError(f"host.notice_spread must give each of the {self.hosts} hosts shares adding up to 1")
         return self
 
 

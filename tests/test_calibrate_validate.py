@@ -52,6 +52,10 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
     # each host's share of the forwards, counted in the calibration network's audit log
     assert len(model.host.shares) == 2 and sum(model.host.shares) == pytest.approx(1.0, abs=1e-3)
     assert "forwards in the calibration's audit log" in calibrated.read_text()
+    # its notices' spread over its agencies, and a host's start-up CPU, measured as the network came up
+    assert len(model.host.notice_spread) == 2 and all(sum(s) == pytest.approx(1.0, abs=1e-3)
+                                                      for s in model.host.notice_spread)  # fmt: skip
+    assert model.host.startup_cpu_ms > 0 and "the median host's CPU when the network was up" in calibrated.read_text()
     numbers = [
         line for line in calibrated.read_text().splitlines() if re.match(r"\s+\w+: -?[\d.]+(e-?\d+)?\s", line + " ")
     ]

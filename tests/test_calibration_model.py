@@ -14,6 +14,7 @@ from network.testbed_model import Conditions, predict
 from scenarios.calibrated import Calibrated
 from testbed.calibration.errors import level_errors
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
+from testbed.calibration.forwards import Forwards
 from testbed.calibration.measure import LivePlan
 from testbed.calibration.predicted import held_out_rates
 from testbed.calibration.validate import drift_of, stairs_from
@@ -129,3 +130,16 @@ def test_the_model_is_offered_the_live_generator_s_own_schedule() -> None:
     assert when.arrivals_s == tuple(level.intended().tolist())
     assert (when.seconds, when.warmup_s) == (level.seconds, level.warmup_s)
     assert len(when.arrivals_s) == pytest.approx(250 * 5, rel=0.15)
+
+
+def test_the_hosts_traffic_and_start_up_go_into_the_model_with_their_sources() -> None:
+    forwards = Forwards(shares=(0.4, 0.2, 0.2, 0.2), total=500, notice_spread=((0.6, 0.4), (1.0,), (1.0,), (1.0,)),
+                        notices=120)  # fmt: skip
+    startup = {"core": 0.4, "host-0": 0.25, "host-1": 0.31, "host-2": 0.29, "host-3": 0.30}
+    setup = Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0, forwards=forwards, startup_cpu_s=startup)
+    model, sources = estimate_model(LEVELS, DRAWN, setup, fit_seconds=1.0)
+    assert model.host.shares == [0.4, 0.2, 0.2, 0.2]
+    assert model.host.notice_spread == [[0.6, 0.4], [1.0], [1.0], [1.0]]
+    assert model.host.startup_cpu_ms == pytest.approx(295.0)  # the hosts' median, not the core's
+    assert "500 forwards" in sources["host.shares"] and "120 notices" in sources["host.notice_spread"]
+    assert "250-310 ms over 4 hosts" in sources["host.startup_cpu_ms"]

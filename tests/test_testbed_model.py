@@ -176,3 +176,46 @@ def test_unroutable_requests_are_audited_failed_and_neither_throughput_nor_laten
     assert base.outcomes["FAILED"] == 0 and failed == pytest.approx(0.1, abs=0.02)
     assert some.throughput == pytest.approx(base.throughput * 0.9, rel=0.04)
     assert len(some.latencies_ms) == some.outcomes["DELIVERED"] + some.outcomes["QUEUED"]
+
+
+def _spread(agencies: int) -> list[list[float]]:
+    return [[1 / agencies] * agencies] * 4
+
+
+def test_the_outbox_redelivers_every_parcel_once_the_host_is_back() -> None:
+    down = _at(200, hosts_down=((1, 2.0, 4.0),))
+    assert down.outcomes["QUEUED"] > 0
+    # every parcel owed to host-1 is delivered after the restart (one per queued notice's host-1 destination)
+    assert down.redelivered >= down.outcomes["QUEUED"] and down.owed == 0
+    assert _at(200).redelivered == 0
+
+
+def test_a_notice_to_an_agency_with_parcels_waiting_queues_behind_them() -> None:
+    """With one agency per host every notice to host-1 queues behind the first until the outbox
+    has drained it (after the outage); spread over a thousand agencies few meet a parcel."""
+    down: dict[str, Any] = {"hosts_down": ((1, 2.0, 4.0),)}
+    one = _at(200, _model(host={**MODEL["host"], "notice_spread": _spread(1)}), **down)
+    many = _at(200, _model(host={**MODEL["host"], "notice_spread": _spread(1000)}), **down)
+    in_outage = 2.0 * 200 * 0.25 * (1 - 0.75**2)  # notices with a destination on host-1 while it is down
+    assert many.outcomes["QUEUED"] == pytest.approx(in_outage, rel=0.35)
+    assert one.outcomes["QUEUED"] > 1.3 * many.outcomes["QUEUED"]
+    assert one.redelivered > many.redelivered  # those queued behind are owed too
+
+
+def test_a_restarted_host_serves_after_its_start_up_cpu() -> None:
+    down: dict[str, Any] = {"hosts_down": ((1, 2.0, 4.0),)}
+    quick = _at(200, **down).outcomes["FAILED"]
+    slow = _at(200, _model(host={**MODEL["host"], "startup_cpu_ms": 1000.0}), **down).outcomes["FAILED"]
+    # a second more of outage: consultations to host-1 fail for 3 s instead of 2
+    assert slow == pytest.approx(quick * 1.5, rel=0.25)
+
+
+def test_the_notice_spread_must_cover_every_host_and_add_up_to_one(tmp_path: Any) -> None:
+    for spread in ([[1.0]] * 3, [[0.5, 0.4]] * 4, [[1.0], [1.0], [1.0], []]):
+        with pytest.raises(ValueError, match=r"host\.notice_spread"):
+            _model(host={**MODEL["host"], "notice_spread": spread})
+    model = _model(host={**MODEL["host"], "notice_spread": [[0.75, 0.25], [1.0], [0.5, 0.5], [1.0]],
+                         "startup_cpu_ms": 290.0})  # fmt: skip
+    path = tmp_path / "calibrated.yaml"
+    path.write_text(dump_calibrated(model, {"host.notice_spread": "counted", "host.startup_cpu_ms": "measured"}))
+    assert load_calibrated(path) == model

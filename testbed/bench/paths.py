@@ -11,7 +11,6 @@ and writes them for the load generator, once per path; `running_proxy` starts th
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,22 +158,6 @@ def audit_outcomes(state: Path, start: int) -> dict[str, int]:
             outcome = leaf[at : leaf.index(b'"', at)].decode()
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
-
-
-def forward_shares(state: Path) -> tuple[list[float], int]:
-    """Each agency host's share of the forwards in the audit log of `state` (by host index, from
-    the destinations of every record and the agencies hosts.json gives each host), and how many
-    forwards."""
-    hosts = json.loads((state / "hosts.json").read_text())["hosts"]
-    host_of = {agency: k for k, h in enumerate(hosts) for agency in h["agencies"]}
-    counts = [0] * len(hosts)
-    with AuditLog.open(state, read_only=True) as log:
-        for _, leaf in log.iter_leaves(0):
-            for agency in json.loads(leaf).get("destinations", ()):
-                if agency in host_of:
-                    counts[host_of[agency]] += 1
-    total = sum(counts)
-    return ([c / total for c in counts] if total else []), total
 
 
 def audit_size(state: Path) -> int:

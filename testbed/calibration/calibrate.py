@@ -27,8 +27,8 @@ from typing import Any
 from crossroads.atomic_file import write_atomic, write_json_atomic
 from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
-from testbed.bench.paths import forward_shares
 from testbed.calibration.estimate import Setup, estimate_model, held
+from testbed.calibration.forwards import forwards_of
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.rounds import in_rounds
 
@@ -82,12 +82,12 @@ def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:
         drawn = bench.prepare(_REQUESTS)
         climbed = _climb(bench, rates, not plan.rates, say)
         levels = in_rounds(bench.level, [lv["rate"] for lv in climbed], plan.live.repeats, say, first=climbed)
-        shares, forwards = forward_shares(bench.state)
+        forwards, startup = forwards_of(bench.state), bench.startup_cpu_s
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     setup = Setup(cpus=os.cpu_count() or 1, hosts=plan.live.hosts, processes=plan.live.processes,
                   service_time_ms=plan.live.service_time_ms, seed=plan.live.seed,
                   description=f"the live testbed on this machine ({os.cpu_count()} cores), {when}, "
-                  f"the mix of {plan.live.scenario.name}", host_shares=tuple(shares), forwards=forwards)  # fmt: skip
+                  f"the mix of {plan.live.scenario.name}", forwards=forwards, startup_cpu_s=startup)  # fmt: skip
     model, sources = estimate_model(levels, drawn, setup)
     path = out / "calibrated.yaml"
     header = (f"The live testbed as a queueing network, calibrated by `crossroads calibrate` ({when}).\n"

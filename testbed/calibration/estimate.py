@@ -22,15 +22,19 @@ measure.py), with the operational laws of network/calibration.py, and says where
   (network/path_delay.py);
 - mix: the shares, kinds and destinations of the requests drawn (loadtests/prepared_mix.py);
 - unroutable: the share of the requests sent that were answered FAILED_PRECONDITION (the core
-  found nowhere to route them), over the levels that held.
+  found nowhere to route them), over the levels that held;
+- host.shares and host.notice_spread: counted in the calibration network's audit log
+  (testbed/calibration/forwards.py); host.startup_cpu_ms: the median host's CPU when the network
+  was up (what a restarted host spends again before it serves).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +44,7 @@ from loadtests.prepared_mix import Drawn
 from network.calibration import Estimate, demand, levels_text
 from network.testbed_model import Conditions, Prediction, predict
 from scenarios.calibrated import Calibrated
+from testbed.calibration.forwards import Forwards
 
 __all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "estimate_model", "held", "p99_held"]
 
@@ -64,8 +69,8 @@ class Setup:
     service_time_ms: float
     description: str = ""
     seed: int = 0
-    host_shares: tuple[float, ...] = ()  # each host's share of the forwards (empty: even) ...
-    forwards: int = 0  # ... counted over this many forwards
+    forwards: Forwards | None = None  # where the calibration's forwards went (None: not counted)
+    startup_cpu_s: Mapping[str, float] = field(default_factory=dict)  # each process's CPU when it was up
 
 
 def p99_held(level: Level) -> bool:
@@ -229,6 +234,23 @@ def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: f
     return trial
 
 
+def _hosts_traffic(host: dict[str, Any], setup: Setup, sources: Sources) -> None:
+    """host.shares, host.notice_spread and host.startup_cpu_ms, where the setup measured them."""
+    f = setup.forwards
+    if f is not None and f.shares:
+        host["shares"] = [round(x, 4) for x in f.shares]
+        sources["host.shares"] = f"each host's share of the {f.total:,} forwards in the calibration's audit log"
+        host["notice_spread"] = [[round(x, 5) for x in spread] for spread in f.notice_spread]
+        sources["host.notice_spread"] = (f"per host, its agencies' shares of its notices, largest first, of the "
+                                         f"{f.notices:,} notices in the calibration's audit log")  # fmt: skip
+    hosts = sorted(cpu for name, cpu in setup.startup_cpu_s.items() if name.startswith("host-"))
+    if hosts:
+        host["startup_cpu_ms"] = statistics.median(hosts) * 1000
+        low, high = hosts[0] * 1000, hosts[-1] * 1000
+        sources["host.startup_cpu_ms"] = (f"the median host's CPU when the network was up "
+                                          f"({low:.0f}-{high:.0f} ms over {len(hosts)} hosts)")  # fmt: skip
+
+
 def estimate_model(
     levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup, *, fit_seconds: float = FIT_SECONDS
 ) -> tuple[Calibrated, Sources]:
@@ -248,9 +270,7 @@ def estimate_model(
     data["unroutable"] = _unroutable(held, sources)
     data["generator"]["processes"] = setup.processes
     data["host"]["service_time_ms"] = setup.service_time_ms
-    if setup.host_shares:
-        data["host"]["shares"] = [round(x, 4) for x in setup.host_shares]
-        sources["host.shares"] = f"each host's share of the {setup.forwards:,} forwards in the calibration's audit log"
+    _hosts_traffic(data["host"], setup, sources)
     sources["cpus"] = "os.cpu_count() of the machine measured"
     sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"

@@ -14,6 +14,8 @@ telemetry on (crossroads/telemetry.py), draws that scenario's mix in advance
 - the audit outcomes of the level's exchanges (a consultation whose agency is down is FAILED);
 - the windows of any fault applied during the level (testbed/faults.py), placed after the
   measured window's start as the generator fixed it (its senders take seconds to start).
+Once, as the network comes up: each process's CPU when it was ready (`startup_cpu_s`), what a
+restarted host spends again before it serves.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.citizen import Fas
 from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
+from loadtests.cpu import cpu_seconds
 from loadtests.level import Level
 from loadtests.prepared import write_requests
 from loadtests.prepared_mix import Drawn, prepare_mix
@@ -91,6 +94,7 @@ class LiveBench:
         self._injector: FaultInjector | None = None  # one for the network's life: the hosts it restarts stay up
         self._drawn: list[Drawn] = []
         self._requests = self.out / "requests.mix.jsonl"
+        self.startup_cpu_s: dict[str, float] = {}  # each process's CPU seconds when the network was up
 
     def __enter__(self) -> LiveBench:
         self.state.mkdir(parents=True, exist_ok=True)
@@ -101,6 +105,7 @@ class LiveBench:
                                  service_time_ms=self.plan.service_time_ms, core_env=env, progress=True)  # fmt: skip
         self._injector = FaultInjector(self.state, self._network.endpoints["pids"],
                                        service_time_ms=self.plan.service_time_ms)  # fmt: skip
+        self.startup_cpu_s = {name: cpu_seconds(pid) for name, pid in self.watched().items()}
         return self
 
     def __exit__(self, *exc: object) -> None:
