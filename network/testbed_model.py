@@ -40,8 +40,8 @@ in order, one parcel at a time: half the handler's CPU, then the forward, then a
 an attempt at a host that is down fails (an outbox write too) and backs that agency off,
 doubling from DEFAULT_RETRY_INITIAL up to DEFAULT_RETRY_MAX. The outbox's writes are group-committed
 by a writer of their own, which takes turns with the audit writer at the database (one write
-transaction at a time). A killed host is restarted at its window's end and serves again after
-its start-up CPU (`host.startup_cpu_ms`).
+transaction at a time). A killed host serves again at its window's end (when the live one did,
+restarted), its start-up CPU (`host.startup_cpu_ms`) spent on a core just before.
 A share of the requests (the model's `unroutable`) has nowhere to go: it takes the path without
 the forwards, is audited FAILED, and counts in neither the throughput nor the latencies (the
 generator counts only OK answers).
@@ -367,12 +367,14 @@ class _Testbed:
         return host, int(np.searchsorted(self.spread[host], self.outbox_rng.random(), side="right"))
 
     def outage(self, host: int, start: float, until: float) -> Steps:
-        """`host` killed from `start` to `until` (window time), then restarted: it serves again
-        after its start-up CPU."""
+        """`host` killed from `start` and serving again from `until` (window time, when the
+        live restarted host answered: testbed/faults.py), its start-up CPU spent just before."""
         yield self.env.timeout(max(0.0, self.begin + start - self.env.now))
         self.host_up[host] = False
+        starting = max(start, until - self.m.host.startup_cpu_ms / 1000)
+        yield self.env.timeout(max(0.0, self.begin + starting - self.env.now))
+        self.env.process(self.work(self.hosts[host], self.m.host.startup_cpu_ms))
         yield self.env.timeout(max(0.0, self.begin + until - self.env.now))
-        yield from self.work(self.hosts[host], self.m.host.startup_cpu_ms)
         self.host_up[host] = True
 
     def redelivery(self) -> Steps:
