@@ -27,7 +27,7 @@ import itertools
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,8 @@ __all__ = [
     "OutboxItem",
     "Parcel",
     "Redelivery",
+    "backoff_after",
+    "look_again_in",
     "outbox_path",
     "read_counts",
     "read_items",
@@ -57,6 +59,7 @@ DEFAULT_BATCH = 100  # items read per agency per pass
 DEFAULT_DEAD_AFTER = 24 * 3600.0  # seconds an item may stay undeliverable before it is a dead letter
 DEFAULT_RETRY_INITIAL = 0.2  # seconds before the outbox retries an agency that is down
 DEFAULT_RETRY_MAX = 5.0  # the retry delay doubles up to this; also the idle poll (see Redelivery)
+_MIN_LOOK_S = 0.01  # the shortest the redelivery loop sleeps between two looks
 
 _COLUMNS = "seq, ticket, agency, message_id, forward, audit_index, accepted, attempts, last_error, delivered, dead"
 _PENDING = "delivered IS NULL AND dead IS NULL"
@@ -331,6 +334,21 @@ def _commit(conn: sqlite3.Connection, ops: list[_Op]) -> list[Any]:
 Deliver = Callable[[AgencyId, bytes], Awaitable[None]]
 
 
+def backoff_after(previous: float | None, initial: float, maximum: float) -> float:
+    """Seconds before an agency is tried again after a failed attempt, the last delay having been
+    `previous` (None: none yet): `initial`, then doubling up to `maximum`."""
+    return min((initial / 2 if previous is None else previous) * 2, maximum)
+
+
+def look_again_in(now: float, next_tries: Iterable[float], owed: bool, initial: float, maximum: float) -> float:
+    """Seconds the redelivery loop sleeps before it looks again: until the soonest of `next_tries`
+    (of the agencies not being drained) still ahead falls due, but at most `initial` while parcels
+    are owed (they may be a new agency's) and `maximum` while none is."""
+    idle = initial if owed else maximum
+    soonest = min((t for t in next_tries if t > now), default=now + idle)
+    return max(_MIN_LOOK_S, min(soonest - now, idle))
+
+
 class Redelivery:
     """The background task that empties the outbox as agencies come back.
 
@@ -387,12 +405,11 @@ class Redelivery:
                 if agency not in self._draining and self._next_try.get(agency, 0.0) <= now:
                     self._draining[agency] = loop.create_task(self._drain(agency))
             # with a backlog, look again soon: items put since this pass may be for a new agency
-            idle = self._initial if self._outbox.backlogged() else self._maximum
-            waiting = [t for a, t in self._next_try.items() if a not in self._draining and t > now]
-            soonest = min(waiting, default=now + idle)
+            sleep = look_again_in(now, (t for a, t in self._next_try.items() if a not in self._draining),
+                                  bool(self._outbox.backlogged()), self._initial, self._maximum)  # fmt: skip
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, min(soonest - now, idle)))
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep)
 
     async def _drain(self, agency: AgencyId) -> None:
         try:
@@ -427,7 +444,7 @@ class Redelivery:
         return True
 
     def _back_off(self, agency: AgencyId) -> None:
-        delay = min(self._backoff.get(agency, self._initial / 2) * 2, self._maximum)
+        delay = backoff_after(self._backoff.get(agency), self._initial, self._maximum)
         self._backoff[agency] = delay
         self._next_try[agency] = asyncio.get_running_loop().time() + delay
         self.wake()  # so the run loop recomputes its timeout

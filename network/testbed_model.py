@@ -69,7 +69,7 @@ import simpy
 from numpy.typing import NDArray
 
 from crossroads.audit_writer import MIN_STEP, still_coming, worth_waiting
-from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX
+from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, backoff_after, look_again_in
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
 from network.path_delay import quantiles_at, shifted_lognormal
@@ -388,11 +388,10 @@ class _Testbed:
                 if agency not in self.draining and self.next_try.get(agency, 0.0) <= now:
                     self.draining.add(agency)
                     self.env.process(self.drain(agency))
-            idle = DEFAULT_RETRY_INITIAL if self.owed else DEFAULT_RETRY_MAX
-            soonest = min((t for a, t in self.next_try.items() if a not in self.draining and t > now),
-                          default=now + idle)  # fmt: skip
+            sleep = look_again_in(now, (t for a, t in self.next_try.items() if a not in self.draining),
+                                  bool(self.owed), DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX)  # fmt: skip
             self.poke = self.env.event()
-            yield self.poke | self.env.timeout(max(0.01, min(soonest - now, idle)))
+            yield self.poke | self.env.timeout(sleep)
 
     def drain(self, agency: Agency) -> Steps:
         """Deliver `agency`'s parcels in order until one fails (then it is backed off)."""
@@ -410,7 +409,7 @@ class _Testbed:
         host = agency[0]
         yield from self.handler(self.m.core.cpu_ms / 2)
         if not self.host_up[host]:  # refused at once: back off, record the failed attempt
-            delay = min(self.backoff.get(agency, DEFAULT_RETRY_INITIAL / 2) * 2, DEFAULT_RETRY_MAX)
+            delay = backoff_after(self.backoff.get(agency), DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX)
             self.backoff[agency] = delay
             self.next_try[agency] = self.env.now + delay
             if not self.poke.triggered:

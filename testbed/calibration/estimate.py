@@ -44,7 +44,7 @@ from loadtests.prepared_mix import Drawn
 from network.calibration import Estimate, demand, levels_text
 from network.testbed_model import Conditions, Prediction, predict
 from scenarios.calibrated import Calibrated
-from testbed.calibration.forwards import Forwards
+from testbed.calibration.forwards import CONSULTATIONS, Forwards
 
 __all__ = ["FIT_SECONDS", "KNEE_P99_MS", "Setup", "Sources", "below_knee", "estimate_model", "held", "p99_held"]
 
@@ -95,10 +95,13 @@ def _utilisation(level: Level, process: str, threads: Callable[[str], bool]) -> 
     return float(sum(t["utilisation"] for name, t in usage["threads"].items() if threads(name)))
 
 
+def _is_host(process: str) -> bool:
+    """Whether a measured process is an agency host (crossroads.pki.host_identity names them)."""
+    return process.startswith("host-")
+
+
 def _hosts(level: Level) -> float:
-    return float(
-        sum(u["utilisation"] for name, u in level["cpu"].items() if name.startswith("host-") and u is not None)
-    )
+    return float(sum(u["utilisation"] for name, u in level["cpu"].items() if _is_host(name) and u is not None))
 
 
 def _mix(drawn: Sequence[Drawn]) -> tuple[dict[str, dict[str, Any]], float]:
@@ -108,7 +111,7 @@ def _mix(drawn: Sequence[Drawn]) -> tuple[dict[str, dict[str, Any]], float]:
     mix = {
         kind: {
             "share": sum(c.values()) / len(drawn),
-            "consultation": kind == "CONSULTATION",
+            "consultation": kind in CONSULTATIONS,
             "destinations": {n: k / sum(c.values()) for n, k in sorted(c.items())},
         }
         for kind, c in sorted(kinds.items())
@@ -243,7 +246,7 @@ def _hosts_traffic(host: dict[str, Any], setup: Setup, sources: Sources) -> None
         host["notice_spread"] = [[round(x, 5) for x in spread] for spread in f.notice_spread]
         sources["host.notice_spread"] = (f"per host, its agencies' shares of its notices, largest first, of the "
                                          f"{f.notices:,} notices in the calibration's audit log")  # fmt: skip
-    hosts = sorted(cpu for name, cpu in setup.startup_cpu_s.items() if name.startswith("host-"))
+    hosts = sorted(cpu for name, cpu in setup.startup_cpu_s.items() if _is_host(name))
     if hosts:
         host["startup_cpu_ms"] = statistics.median(hosts) * 1000
         low, high = hosts[0] * 1000, hosts[-1] * 1000

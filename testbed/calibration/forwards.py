@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossroads.audit import AuditLog
+from crossroads.domain import Kind
 
 __all__ = ["CONSULTATIONS", "Forwards", "count_forwards", "forwards_of"]
 
-CONSULTATIONS = frozenset({"CONSULTATION"})  # the kinds whose sender waits for the agency's answer
+# the kinds whose sender waits for the agency's answer: never queued (crossroads/exchange.py)
+CONSULTATIONS = frozenset({Kind.CONSULTATION.name})
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,7 @@ class Forwards:
     notices: int
 
 
-def count_forwards(hosts: Sequence[Collection[str]], records: Iterable[tuple[str, Iterable[str]]],
-                   consultations: Collection[str] = CONSULTATIONS) -> Forwards:  # fmt: skip
+def count_forwards(hosts: Sequence[Collection[str]], records: Iterable[tuple[str, Iterable[str]]]) -> Forwards:
     """`Forwards` of `records` ((kind, destinations) each) to `hosts` (each host's agencies)."""
     host_of = {agency: k for k, agencies in enumerate(hosts) for agency in agencies}
     per_host = [0] * len(hosts)
@@ -45,7 +46,7 @@ def count_forwards(hosts: Sequence[Collection[str]], records: Iterable[tuple[str
             if k is None:
                 continue
             per_host[k] += 1
-            if kind not in consultations:
+            if kind not in CONSULTATIONS:
                 notices[k][agency] += 1
     total = sum(per_host)
     spread = tuple(tuple(n / sum(c.values()) for _, n in c.most_common()) if c else (1.0,) for c in notices)
