@@ -12,7 +12,11 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
                error: {effect_mean_ms, failed, queued}}],
     goals: {figure: {goal ("within 5%"), worst, met}},
     drift: {rate, calibration: {figures}, now: {figures}, change: {as error}} (optional: a
-           calibration level measured again before the held-out ones).
+           calibration level measured again before the held-out ones),
+    anchored: {anchor: {rate, cpu, delay: {p50, p90, p99}}, knee: {predicted, error}, goals}
+            (optional: a second model, the calibrated one anchored to the machine of now by that
+            level, testbed/calibration/anchor.py; each level then has its own anchored:
+            {predicted, error}).
 Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
 "not measured" there and never fails on it. Signed errors are (model - measured) / measured,
 printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
@@ -138,16 +142,30 @@ def _met(met: Any) -> str:
     return "-" if met is None else "yes" if met else '<span class="sig">no</span>'
 
 
-def _goals(goals: Json) -> str:
+_WHY_ANCHORED = """The last two columns are a second model: the calibrated one anchored to the machine of
+the moment by the level measured again (see "The machine since calibrating"), its CPU and path delay moved
+by what that one level shows; it reads no held-out level. Where it does better than the model as
+calibrated, the machine's drift explains that much of the error."""
+
+
+def _goals(goals: Json, anchored: Json | None = None) -> str:
+    """The goals' table; with `anchored` (the anchored model's goals), two columns more."""
     if not goals:
         return "<p>No goals given.</p>"
-    rows = [
-        [html.escape(_GOAL_NAMES.get(key, key)), html.escape(str(g.get("goal") or "-")),
-         _error_text(key, vf.number(g, "worst")), _met(g.get("met"))]
-        for key, g in goals.items()
-        if isinstance(g, Mapping)
-    ]  # fmt: skip
-    return table(["figure", "goal", "worst error", "met"], rows)
+    rows = []
+    for key, g in goals.items():
+        if not isinstance(g, Mapping):
+            continue
+        row = [html.escape(_GOAL_NAMES.get(key, key)), html.escape(str(g.get("goal") or "-")),
+               _error_text(key, vf.number(g, "worst")), _met(g.get("met"))]  # fmt: skip
+        if anchored is not None:
+            a = anchored.get(key) or {}
+            row += [_error_text(key, vf.number(a, "worst")), _met(a.get("met"))]
+        rows.append(row)
+    if anchored is None:
+        return table(["figure", "goal", "worst error", "met"], rows)
+    columns = ["figure", "goal", "worst error", "met", "anchored model: worst error", "met"]
+    return table(columns, rows) + f"<p>{_WHY_ANCHORED}</p>"
 
 
 def _interval(ci: Any, scale: float) -> str:
@@ -170,10 +188,12 @@ def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
 
 def _level(level: Json) -> str:
     """One held-out level: its heading (past the knee marked) and a row per figure; measured in
-    rounds, also the range of the rounds (the testbed's own spread, beside the model's error)."""
+    rounds, also the range of the rounds (the testbed's own spread, beside the model's error);
+    with an anchored model, also its figure and error."""
     predicted, measured = level.get("predicted") or {}, level.get("measured") or {}
     ci, error = predicted.get("ci") or {}, level.get("error") or {}
     reps = [r for r in level.get("repetitions") or [] if isinstance(r, dict)]
+    moved = level.get("anchored")
     rows = []
     for q in vf.QUANTITIES:
         row = [
@@ -183,13 +203,21 @@ def _level(level: Json) -> str:
             fmt(_scaled(measured, q)),
             _error_text(q.error_key, vf.number(error, q.error_key)),
         ]
-        rows.append([*row[:4], _range(reps, q), *row[4:]] if len(reps) > 1 else row)
+        if len(reps) > 1:
+            row.insert(4, _range(reps, q))
+        if isinstance(moved, Mapping):
+            row += [fmt(_scaled(moved.get("predicted") or {}, q)),
+                    _error_text(q.error_key, vf.number(moved.get("error") or {}, q.error_key))]  # fmt: skip
+        rows.append(row)
     past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
     head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>"
     columns = ["figure", "model", "model's interval", "measured"]
     if len(reps) > 1:
         columns.append(f"measured, lowest – highest of {len(reps)} rounds")
-    return head + table([*columns, "signed error"], rows)
+    columns.append("signed error")
+    if isinstance(moved, Mapping):
+        columns += ["anchored model", "its error"]
+    return head + table(columns, rows)
 
 
 _WHY_DRIFT = """Before the held-out levels, one level the model was tuned at is measured again on the fresh
@@ -198,8 +226,9 @@ shared machine, a warmer or colder cache); this row shows it. A change here of t
 below means they are the machine's drift as much as the model's error."""
 
 
-def _drift(drift: Json | None) -> str:
-    """The control level: measured at calibration and again now, per figure, with its change."""
+def _drift(drift: Json | None, anchor: Json | None = None) -> str:
+    """The control level: measured at calibration and again now, per figure, with its change,
+    and how the model was anchored to it."""
     if not drift:
         return "<p>The machine since calibrating: not measured.</p>"
     then, now, change = drift.get("calibration") or {}, drift.get("now") or {}, drift.get("change") or {}
@@ -213,7 +242,19 @@ def _drift(drift: Json | None) -> str:
         for q in vf.QUANTITIES
     ]
     head = f"<p>{_WHY_DRIFT}</p><p>Measured again: {vf.rate_text(vf.number(drift, 'rate'))} requests/s.</p>"
-    return head + table(["figure", "at calibration", "now", "signed change"], rows)
+    return head + table(["figure", "at calibration", "now", "signed change"], rows) + _anchor(anchor)
+
+
+def _anchor(anchor: Json | None) -> str:
+    """How the model was moved to the machine of now (nothing when it was not)."""
+    if not anchor:
+        return ""
+    delay = anchor.get("delay") or {}
+    factors = ", ".join(f"{q} &times;{fmt(vf.number(delay, q))}" for q in ("p50", "p90", "p99"))
+    return ("<p>The anchored model (a second model, beside the one as calibrated) is moved by this: every CPU "
+            f"demand &times;{fmt(vf.number(anchor, 'cpu'))} (the core's "
+            f"CPU per request now over then), the path's delay {factors} (what brings the model's own "
+            "quantiles at this level to those measured now).</p>")  # fmt: skip
 
 
 def _scaled(figures: Json, q: vf.Quantity) -> float | None:
@@ -227,7 +268,7 @@ def _levels(levels: Sequence[Json]) -> str:
     return "\n".join(_level(level) for level in levels)
 
 
-def _knee(knee: Json | None) -> str:
+def _knee(knee: Json | None, anchored: Json | None = None) -> str:
     if not knee:
         return "<p>The knee: not measured.</p>"
     limit = vf.number(knee, "p99_limit_ms")
@@ -236,6 +277,9 @@ def _knee(knee: Json | None) -> str:
         ["the testbed reached it at", f"{vf.rate_text(vf.number(knee, 'measured'))} requests/s"],
         ["signed error", signed_percent(vf.number(knee, "error"))],
     ]
+    if anchored:
+        rows += [["the anchored model puts it at", f"{vf.rate_text(vf.number(anchored, 'predicted'))} "
+                  f"requests/s ({signed_percent(vf.number(anchored, 'error'))})"]]  # fmt: skip
     return (
         f"<p>The knee is the offered load at which the 99th percentile latency crosses "
         f"{fmt(limit)} ms: past it, queues build faster than they drain.</p>" + table(["the knee", ""], rows)
@@ -284,7 +328,7 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         _about(validation),
         _HOW_TO_READ,
         "<h2>The goals</h2>",
-        _goals(validation.get("goals") or {}),
+        _goals(validation.get("goals") or {}, (validation.get("anchored") or {}).get("goals")),
         "<h2>Latency against offered load</h2>",
         figure(vf.latency_figure(validation), "latency against offered load", _WHY_LATENCY),
         "<h2>Core CPU against offered load</h2>",
@@ -292,11 +336,11 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>Error per figure</h2>",
         figure(vf.error_figure(validation), "error per figure", _WHY_ERROR),
         "<h2>The machine since calibrating</h2>",
-        _drift(validation.get("drift")),
+        _drift(validation.get("drift"), (validation.get("anchored") or {}).get("anchor")),
         "<h2>Each held-out level</h2>",
         _levels(levels),
         "<h2>The knee</h2>",
-        _knee(validation.get("knee")),
+        _knee(validation.get("knee"), (validation.get("anchored") or {}).get("knee")),
         "<h2>What-ifs</h2>",
         _whatifs(validation.get("whatifs") or []),
     ]

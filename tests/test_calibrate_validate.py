@@ -97,4 +97,9 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     means = sorted(r["mean_ms"] for r in level["repetitions"])
     assert level["measured"]["mean_ms"] == pytest.approx(sum(means) / 2)
     assert set(saved["goals"]) == {"throughput", "mean_ms", "p99_ms", "core_cpu_points", "knee", "whatifs"}
+    # a second model, anchored to the machine of now by the control, predicts beside the calibrated one
+    anchored = saved["anchored"]
+    assert anchored["anchor"]["rate"] == drift["rate"] and 0.5 <= anchored["anchor"]["cpu"] <= 2.0
+    assert set(anchored["anchor"]["delay"]) == {"p50", "p90", "p99"} and set(anchored["goals"]) == set(saved["goals"])
+    assert set(level["anchored"]["error"]) == ERRORS and level["anchored"]["predicted"]["throughput"] > 0
     assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")

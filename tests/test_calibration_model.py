@@ -16,8 +16,8 @@ from testbed.calibration.errors import level_errors
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
 from testbed.calibration.forwards import Forwards
 from testbed.calibration.measure import LivePlan
-from testbed.calibration.predicted import held_out_rates
-from testbed.calibration.validate import drift_of, stairs_from
+from testbed.calibration.predicted import Predicted, held_out_rates
+from testbed.calibration.validate import _knee, _staircase, drift_of, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
 UNROUTABLE = 0.02  # of the requests sent, answered FAILED_PRECONDITION
@@ -99,6 +99,40 @@ def test_the_knee_staircase_starts_below_both_knees_and_on_no_calibration_level(
     assert stairs[0] == pytest.approx(683.5, abs=0.1) and stairs[1] == pytest.approx(683.5 * 1.06, abs=0.1)
     assert stairs_from(knee=500.0, held=759.4)[0] == 425.0  # a model whose knee is lower starts lower
     assert stairs_from(knee=500.0, held=None)[0] == 425.0
+
+
+class _Stairs:
+    """A live bench whose p99 is 10 ms per 100/s, but 60 ms for 200/s and 300/s the first time
+    each is measured (another tenant's episode)."""
+
+    def __init__(self) -> None:
+        self.measured: list[float] = []
+
+    def level(self, rate: float) -> dict[str, Any]:
+        spike = rate in (200.0, 300.0) and rate not in self.measured
+        self.measured.append(rate)
+        p99 = 60.0 if spike else rate / 10
+        return {"rate": rate, "achieved_per_s": rate, "mean_ms": p99 / 3, "p50_ms": p99 / 4, "p90_ms": p99 / 2,
+                "p99_ms": p99}  # fmt: skip
+
+
+def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_stair_s_rounds() -> None:
+    bench = _Stairs()
+    models = Predicted({"p99_ms": 1.0}, {}, {}), Predicted({"p99_ms": 2.0}, {}, {})
+    asked: list[float] = []
+
+    def guesses(rate: float) -> list[Predicted]:
+        asked.append(rate)
+        assert rate not in bench.measured  # each stair predicted before it is measured
+        return list(models)
+
+    climbed = _staircase(bench, [100.0, 200.0, 300.0, 400.0, 500.0, 600.0], guesses, 3, lambda _: None)  # type: ignore[arg-type]
+    assert asked == [100.0, 200.0, 300.0]  # two in a row failed at first: the climb stops there
+    assert bench.measured == [100.0, 200.0, 300.0] * 3  # then every stair climbed, round after round
+    assert [lv["p99_ms"] for _, lv in climbed] == [10.0, 20.0, 30.0]  # the medians: the spikes were one round
+    assert all(g == list(models) for g, _ in climbed)
+    knee = _knee(climbed, 250.0, [1.0] * 3)
+    assert knee["measured"] == 300.0 and knee["error"] == pytest.approx(-1 / 6, abs=1e-4)
 
 
 def test_a_thread_whose_cpu_does_not_grow_with_the_load_is_background_not_demand() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from reports.validation import build_validation_report, signed_percent, signed_points
 from reports.validation_figures import goal_width, rate_text
-from tests.validation_data import realistic, sparse
+from tests.validation_data import anchored, realistic, sparse
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -185,6 +185,20 @@ def test_the_control_level_shows_how_far_the_machine_moved(page: str, holes: str
     assert ["mean latency (ms)", "5.10", "4.50", "-11.8%"] in rows
     assert rows[-1][0].startswith("core CPU") and rows[-1][2:] == ["-", "-"]
     assert "<p>The machine since calibrating: not measured.</p>" in holes
+
+
+def test_an_anchored_model_is_shown_beside_the_model_as_calibrated() -> None:
+    page = build_validation_report(anchored())
+    _sound(page)
+    goals = _rows(_section(page, "The goals"))
+    assert goals[0] == ["figure", "goal", "worst error", "met", "anchored model: worst error", "met"]
+    assert goals[2] == ["mean latency", "within 10%", "+15.4%", "no", "+26.9%", "no"]
+    level = _rows(_section(page, "400 requests/s"))
+    assert level[0][-3:] == ["signed error", "anchored model", "its error"]
+    assert level[2] == ["mean latency (ms)", "9.80", "9.41 – 10.2", "11.1", "-12.0%", "10.8", "-3.2%"]
+    drift = _section(page, "The machine since calibrating")
+    assert "every CPU demand &times;0.972" in drift and "p99 &times;1.12" in drift
+    assert ["the anchored model puts it at", "690 requests/s (-1.4%)"] in _rows(_section(page, "The knee"))
 
 
 def test_the_same_validation_gives_the_same_page(page: str) -> None:

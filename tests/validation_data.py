@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["realistic", "sparse"]
+__all__ = ["anchored", "realistic", "sparse"]
 
 _FIGURES = ("throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu")
 
@@ -126,4 +126,21 @@ def sparse() -> dict[str, Any]:
     del v["knee"]
     v["whatifs"] = []
     v["drift"] = None
+    return v
+
+
+def anchored() -> dict[str, Any]:
+    """The realistic validation with a second model, anchored to the machine of now by the
+    control level: the anchor, and that model's predictions, errors, knee and goals."""
+    v = copy.deepcopy(realistic())
+    for level in v["levels"]:
+        model = {k: v * 1.1 for k, v in level["predicted"].items() if k != "ci" and v is not None}
+        error = {k: round((model[k] - level["measured"][k]) / level["measured"][k], 4)
+                 for k in ("throughput", "mean_ms", "p50_ms", "p99_ms")}  # fmt: skip
+        error["core_cpu_points"] = round((model["core_cpu"] - level["measured"]["core_cpu"]) * 100, 2)
+        level["anchored"] = {"predicted": model, "error": error}
+    goals = copy.deepcopy(v["goals"])
+    goals["mean_ms"] = {"goal": "within 10%", "worst": 0.2692, "met": False}
+    anchor = {"rate": 225.0, "cpu": 0.9721, "delay": {"p50": 0.85, "p90": 0.9, "p99": 1.12}}
+    v["anchored"] = {"anchor": anchor, "knee": {"predicted": 690.0, "error": -0.0143}, "goals": goals}
     return v

@@ -11,8 +11,16 @@ For a model written by `crossroads calibrate` (CAL/calibrated.yaml), in this ord
    (from the lower of 0.85 of the model's knee and 0.9 of the highest calibration level that
    held, up 6% a level, each stair predicted before it is measured, until two in a row pass the
    knee), and runs the what-ifs;
+   The stairs climbed are then measured again, round after round like the held-out levels, and
+   the knee is read from their medians. Once the control is measured (with the held-out levels,
+   in the same rounds), a second model is made from the calibrated one and that level alone: the
+   model anchored to the machine of now (testbed/calibration/anchor.py), which predicts the
+   held-out levels (reading none of their measurements), the stairs before they are measured,
+   and its knee, beside the model as calibrated (`anchored`);
 3. per level and figure, the signed error (predicted - measured) / measured (core CPU: in
-   points of one core), the knee's error, each what-if's; and whether each goal is met.
+   points of one core), the knee's error, each what-if's; and whether each goal is met (by the
+   model as calibrated: `goals`; by the anchored one: `anchored.goals`, its what-ifs the
+   calibrated model's).
 Written into OUT: validation.json and report.html (reports/validation.py), and live/.
 """
 
@@ -28,6 +36,7 @@ from crossroads.atomic_file import write_atomic, write_json_atomic
 from reports.validation import build_validation_report
 from scenarios.calibrated import Calibrated, load_calibrated
 from testbed.bench.goals import machine_info
+from testbed.calibration.anchor import Anchor, anchored
 from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
 from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held
@@ -64,6 +73,7 @@ class ValidationPlan:
     knee: bool = True
     replications: int = 5
     whatifs: WhatIfs = field(default_factory=WhatIfs)
+    anchor: bool = True  # also predict with the model anchored to the machine of now by the control (anchor.py)
 
 
 def measured_figures(level: dict[str, Any]) -> dict[str, float | None]:
@@ -73,12 +83,17 @@ def measured_figures(level: dict[str, Any]) -> dict[str, float | None]:
             "core_cpu": level["cpu"]["core"]["utilisation"] if level["cpu"].get("core") else None}  # fmt: skip
 
 
-def _row(rate: float, guess: Predicted, level: dict[str, Any]) -> dict[str, Any]:
+def _row(rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted | None) -> dict[str, Any]:
+    """A level's row: the model's prediction, the measurement, the errors, and (`moved`) the
+    anchored model's prediction and errors."""
     measured = measured_figures(level)
-    return {"rate": rate, "below_knee": p99_held(level),
-            "predicted": guess.as_json(), "measured": measured,
-            "error": level_errors(guess.figures, measured),
-            "repetitions": level.get("repetitions", [])}  # fmt: skip
+    row = {"rate": rate, "below_knee": p99_held(level),
+           "predicted": guess.as_json(), "measured": measured,
+           "error": level_errors(guess.figures, measured),
+           "repetitions": level.get("repetitions", [])}  # fmt: skip
+    if moved is not None:
+        row["anchored"] = {"predicted": moved.as_json(), "error": level_errors(moved.figures, measured)}
+    return row
 
 
 def stairs_from(knee: float, held: float | None) -> list[float]:
@@ -116,19 +131,22 @@ def drift_of(then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
             "repetitions": now.get("repetitions", [])}  # fmt: skip
 
 
-def _staircase(bench: LiveBench, stairs: Sequence[float], guess: Callable[[float], Predicted],
-               say: Progress) -> list[tuple[Predicted, dict[str, Any]]]:  # fmt: skip
-    """Each stair predicted, then measured, until two levels in a row pass the knee."""
+def _staircase(bench: LiveBench, stairs: Sequence[float], guesses: Callable[[float], Sequence[Predicted]],
+               repeats: int, say: Progress) -> list[tuple[list[Predicted], dict[str, Any]]]:  # fmt: skip
+    """Each stair predicted (by each model `guesses` gives), then measured, until two levels in a
+    row pass the knee; then the stairs climbed measured again in `repeats` - 1 more rounds
+    (testbed/calibration/rounds.py), each stair's repetitions combined by their medians."""
     climbed, past = [], 0
     for rate in stairs:
-        predicted_level = guess(rate)
+        before = list(guesses(rate))
         level = bench.level(rate)
-        climbed.append((predicted_level, level))
-        say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {predicted_level.figures['p99_ms']:.2f})")
+        climbed.append((before, level))
+        say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {before[0].figures['p99_ms']:.2f})")
         past = 0 if p99_held(level) else past + 1
         if past >= _FAILED_STEPS:
             break
-    return climbed
+    levels = in_rounds(bench.level, [lv["rate"] for _, lv in climbed], repeats, say, first=[lv for _, lv in climbed])
+    return [(g, level) for (g, _), level in zip(climbed, levels, strict=True)]
 
 
 def _changes(change: dict[str, float | None]) -> str:
@@ -137,7 +155,8 @@ def _changes(change: dict[str, float | None]) -> str:
     return ", ".join([*shown, f"core CPU {'-' if cpu is None else f'{cpu:+.1f} points'}"])
 
 
-def _knee(climbed: Sequence[tuple[Predicted, dict[str, Any]]], predicted_knee: float) -> dict[str, Any]:
+def _knee(climbed: Sequence[tuple[Any, dict[str, Any]]], predicted_knee: float,
+          predicted_p99: Sequence[float | None]) -> dict[str, Any]:  # fmt: skip
     """The measured knee: the highest stair that held below the first failing one (None when the
     first stair failed already)."""
     measured = None
@@ -147,8 +166,13 @@ def _knee(climbed: Sequence[tuple[Predicted, dict[str, Any]]], predicted_knee: f
         measured = level["rate"]
     return {"p99_limit_ms": KNEE_P99_MS, "predicted": round(predicted_knee, 1), "measured": measured,
             "error": signed(predicted_knee, measured), "rates": [lv["rate"] for _, lv in climbed],
-            "predicted_p99_ms": [g.as_json()["p99_ms"] for g, _ in climbed],
+            "predicted_p99_ms": list(predicted_p99),
             "measured_p99_ms": [lv["p99_ms"] for _, lv in climbed]}  # fmt: skip
+
+
+def _knee_start(model: Calibrated) -> float:
+    """Where the search for the model's knee starts: half its lowest calibration level."""
+    return (min(model.levels) if model.levels else 100.0) / 2
 
 
 def _predict_all(
@@ -156,8 +180,7 @@ def _predict_all(
 ) -> tuple[float, list[float], list[float]]:
     """The model's knee (NaN when nothing asks for it), the held-out rates and the knee's staircase."""
     wanted = plan.knee or not plan.held_out or (plan.whatifs.enabled and plan.whatifs.rate is None)
-    lowest = min(model.levels) if model.levels else 50.0
-    knee = knee_of(model, plan.live.conditions, lowest / 2) if wanted else math.nan
+    knee = knee_of(model, plan.live.conditions, _knee_start(model)) if wanted else math.nan
     held = sorted(plan.held_out) or held_out_rates(model.levels, knee)
     stairs = stairs_from(knee, _highest_held(cal)) if plan.knee else []
     shown = "not asked for" if math.isnan(knee) else f"{knee:,.0f}/s"
@@ -166,16 +189,37 @@ def _predict_all(
     return knee, held, stairs
 
 
+def _anchored(model: Calibrated, drift: dict[str, Any] | None, plan: ValidationPlan,
+              say: Progress) -> tuple[Calibrated, Anchor] | None:  # fmt: skip
+    """The model anchored to the machine of now by the control level (None: not asked for, or no control)."""
+    if not plan.anchor or drift is None:
+        return None
+    moved, anchor = anchored(model, drift["calibration"], drift["now"], plan.live.conditions(drift["rate"]))
+    say(f"the model anchored to the machine of now by {anchor.rate:g}/s: CPU x{anchor.cpu:.3f}, path delay "
+        + ", ".join(f"{q} x{f:.3f}" for q, f in zip(("p50", "p90", "p99"), anchor.delay, strict=True)))  # fmt: skip
+    return moved, anchor
+
+
+def _anchored_json(anchor: Anchor, rows: Sequence[dict[str, Any]], knee: dict[str, Any] | None,
+                   moved_knee: float, whatifs: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """The anchored model's side: how it was moved, its knee and its goals (its what-ifs: the calibrated model's)."""
+    levels = [{"below_knee": row["below_knee"], "error": row["anchored"]["error"]} for row in rows]
+    knee_json = None if knee is None else {"predicted": round(moved_knee, 1),
+                                           "error": signed(moved_knee, knee["measured"])}  # fmt: skip
+    return {"anchor": anchor.as_json(), "knee": knee_json,
+            "goals": goals({"levels": levels, "knee": knee_json, "whatifs": whatifs})}  # fmt: skip
+
+
 def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) -> dict[str, Any]:
     """Validate the model in `cal` (see the module doc); returns what validation.json holds."""
     model = load_calibrated(cal)
     out.mkdir(parents=True, exist_ok=True)
     knee, held, stairs = _predict_all(model, cal, plan, say)
 
-    def guess(rate: float) -> Predicted:
-        return predicted(model, plan.live.conditions(rate), plan.replications)
+    def guess(m: Calibrated, rate: float) -> Predicted:
+        return predicted(m, plan.live.conditions(rate), plan.replications)
 
-    guesses = {r: guess(r) for r in held}
+    guesses = {r: guess(model, r) for r in held}
     control = control_of(_held_levels(cal), held)
     with LiveBench(out / "live", plan.live) as bench:
         bench.prepare(_REQUESTS)
@@ -184,18 +228,25 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
         drift = drift_of(control, measured[control["rate"]]) if control else None
         if drift:
             say(f"the machine since calibrating: {drift['rate']:g}/s measured again: " + _changes(drift["change"]))
+        anchoring = _anchored(model, drift, plan, say)
+        models = [model] if anchoring is None else [model, anchoring[0]]
+        moved = {r: guess(models[-1], r) for r in held} if anchoring else {}  # the control's, no held-out's
         levels = {r: measured[r] for r in held}
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
-        climbed = _staircase(bench, stairs, guess, say)
+        climbed = _staircase(bench, stairs, lambda r: [guess(m, r) for m in models], plan.live.repeats, say)
         whatifs = run_whatifs(model, bench, plan.whatifs, knee, say, plan.replications)
-    rows = [_row(r, guesses[r], levels[r]) for r in held] + [_row(lv["rate"], g, lv) for g, lv in climbed]
-    knee_json = _knee(climbed, knee) if stairs else None
+    rows = [_row(r, guesses[r], levels[r], moved.get(r)) for r in held] + [
+        _row(lv["rate"], g[0], lv, g[-1] if anchoring else None) for g, lv in climbed]  # fmt: skip
+    rows.sort(key=lambda row: row["rate"])
+    knee_json = _knee(climbed, knee, [g[0].as_json()["p99_ms"] for g, _ in climbed]) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
-              "levels": sorted(rows, key=lambda row: row["rate"]), "knee": knee_json, "whatifs": whatifs,
-              "drift": drift}  # fmt: skip
+              "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
     result["goals"] = goals(result)
+    if anchoring is not None:
+        moved_knee = knee if math.isnan(knee) else knee_of(anchoring[0], plan.live.conditions, _knee_start(model))
+        result["anchored"] = _anchored_json(anchoring[1], rows, knee_json, moved_knee, whatifs)
     write_json_atomic(out / "validation.json", result)
     write_atomic(out / "report.html", build_validation_report(result).encode())
     return result

@@ -38,7 +38,11 @@ model first predicts its knee (the highest rate whose p99 stays <= 50 ms), level
 did not use (held out, below the knee) and three what-ifs (an agency host killed for 3 s, the core
 stopped for 1 s, agencies 10 ms slow); then a fresh live network is measured at the same levels and
 under the same changes, and on a staircase to its own knee (up 6% a level, each stair predicted
-just before it is measured, until two in a row pass 50 ms). Writes into OUT:
+just before it is measured, until two in a row pass 50 ms). One calibration level is measured
+again beside the held-out ones (the control: how far this machine moved since calibrating), and
+a second model, anchored to the machine of now by that level alone (its CPU demands and path
+delay moved by what it shows; --no-anchor: none), predicts beside the model as calibrated, to
+tell the machine's drift from the model's error. Writes into OUT:
   validation.json    per level and figure: predicted (with its 95% interval over --replications),
                      measured, and the signed error (predicted - measured) / measured; the knee's,
                      the what-ifs', and each goal met or not
@@ -106,6 +110,9 @@ def register(sub: Any) -> None:
     val.add_argument("--no-whatifs", action="store_true", help="skip the what-ifs")
     val.add_argument("--whatif-rate", type=float, help="rate of the what-ifs (default: half the model's knee)")
     val.add_argument("--replications", type=int, default=5, help="model runs per level, for its intervals (default 5)")
+    val.add_argument("--no-anchor", action="store_true",
+                     help="predict with the model as calibrated only, not also with it anchored to the machine of "
+                     "now by the calibration level measured again (testbed/calibration/anchor.py)")  # fmt: skip
 
 
 def _say(args: argparse.Namespace) -> Progress:
@@ -126,15 +133,23 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     plan = ValidationPlan(live=_live_plan(args), held_out=args.held_out, replications=args.replications,
-                          knee=not args.no_knee,
+                          knee=not args.no_knee, anchor=not args.no_anchor,
                           whatifs=WhatIfs(enabled=not args.no_whatifs, rate=args.whatif_rate))  # fmt: skip
     try:
         result = validate(args.cal, args.out, plan, _say(args))
     except (BenchError, LiveNetworkError, ScenarioError, ValueError) as exc:
         return failed("validate", str(exc), 1)
-    for name, goal in result["goals"].items():
+    if result.get("anchored"):
+        print("the model anchored to the machine of now by the control level:")
+        _print_goals(result["anchored"]["goals"])
+        print("the model as calibrated:")
+    _print_goals(result["goals"])
+    print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+def _print_goals(goals: dict[str, Any]) -> None:
+    for name, goal in goals.items():
         worst = goal["worst"]
         shown = "-" if worst is None else (f"{worst:+.1f} pt" if name == "core_cpu_points" else f"{worst:+.1%}")
         print(f"{name:<18} worst {shown:>9}  goal {goal['goal']:<70} {'met' if goal['met'] else 'not met'}")
-    print(f"report: {args.out / 'report.html'}")
-    return 0
