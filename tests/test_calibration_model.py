@@ -12,6 +12,7 @@ import pytest
 from loadtests.prepared_mix import Drawn
 from network.testbed_model import Conditions, predict
 from scenarios.calibrated import Calibrated
+from testbed.calibration.calibrate import _climb
 from testbed.calibration.errors import level_errors
 from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_model
 from testbed.calibration.forwards import Forwards
@@ -133,6 +134,32 @@ def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_st
     assert all(g == list(models) for g, _ in climbed)
     knee = _knee(climbed, 250.0, [1.0] * 3)
     assert knee["measured"] == 300.0 and knee["error"] == pytest.approx(-1 / 6, abs=1e-4)
+
+
+class _Climb:
+    """A live bench whose levels hold (p99 <= 50 ms) except those in `failing`."""
+
+    def __init__(self, failing: set[float]) -> None:
+        self.failing = failing
+        self.measured: list[float] = []
+
+    def level(self, rate: float) -> dict[str, Any]:
+        self.measured.append(rate)
+        return {"rate": rate, "achieved_per_s": rate, "p50_ms": 5.0, "p99_ms": 80.0 if rate in self.failing else 20.0,
+                "generator_limited": False, "cpu": {"core": {"utilisation": 0.3}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("failing", "climbed"), [
+    ({100.0}, [100.0, 150.0, 225.0, 337.5]),  # a first level in a tenant's episode does not end the climb
+    ({150.0, 337.5}, [100.0, 150.0, 225.0, 337.5]),  # nor one failure between two that held
+    ({150.0, 225.0}, [100.0, 150.0, 225.0]),  # two in a row do
+])  # fmt: skip
+def test_the_calibration_climb_stops_after_two_levels_in_a_row_past_the_knee(
+    failing: set[float], climbed: list[float]
+) -> None:
+    bench = _Climb(failing)
+    levels = _climb(bench, [100.0, 150.0, 225.0, 337.5], True, lambda _: None)  # type: ignore[arg-type]
+    assert bench.measured == climbed and [lv["rate"] for lv in levels] == climbed
 
 
 def test_a_thread_whose_cpu_does_not_grow_with_the_load_is_background_not_demand() -> None:

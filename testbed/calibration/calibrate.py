@@ -1,12 +1,13 @@
 """`crossroads calibrate`: measure the live testbed on a staircase of load levels, and write its model.
 
 A fresh live network of a load-test scenario's world (testbed/calibration/measure.py) is offered
-that scenario's mix, open loop, at rising rates: `start`, then each `step` times the last, until a
-level's p99 latency passes the knee's limit (50 ms) or `max_rate` is reached (or at the `rates`
-given). With `repeats` > 1 the rates climbed are measured again, round after round, and each
-rate's repetitions are combined by their medians (testbed/calibration/rounds.py). The levels
-that held are what the model is estimated from (testbed/calibration/
-estimate.py); every level's figures are kept. Written into CAL:
+that scenario's mix, open loop, at rising rates: `start`, then each `step` times the last, until
+two levels in a row (estimate.PAST_KNEE_STEPS) did not hold (p99 latency past the knee's limit,
+50 ms, or the generator behind its schedule) or `max_rate` is reached (or at the `rates` given).
+With `repeats` > 1 the rates climbed are measured again, round after round, and each rate's
+repetitions are combined by their medians (testbed/calibration/rounds.py). The levels that held
+are what the model is estimated from (testbed/calibration/estimate.py); every level's figures
+are kept. Written into CAL:
 
     calibrated.yaml     the model (scenarios/calibrated.py), a comment per number
     calibration.json    the levels measured (generator figures, CPU per process and thread,
@@ -27,7 +28,7 @@ from typing import Any
 from crossroads.atomic_file import write_atomic, write_json_atomic
 from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
-from testbed.calibration.estimate import Setup, estimate_model, held
+from testbed.calibration.estimate import PAST_KNEE_STEPS, Setup, estimate_model, held
 from testbed.calibration.forwards import forwards_of
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.rounds import in_rounds
@@ -63,13 +64,16 @@ def staircase(plan: CalibrationPlan) -> list[float]:
 
 
 def _climb(bench: LiveBench, rates: Sequence[float], stop_past_knee: bool, say: Progress) -> list[dict[str, Any]]:
+    """Each rate measured in turn; with `stop_past_knee`, until PAST_KNEE_STEPS levels in a row did not hold."""
     levels: list[dict[str, Any]] = []
+    past = 0
     for rate in rates:
         level = bench.level(rate)
         levels.append(level)
         say(f"{rate:g}/s: answered {level['achieved_per_s']:,.0f}/s, p50 {level['p50_ms']} ms, "
             f"p99 {level['p99_ms']} ms, core CPU {level['cpu']['core']['utilisation']:.2f}")  # fmt: skip
-        if stop_past_knee and not held(level):
+        past = 0 if held(level) else past + 1
+        if stop_past_knee and past >= PAST_KNEE_STEPS:
             break
     return levels
 

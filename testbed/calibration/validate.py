@@ -39,7 +39,7 @@ from testbed.bench.goals import machine_info
 from testbed.calibration.anchor import Anchor, anchored
 from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
-from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held
+from testbed.calibration.estimate import KNEE_P99_MS, PAST_KNEE_STEPS, below_knee, p99_held
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.rounds import in_rounds
@@ -59,7 +59,6 @@ __all__ = [
 KNEE_STEP = 1.06  # the staircase to the measured knee climbs by 6% a level ...
 KNEE_STAIRS = 20  # ... at most this many levels
 _REQUESTS = 40_000
-_FAILED_STEPS = 2  # the staircase stops after this many levels in a row past the knee
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +142,7 @@ def _staircase(bench: LiveBench, stairs: Sequence[float], guesses: Callable[[flo
         climbed.append((before, level))
         say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {before[0].figures['p99_ms']:.2f})")
         past = 0 if p99_held(level) else past + 1
-        if past >= _FAILED_STEPS:
+        if past >= PAST_KNEE_STEPS:
             break
     levels = in_rounds(bench.level, [lv["rate"] for _, lv in climbed], repeats, say, first=[lv for _, lv in climbed])
     return [(g, level) for (g, _), level in zip(climbed, levels, strict=True)]

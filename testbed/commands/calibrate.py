@@ -20,7 +20,7 @@ from testbed.live import DEFAULT_HOSTS, LiveNetworkError
 _CALIBRATE_HELP = """\
 Measure the live testbed and write a model of it. A fresh live network of SCENARIO's world (a
 load-test scenario; default the shipped loadtest_smoke.yaml) is offered that scenario's mix, open
-loop, at rising rates (--start, times --step each level) until a level's p99 latency passes 50 ms.
+loop, at rising rates (--start, times --step each level) until two levels in a row pass 50 ms at p99.
 Per level: throughput, latency, CPU per process and per thread (/proc), the core's telemetry
 (exchange stages, group commits). From the levels that held it estimates the service demands
 (utilisation law, lines across levels) and fits the rest, and writes into OUT:
