@@ -67,7 +67,7 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
 def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:
     plan = ValidationPlan(
         live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5, repeats=2),
-        held_out=(45.0,), knee=False, replications=2,
+        held_out=(45.0,), knee=False, replications=2, anchor=True,
         whatifs=WhatIfs(rate=40.0, kill_at_s=0.3, kill_s=1.0, stop_at_s=0.3, stop_s=0.5, slow_ms=5.0),
     )  # fmt: skip
     result = validate(calibrated, tmp_path / "val", plan, say=lambda _: None)

@@ -35,19 +35,14 @@ def _bench_goal(name: str, result: dict[str, Any]) -> dict[str, Any]:
 def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
     """Calibrate into OUT/calibration, validate into OUT/validation; the figures and their goals
     (model_<figure>_error: the worst absolute error, in percent, or points for the core's CPU),
-    by the model as calibrated and, under `anchored`, by the model anchored to the machine of now
-    by one calibration level measured again (testbed/calibration/anchor.py); and the machine's
-    drift since calibrating (that level at calibration and now: `drift`)."""
+    and the machine's drift since calibrating (a calibration level measured again: `drift`)."""
     live = LivePlan(scenario=scenario or default_loadtest(), repeats=REPEATS)
     say(f"model: calibrating against the live testbed ({live.scenario.name})")
     cal = calibrate(out / "calibration", CalibrationPlan(live=live), say=say)
     say("model: validating (held-out levels, the knee, three what-ifs)")
     result = validate(cal, out / "validation", ValidationPlan(live=live), say=say)
     goals = {f"model_{name}_error": _bench_goal(name, result) for name in GOALS}
-    anchored = result.get("anchored")
-    moved = {f"model_{name}_error": _bench_goal(name, anchored) for name in GOALS} if anchored else None
     report = out / "validation" / "report.html"
     return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
             "knee": result["knee"], "whatifs": result["whatifs"], "drift": result["drift"],
-            "anchored": anchored and {"anchor": anchored["anchor"], "knee": anchored["knee"], "goals": moved},
             "goals": goals}  # fmt: skip

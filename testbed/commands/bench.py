@@ -179,11 +179,8 @@ rounds, each figure's median kept) against fresh live networks of the load-test 
 (default the shipped smoke test), into OUT/model/calibration and OUT/model/validation. Each
 figure is the worst absolute error over the held-out levels below the knee, in percent (the
 core's CPU in points of one core), against its goal: throughput <= 5, mean latency <= 10, p99
-latency <= 20, core CPU <= 5 points, the knee <= 10, each what-if's effects <= 15. The goals of
-a second model are printed first: the calibrated one anchored to the machine of the moment by one
-calibration level measured again (testbed/calibration/anchor.py), to tell the machine's drift
-from the model's error. All figures in OUT/bench_model.json; the report in
-OUT/model/validation/report.html.
+latency <= 20, core CPU <= 5 points, the knee <= 10, each what-if's effects <= 15. All figures
+in OUT/bench_model.json; the report in OUT/model/validation/report.html.
 """
 
 _ALL_HELP = """\
@@ -405,10 +402,6 @@ def run_sim(args: argparse.Namespace) -> int:
 def run_model(args: argparse.Namespace) -> int:
     figures = model_figures(args.out / "model", args.scenario)
     write_figures(args.out, "bench_model.json", figures)
-    if figures["anchored"]:
-        print("the model anchored to the machine of now by the control level:")
-        print("\n".join(goal_lines(figures["anchored"]["goals"])))
-        print("the model as calibrated:")
     _print_goals(figures["goals"])
     return 0
 

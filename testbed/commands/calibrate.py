@@ -40,9 +40,8 @@ stopped for 1 s, agencies 10 ms slow); then a fresh live network is measured at 
 under the same changes, and on a staircase to its own knee (up 6% a level, each stair predicted
 just before it is measured, until two in a row pass 50 ms). One calibration level is measured
 again beside the held-out ones (the control: how far this machine moved since calibrating), and
-a second model, anchored to the machine of now by that level alone (its CPU demands and path
-delay moved by what it shows; --no-anchor: none), predicts beside the model as calibrated, to
-tell the machine's drift from the model's error. Writes into OUT:
+with --anchor a second model, anchored to the machine of now by that level alone (its CPU demands
+and path delay moved by what it shows), predicts beside the model as calibrated. Writes into OUT:
   validation.json    per level and figure: predicted (with its 95% interval over --replications),
                      measured, and the signed error (predicted - measured) / measured; the knee's,
                      the what-ifs', and each goal met or not
@@ -110,9 +109,10 @@ def register(sub: Any) -> None:
     val.add_argument("--no-whatifs", action="store_true", help="skip the what-ifs")
     val.add_argument("--whatif-rate", type=float, help="rate of the what-ifs (default: half the model's knee)")
     val.add_argument("--replications", type=int, default=5, help="model runs per level, for its intervals (default 5)")
-    val.add_argument("--no-anchor", action="store_true",
-                     help="predict with the model as calibrated only, not also with it anchored to the machine of "
-                     "now by the calibration level measured again (testbed/calibration/anchor.py)")  # fmt: skip
+    val.add_argument("--anchor", action="store_true",
+                     help="also predict with a second model: the calibrated one anchored to the machine of now by "
+                     "the calibration level measured again (testbed/calibration/anchor.py; docs/CALIBRATION.md "
+                     "says why it is not the default)")  # fmt: skip
 
 
 def _say(args: argparse.Namespace) -> Progress:
@@ -133,7 +133,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     plan = ValidationPlan(live=_live_plan(args), held_out=args.held_out, replications=args.replications,
-                          knee=not args.no_knee, anchor=not args.no_anchor,
+                          knee=not args.no_knee, anchor=args.anchor,
                           whatifs=WhatIfs(enabled=not args.no_whatifs, rate=args.whatif_rate))  # fmt: skip
     try:
         result = validate(args.cal, args.out, plan, _say(args))
