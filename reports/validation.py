@@ -323,12 +323,13 @@ def _whatifs(whatifs: Sequence[Json]) -> str:
 def build_validation_report(validation: dict[str, Any]) -> str:
     """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
     levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
+    anchored = validation.get("anchored") or {}  # a second model's, when the validation made one
     parts = [
         "<h1>Validation: the model against the live testbed</h1>",
         _about(validation),
         _HOW_TO_READ,
         "<h2>The goals</h2>",
-        _goals(validation.get("goals") or {}, (validation.get("anchored") or {}).get("goals")),
+        _goals(validation.get("goals") or {}, anchored.get("goals")),
         "<h2>Latency against offered load</h2>",
         figure(vf.latency_figure(validation), "latency against offered load", _WHY_LATENCY),
         "<h2>Core CPU against offered load</h2>",
@@ -336,11 +337,11 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>Error per figure</h2>",
         figure(vf.error_figure(validation), "error per figure", _WHY_ERROR),
         "<h2>The machine since calibrating</h2>",
-        _drift(validation.get("drift"), (validation.get("anchored") or {}).get("anchor")),
+        _drift(validation.get("drift"), anchored.get("anchor")),
         "<h2>Each held-out level</h2>",
         _levels(levels),
         "<h2>The knee</h2>",
-        _knee(validation.get("knee"), (validation.get("anchored") or {}).get("knee")),
+        _knee(validation.get("knee"), anchored.get("knee")),
         "<h2>What-ifs</h2>",
         _whatifs(validation.get("whatifs") or []),
     ]

@@ -29,7 +29,7 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, model_validator
 
@@ -177,6 +177,10 @@ class Calibrated(Section):
     levels: list[Rate] = Field(default_factory=list)
     """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
     seed: Count = 0
+
+    def with_values(self, section: str, **values: Any) -> Calibrated:
+        """A copy with `values` in place of those keys of `section` (e.g. "delay", curve=[...])."""
+        return self.model_copy(update={section: getattr(self, section).model_copy(update=values)})
 
     @model_validator(mode="after")
     def _a_share_per_host(self) -> Calibrated:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
-from network.testbed_model import Conditions, replicate
+from network.testbed_model import Conditions
 from scenarios.calibrated import Calibrated
 from testbed.calibration.anchor import LIMITS, anchored, speed_index
+from testbed.calibration.predicted import predicted
 
 MODEL: dict[str, Any] = {
     "cpus": 2,
@@ -42,8 +42,7 @@ def _model(cpu: float = 1.0, delay: float = 1.0) -> Calibrated:
 
 
 def _figures(model: Calibrated, when: Conditions = CONTROL) -> dict[str, float]:
-    runs = [r.figures() for r in replicate(model, when, 3)]
-    return {name: float(np.mean([f[name] for f in runs])) for name in runs[0]}
+    return predicted(model, when, 3).figures
 
 
 def test_the_speed_index_is_the_core_cpu_per_request_now_over_then() -> None:

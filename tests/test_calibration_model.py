@@ -122,17 +122,17 @@ def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_st
     models = Predicted({"p99_ms": 1.0}, {}, {}), Predicted({"p99_ms": 2.0}, {}, {})
     asked: list[float] = []
 
-    def guesses(rate: float) -> list[Predicted]:
+    def guesses(rate: float) -> tuple[Predicted, Predicted]:
         asked.append(rate)
         assert rate not in bench.measured  # each stair predicted before it is measured
-        return list(models)
+        return models
 
     climbed = _staircase(bench, [100.0, 200.0, 300.0, 400.0, 500.0, 600.0], guesses, 3, lambda _: None)  # type: ignore[arg-type]
     assert asked == [100.0, 200.0, 300.0]  # two in a row failed at first: the climb stops there
     assert bench.measured == [100.0, 200.0, 300.0] * 3  # then every stair climbed, round after round
     assert [lv["p99_ms"] for _, lv in climbed] == [10.0, 20.0, 30.0]  # the medians: the spikes were one round
-    assert all(g == list(models) for g, _ in climbed)
-    knee = _knee(climbed, 250.0, [1.0] * 3)
+    assert all(g == models for g, _ in climbed)
+    knee = _knee(climbed, 250.0)
     assert knee["measured"] == 300.0 and knee["error"] == pytest.approx(-1 / 6, abs=1e-4)
 
 

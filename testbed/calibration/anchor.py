@@ -29,18 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from network.path_delay import quantiles_at
-from network.testbed_model import Conditions, replicate
+from network.testbed_model import Conditions
 from scenarios.calibrated import Calibrated
 from testbed.calibration.estimate import DELAY_ROUNDS
+from testbed.calibration.predicted import predicted
 
 __all__ = ["LIMITS", "Anchor", "anchored", "speed_index"]
 
 LIMITS = (0.5, 2.0)  # no factor outside these: a control that moved more than this measured something else
 _QUANTILES = ("p50", "p90", "p99")
-_REPLICATIONS = 3  # the model's runs at the control, each fitting round (their mean)
+_REPLICATIONS = 3  # the model's runs at the control, each fitting round (their mean figures)
 Figures = Mapping[str, float | None]
 
 
@@ -70,20 +69,21 @@ def speed_index(then: Figures, now: Figures) -> float:
     return _bounded((u1 / x1) / (u0 / x0))
 
 
-def _cpu_scaled(model: Calibrated, k: float) -> Calibrated:
-    def scaled(section: str, *keys: str) -> Any:
-        part = getattr(model, section)
-        return part.model_copy(update={key: getattr(part, key) * k for key in keys})
+# the model's CPU demands, by section: what the speed index scales
+_CPU = (("generator", ("cpu_ms",)), ("core", ("cpu_ms", "io_cpu_ms", "background")),
+        ("host", ("cpu_ms", "startup_cpu_ms")), ("commit", ("cpu_ms",)))  # fmt: skip
 
-    return model.model_copy(update={"generator": scaled("generator", "cpu_ms"),
-                                    "core": scaled("core", "cpu_ms", "io_cpu_ms", "background"),
-                                    "host": scaled("host", "cpu_ms", "startup_cpu_ms"),
-                                    "commit": scaled("commit", "cpu_ms")})  # fmt: skip
+
+def _cpu_scaled(model: Calibrated, k: float) -> Calibrated:
+    for section, keys in _CPU:
+        part = getattr(model, section)
+        model = model.with_values(section, **{key: getattr(part, key) * k for key in keys})
+    return model
 
 
 def _delay_scaled(model: Calibrated, factors: tuple[float, float, float]) -> Calibrated:
     curve = [(rate, *(q * f for q, f in zip(point, factors, strict=True))) for rate, *point in model.delay.curve]
-    return model.model_copy(update={"delay": model.delay.model_copy(update={"curve": curve})})
+    return model.with_values("delay", curve=curve)
 
 
 def _refit(base: Sequence[float], factors: Sequence[float], simulated: Mapping[str, float],
@@ -112,9 +112,7 @@ def anchored(model: Calibrated, then: Figures, now: Figures, control: Conditions
         base = quantiles_at(model.delay.curve, control.rate)
         trial = moved
         for _ in range(1 + DELAY_ROUNDS):
-            runs = [r.figures() for r in replicate(trial, control, _REPLICATIONS)]
-            figures = {name: float(np.mean([f[name] for f in runs])) for name in runs[0]}
-            factors = _refit(base, factors, figures, now)
+            factors = _refit(base, factors, predicted(trial, control, _REPLICATIONS).figures, now)
             trial = _delay_scaled(moved, factors)
         moved = trial
     return moved, Anchor(control.rate, k, factors)

@@ -28,7 +28,7 @@ from typing import Any
 from crossroads.atomic_file import write_atomic, write_json_atomic
 from scenarios.calibrated import dump_calibrated
 from testbed.bench.goals import machine_info
-from testbed.calibration.estimate import PAST_KNEE_STEPS, Setup, estimate_model, held
+from testbed.calibration.estimate import Setup, estimate_model, held, until_past_knee
 from testbed.calibration.forwards import forwards_of
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.rounds import in_rounds
@@ -65,17 +65,15 @@ def staircase(plan: CalibrationPlan) -> list[float]:
 
 def _climb(bench: LiveBench, rates: Sequence[float], stop_past_knee: bool, say: Progress) -> list[dict[str, Any]]:
     """Each rate measured in turn; with `stop_past_knee`, until PAST_KNEE_STEPS levels in a row did not hold."""
-    levels: list[dict[str, Any]] = []
-    past = 0
-    for rate in rates:
+
+    def measured(rate: float) -> dict[str, Any]:
         level = bench.level(rate)
-        levels.append(level)
         say(f"{rate:g}/s: answered {level['achieved_per_s']:,.0f}/s, p50 {level['p50_ms']} ms, "
             f"p99 {level['p99_ms']} ms, core CPU {level['cpu']['core']['utilisation']:.2f}")  # fmt: skip
-        past = 0 if held(level) else past + 1
-        if stop_past_knee and past >= PAST_KNEE_STEPS:
-            break
-    return levels
+        return level
+
+    levels = (measured(rate) for rate in rates)
+    return list(until_past_knee(levels, held) if stop_past_knee else levels)
 
 
 def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:

@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -56,6 +56,7 @@ __all__ = [
     "estimate_model",
     "held",
     "p99_held",
+    "until_past_knee",
 ]
 
 KNEE_P99_MS = 50.0  # the knee: the highest rate whose p99 latency stays at or under this
@@ -71,6 +72,7 @@ Level = dict[str, Any]
 UNROUTABLE = "FAILED_PRECONDITION"  # the core's answer to what it cannot route, as the generator names it
 _LOCKED = ("main", "grpc-poller")  # the core's Python threads on each call's path: they hold its lock
 Sources = dict[str, str]  # dotted key of the model -> where its number came from
+Step = TypeVar("Step")  # a step of a climb: a level, or a level with what was predicted of it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +97,16 @@ def p99_held(level: Level) -> bool:
 def held(level: Level) -> bool:
     """Whether a level held: its p99 did, and its generator kept its schedule."""
     return p99_held(level) and not level["generator_limited"]
+
+
+def until_past_knee(climb: Iterable[Step], holds: Callable[[Step], bool]) -> Iterator[Step]:
+    """The steps of `climb` (each measured as it is asked for), until PAST_KNEE_STEPS in a row did not hold."""
+    past = 0
+    for step in climb:
+        yield step
+        past = 0 if holds(step) else past + 1
+        if past >= PAST_KNEE_STEPS:
+            return
 
 
 def below_knee(levels: Sequence[Level]) -> list[Level]:
@@ -195,10 +207,6 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
     }
 
 
-def _with(model: Calibrated, section: str, **values: Any) -> Calibrated:
-    return model.model_copy(update={section: getattr(model, section).model_copy(update=values)})
-
-
 def _simulated(model: Calibrated, level: Level, seed: int, seconds: float) -> Prediction:
     return predict(model, Conditions(rate=level["rate"], seconds=seconds, seed=seed))
 
@@ -215,7 +223,7 @@ def _fit_handoffs(
     telemetry's at the levels."""
 
     def error(k: int) -> float:
-        trial = _with(model, "commit", handoffs=k)
+        trial = model.with_values("commit", handoffs=k)
         logs = [
             math.log(_simulated(trial, lv, seed, seconds).mean_commit_ms / _measured_commit_ms(lv)) for lv in levels
         ]
@@ -224,7 +232,7 @@ def _fit_handoffs(
     best = min(_HANDOFFS, key=error)
     sources["commit.handoffs"] = (f"of {', '.join(map(str, _HANDOFFS))}, the one whose simulated commit times come "
                                   "closest to the telemetry's at " + _rates(levels))  # fmt: skip
-    return _with(model, "commit", handoffs=best)
+    return model.with_values("commit", handoffs=best)
 
 
 def _rates(levels: Sequence[Level]) -> str:
@@ -236,7 +244,7 @@ def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: f
     the stations leave unexplained (measured less the model's own there, simulated without a
     delay), then corrected DELAY_ROUNDS times by what the model with the curve still misses
     there (a sum's quantiles are not the sums of its parts' quantiles)."""
-    bare = _with(model, "delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
+    bare = model.with_values("delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
     ordered = sorted(levels, key=lambda lv: lv["rate"])
     curve = [[lv["rate"], 0.0, 0.0, 0.0] for lv in ordered]
     trial = bare
@@ -245,7 +253,7 @@ def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: f
             figures = _simulated(trial, level, seed, seconds).figures()
             for k, q in enumerate(_QUANTILES, 1):
                 point[k] = max(0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
-        trial = _with(bare, "delay", curve=[tuple(point) for point in curve])
+        trial = bare.with_values("delay", curve=[tuple(point) for point in curve])
     sources["delay.curve"] = (f"[rate, p50, p90, p99] the stations leave unexplained at each level that held "
                               f"(measured less the model's own there, corrected {DELAY_ROUNDS} times)")  # fmt: skip
     return trial

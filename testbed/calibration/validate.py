@@ -40,7 +40,7 @@ from testbed.bench.goals import machine_info
 from testbed.calibration.anchor import Anchor, anchored
 from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
-from testbed.calibration.estimate import KNEE_P99_MS, PAST_KNEE_STEPS, below_knee, p99_held
+from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held, until_past_knee
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.rounds import in_rounds
@@ -133,20 +133,24 @@ def drift_of(then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
             "repetitions": now.get("repetitions", [])}  # fmt: skip
 
 
-def _staircase(bench: LiveBench, stairs: Sequence[float], guesses: Callable[[float], Sequence[Predicted]],
-               repeats: int, say: Progress) -> list[tuple[list[Predicted], dict[str, Any]]]:  # fmt: skip
-    """Each stair predicted (by each model `guesses` gives), then measured, until two levels in a
-    row pass the knee; then the stairs climbed measured again in `repeats` - 1 more rounds
-    (testbed/calibration/rounds.py), each stair's repetitions combined by their medians."""
-    climbed, past = [], 0
-    for rate in stairs:
-        before = list(guesses(rate))
+# a stair: what the model (and the anchored one, if any) predicted of it, then the level measured
+Stair = tuple[tuple[Predicted, Predicted | None], dict[str, Any]]
+
+
+def _staircase(bench: LiveBench, stairs: Sequence[float],
+               guesses: Callable[[float], tuple[Predicted, Predicted | None]], repeats: int,
+               say: Progress) -> list[Stair]:  # fmt: skip
+    """Each stair predicted (`guesses`), then measured, until two levels in a row pass the knee
+    (estimate.until_past_knee); then the stairs climbed measured again in `repeats` - 1 more
+    rounds (testbed/calibration/rounds.py), each stair's repetitions combined by their medians."""
+
+    def stair(rate: float) -> Stair:
+        before = guesses(rate)
         level = bench.level(rate)
-        climbed.append((before, level))
         say(f"knee staircase {rate:g}/s: p99 {level['p99_ms']} ms (predicted {before[0].figures['p99_ms']:.2f})")
-        past = 0 if p99_held(level) else past + 1
-        if past >= PAST_KNEE_STEPS:
-            break
+        return before, level
+
+    climbed = list(until_past_knee((stair(rate) for rate in stairs), lambda s: p99_held(s[1])))
     levels = in_rounds(bench.level, [lv["rate"] for _, lv in climbed], repeats, say, first=[lv for _, lv in climbed])
     return [(g, level) for (g, _), level in zip(climbed, levels, strict=True)]
 
@@ -157,8 +161,7 @@ def _changes(change: dict[str, float | None]) -> str:
     return ", ".join([*shown, f"core CPU {'-' if cpu is None else f'{cpu:+.1f} points'}"])
 
 
-def _knee(climbed: Sequence[tuple[Any, dict[str, Any]]], predicted_knee: float,
-          predicted_p99: Sequence[float | None]) -> dict[str, Any]:  # fmt: skip
+def _knee(climbed: Sequence[Stair], predicted_knee: float) -> dict[str, Any]:
     """The measured knee: the highest stair that held below the first failing one (None when the
     first stair failed already)."""
     measured = None
@@ -168,13 +171,13 @@ def _knee(climbed: Sequence[tuple[Any, dict[str, Any]]], predicted_knee: float,
         measured = level["rate"]
     return {"p99_limit_ms": KNEE_P99_MS, "predicted": round(predicted_knee, 1), "measured": measured,
             "error": signed(predicted_knee, measured), "rates": [lv["rate"] for _, lv in climbed],
-            "predicted_p99_ms": list(predicted_p99),
+            "predicted_p99_ms": [g.as_json()["p99_ms"] for (g, _), _ in climbed],
             "measured_p99_ms": [lv["p99_ms"] for _, lv in climbed]}  # fmt: skip
 
 
 def _knee_start(model: Calibrated) -> float:
     """Where the search for the model's knee starts: half its lowest calibration level."""
-    return (min(model.levels) if model.levels else 100.0) / 2
+    return (min(model.levels) if model.levels else 50.0) / 2
 
 
 def _predict_all(
@@ -231,17 +234,18 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
         if drift:
             say(f"the machine since calibrating: {drift['rate']:g}/s measured again: " + _changes(drift["change"]))
         anchoring = _anchored(model, drift, plan, say)
-        models = [model] if anchoring is None else [model, anchoring[0]]
-        moved = {r: guess(models[-1], r) for r in held} if anchoring else {}  # the control's, no held-out's
+        moved = anchoring[0] if anchoring else None
         levels = {r: measured[r] for r in held}
         for r in held:
             say(f"held-out {r:g}/s: p99 {levels[r]['p99_ms']} ms (predicted {guesses[r].figures['p99_ms']:.2f})")
-        climbed = _staircase(bench, stairs, lambda r: [guess(m, r) for m in models], plan.live.repeats, say)
+        climbed = _staircase(bench, stairs, lambda r: (guess(model, r), guess(moved, r) if moved else None),
+                             plan.live.repeats, say)  # fmt: skip
         whatifs = run_whatifs(model, bench, plan.whatifs, knee, say, plan.replications)
-    rows = [_row(r, guesses[r], levels[r], moved.get(r)) for r in held] + [
-        _row(lv["rate"], g[0], lv, g[-1] if anchoring else None) for g, lv in climbed]  # fmt: skip
+    # the anchored model's held-out guesses read the control, no held-out level
+    rows = [_row(r, guesses[r], levels[r], guess(moved, r) if moved else None) for r in held]
+    rows += [_row(lv["rate"], g, lv, g_moved) for (g, g_moved), lv in climbed]
     rows.sort(key=lambda row: row["rate"])
-    knee_json = _knee(climbed, knee, [g[0].as_json()["p99_ms"] for g, _ in climbed]) if stairs else None
+    knee_json = _knee(climbed, knee) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
               "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
