@@ -186,6 +186,19 @@ def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
     return f"{fmt(min(values) * q.scale)} – {fmt(max(values) * q.scale)}"
 
 
+def _stolen(repetitions: Sequence[Json]) -> str:
+    """What the hypervisor took of the machine in each round kept, and how many rounds were
+    measured again for it (nothing when not measured)."""
+    shares = [vf.number(r, "stolen") for r in repetitions]
+    if not shares or any(s is None for s in shares):
+        return ""
+    again = sum(int(vf.number(r, "measured_again") or 0) for r in repetitions)
+    each = ", ".join(f"{100 * s:.1f} %" for s in shares if s is not None)
+    redone = f"; {again} measurement{'s' if again != 1 else ''} made again for it" if again else ""
+    return (f'<p class="note">The machine\'s CPU taken by the hypervisor for another tenant while this level was '
+            f"measured: {each}{redone}.</p>")  # fmt: skip
+
+
 def _level(level: Json) -> str:
     """One held-out level: its heading (past the knee marked) and a row per figure; measured in
     rounds, also the range of the rounds (the testbed's own spread, beside the model's error);
@@ -210,7 +223,7 @@ def _level(level: Json) -> str:
                     _error_text(q.error_key, vf.number(moved.get("error") or {}, q.error_key))]  # fmt: skip
         rows.append(row)
     past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
-    head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>"
+    head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>" + _stolen(reps)
     columns = ["figure", "model", "model's interval", "measured"]
     if len(reps) > 1:
         columns.append(f"measured, lowest – highest of {len(reps)} rounds")

@@ -30,7 +30,8 @@ SCENARIO: dict[str, Any] = {
         "stages": [{"duration": "2s", "users": 2, "spawn_rate": 2, "rate": 10}],
     },
 }
-SHORT = ["--seconds", "2", "--warmup", "0.5", "--hosts", "2", "--quiet"]
+# never measured again for the hypervisor's sake (--stolen-limit 100): the test's length stays bounded
+SHORT = ["--seconds", "2", "--warmup", "0.5", "--hosts", "2", "--stolen-limit", "100", "--quiet"]
 ERRORS = {"throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu_points"}
 
 
@@ -62,11 +63,16 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
     assert numbers and all("# " in line for line in numbers), [line for line in numbers if "# " not in line]
     levels = json.loads((calibrated.parent / "calibration.json").read_text())["levels"]
     assert [lv["rate"] for lv in levels] == [30, 60] and all(lv["telemetry"]["exchanges"] > 0 for lv in levels)
+    for level in levels:  # the machine's CPU over each measured window: busy, idle and stolen by the hypervisor
+        shares = level["machine"]
+        assert shares["busy"] > 0 and shares["busy"] + shares["idle"] + shares["stolen"] == pytest.approx(1, abs=1e-3)
+        assert shares["seconds"] >= 2.0 and level["stolen_attempts"] == []
 
 
 def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:
     plan = ValidationPlan(
-        live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5, repeats=2),
+        live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5, repeats=2,
+                      stolen_limit=1.0),
         held_out=(45.0,), knee=False, replications=2, anchor=True,
         whatifs=WhatIfs(rate=40.0, kill_at_s=0.3, kill_s=1.0, stop_at_s=0.3, stop_s=0.5, slow_ms=5.0),
     )  # fmt: skip
@@ -94,6 +100,7 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS
     # measured in two rounds (control, 45/s, control, 45/s): each figure is the repetitions' median
     assert len(level["repetitions"]) == 2 and len(drift["repetitions"]) == 2
+    assert all(0 <= r["stolen"] <= 1 for r in level["repetitions"])  # the hypervisor's share of each round
     means = sorted(r["mean_ms"] for r in level["repetitions"])
     assert level["measured"]["mean_ms"] == pytest.approx(sum(means) / 2)
     assert set(saved["goals"]) == {"throughput", "mean_ms", "p99_ms", "core_cpu_points", "knee", "whatifs"}

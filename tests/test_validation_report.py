@@ -145,6 +145,20 @@ def test_a_level_measured_in_rounds_shows_their_range_beside_the_error() -> None
     assert by_figure["p90 latency (ms)"][4] == "16.0 – 18.0"  # the round without a p90 left out
     assert by_figure["core CPU (% of one core)"][4] == "78.0 – 84.0"
     assert by_figure["throughput (answered/s)"][4] == "395 – 399"
+    assert "taken by the hypervisor" not in build_validation_report(validation)  # not measured: not said
+
+
+def test_what_the_hypervisor_took_in_each_round_is_said_under_the_level() -> None:
+    validation = realistic()
+    level = validation["levels"][1]
+    level["repetitions"] = [
+        {"achieved_per_s": 395.0, "mean_ms": 10.5, "p99_ms": 27.0, "stolen": 0.004, "measured_again": 0},
+        {"achieved_per_s": 396.0, "mean_ms": 11.1, "p99_ms": 29.8, "stolen": 0.021, "measured_again": 2},
+        {"achieved_per_s": 399.0, "mean_ms": 12.9, "p99_ms": 40.0, "stolen": 0.0, "measured_again": 1},
+    ]
+    section = _section(build_validation_report(validation), f"{rate_text(level['rate'])} requests/s")
+    assert "taken by the hypervisor for another tenant while this level was measured: 0.4 %, 2.1 %, 0.0 %" in section
+    assert "; 3 measurements made again for it." in section
 
 
 def test_only_the_levels_past_the_knee_are_marked(page: str) -> None:

@@ -5,8 +5,10 @@ request's intended send time) in processes of its own through testbed.processes,
 /proc (loadtests.cpu) of the processes named in `watch` just before and just after: the figures
 of the level (loadtests.level_figures) with, under "cpu", each watched process's utilisation
 (share of one core) in all and per thread name over the level's whole run (warm-up included:
-a level is steady, so the share is the level's). The records of every request are kept in a
-file beside the figures when asked (`records`).
+a level is steady, so the share is the level's), and under "machine" the shares of the
+machine's CPU time over the measured window (loadtests.machine: busy, idle, and stolen by the
+hypervisor: time our processes were ready and another tenant ran). The records of every
+request are kept in a file beside the figures when asked (`records`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests import cpu
+from loadtests import cpu, machine
 from loadtests.level import Level
 from loadtests.loadgen import level_args
 from testbed import processes
@@ -63,8 +65,11 @@ def run_level(
     before = cpu.snapshot(path.watch)
     timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
     args = level_args(pki, path.address, path.requests, level, records, start_file)
-    figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")
+    with machine.Sampler() as sampler:
+        figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")
     after = cpu.snapshot(path.watch)
+    start = float(figures["window_start_unix"])
+    figures["machine"] = sampler.between(start, start + level.seconds).as_dict()
     figures["path"] = path.name
     figures["cpu"] = _utilisation(before, after)
     figures["window"] = [round(started, 3), round(time.time(), 3)]  # UNIX times the level ran in

@@ -14,6 +14,14 @@ telemetry on (crossroads/telemetry.py), draws that scenario's mix in advance
 - the audit outcomes of the level's exchanges (a consultation whose agency is down is FAILED);
 - the windows of any fault applied during the level (testbed/faults.py), placed after the
   measured window's start as the generator fixed it (its senders take seconds to start).
+- the shares of the machine's CPU over the measured window (loadtests/machine.py), and of
+  them the share the hypervisor took for another tenant (stolen).
+A level during which the hypervisor took more than the plan's `stolen_limit` of the machine is
+measured again, up to `retries` times, and the attempt it stole least from is kept; the others'
+headline figures are listed under "stolen_attempts". Why: this machine is a VM on a shared host,
+and stolen time comes in episodes (0-32 % of the machine in a second, ten to thirty seconds
+long): a level measured in one is a measurement of the neighbour, not of the testbed, and the
+model, which has the machine's two cores, cannot predict it.
 Once, as the network comes up: each process's CPU when it was ready (`startup_cpu_s`), what a
 restarted host spends again before it serves.
 """
@@ -23,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +54,11 @@ from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
 from testbed.faults import FaultInjector
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
 
-__all__ = ["DEFAULT_PROCESSES", "LiveBench", "LivePlan"]
+__all__ = ["DEFAULT_PROCESSES", "DEFAULT_RETRIES", "DEFAULT_STOLEN_LIMIT", "LiveBench", "LivePlan", "least_stolen"]
 
 DEFAULT_PROCESSES = 2  # load generator processes
+DEFAULT_STOLEN_LIMIT = 0.02  # a level the hypervisor took more of the machine from is measured again ...
+DEFAULT_RETRIES = 2  # ... at most this many times
 _TELEMETRY_EVERY_S = 0.5
 _START_POLL_S = 0.01  # how often the fault thread looks for the window's start
 
@@ -67,6 +77,8 @@ class LivePlan:
     processes: int = DEFAULT_PROCESSES
     seed: int = 0
     repeats: int = 1
+    stolen_limit: float = DEFAULT_STOLEN_LIMIT
+    retries: int = DEFAULT_RETRIES
 
     def level(self, rate: float, seed: int = 0) -> Level:
         """The load generator's level of this plan at `rate`, its schedule drawn from `seed`."""
@@ -143,7 +155,12 @@ class LiveBench:
         return self.injector.pids()
 
     def level(self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = ()) -> dict[str, Any]:
-        """Offer `rate` for the plan's seconds (after its warm-up) and measure it (see the module doc).
+        """Offer `rate` for the plan's seconds (after its warm-up) and measure it, again while the
+        hypervisor took more than the plan's `stolen_limit` of the machine (see the module doc)."""
+        return least_stolen(lambda: self._attempt(rate, seed, faults), self.plan.stolen_limit, self.plan.retries)
+
+    def _attempt(self, rate: float, seed: int, faults: Sequence[Fault]) -> dict[str, Any]:
+        """One measurement of `rate`.
 
         `faults` are applied at their times after the measured window's start, as the generator
         fixed it, by the network's one injector (a host it restarts stays up for the next levels),
@@ -192,3 +209,25 @@ class LiveBench:
         thread = threading.Thread(target=when_started, name="faults", daemon=True)
         thread.start()
         return stop, thread
+
+
+def least_stolen(attempt: Callable[[], dict[str, Any]], limit: float, retries: int) -> dict[str, Any]:
+    """A level measured by `attempt()`, again while the hypervisor took more than `limit` of the
+    machine during it, at most `retries` more times: the attempt it took least from, with the
+    others' headline figures under "stolen_attempts" (empty when the first was kept)."""
+    attempts = [attempt()]
+    while _stolen(attempts[-1]) > limit and len(attempts) <= retries:
+        attempts.append(attempt())
+    kept = min(attempts, key=_stolen)
+    kept["stolen_attempts"] = [_attempt_summary(a) for a in attempts if a is not kept]
+    return kept
+
+
+def _stolen(level: dict[str, Any]) -> float:
+    return float(level["machine"]["stolen"])
+
+
+def _attempt_summary(level: dict[str, Any]) -> dict[str, Any]:
+    """A level measured and not kept: its rate, headline figures and the machine's shares."""
+    return {"rate": level["rate"], "achieved_per_s": level["achieved_per_s"], "mean_ms": level["mean_ms"],
+            "p99_ms": level["p99_ms"], "machine": level["machine"]}  # fmt: skip

@@ -11,7 +11,8 @@ machine does most of the time, and each rate sees the same moments as its neighb
 mean latency is the median is kept whole (its CPU per thread, telemetry and outcomes stay
 consistent with each other), with its headline figures (throughput, mean, p50/p90/p99, the core's
 CPU) replaced by each figure's median over the repetitions, and every repetition's figures listed
-under "repetitions".
+under "repetitions" (with the share of the machine the hypervisor took during it, and how many
+times it was measured again for that: testbed/calibration/measure.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def _core_cpu(level: dict[str, Any]) -> float | None:
 
 
 def _summary(level: dict[str, Any]) -> dict[str, Any]:
-    return {**{name: level[name] for name in HEADLINE}, "core_cpu": _core_cpu(level), "window": level.get("window")}
+    return {**{name: level[name] for name in HEADLINE}, "core_cpu": _core_cpu(level), "window": level.get("window"),
+            "stolen": level.get("machine", {}).get("stolen"),
+            "measured_again": len(level.get("stolen_attempts", []))}  # fmt: skip
 
 
 def combined(repetitions: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from scenarios.documents import ScenarioError
 from scenarios.shipped import default_loadtest
 from testbed.bench.goals import BenchError
 from testbed.calibration.calibrate import CalibrationPlan, Progress, calibrate
-from testbed.calibration.measure import DEFAULT_PROCESSES, LivePlan
+from testbed.calibration.measure import DEFAULT_PROCESSES, DEFAULT_RETRIES, DEFAULT_STOLEN_LIMIT, LivePlan
 from testbed.calibration.validate import ValidationPlan, validate
 from testbed.calibration.whatifs import WhatIfs
 from testbed.commands.arguments import add_command, add_hosts, add_out, add_quiet, add_seed, failed
@@ -51,7 +51,8 @@ and path delay moved by what it shows), predicts beside the model as calibrated.
 
 def _live_plan(args: argparse.Namespace) -> LivePlan:
     return LivePlan(scenario=args.scenario, hosts=args.hosts, seconds=args.seconds, warmup_s=args.warmup,
-                    processes=args.processes, seed=args.seed, repeats=args.repeats)  # fmt: skip
+                    processes=args.processes, seed=args.seed, repeats=args.repeats,
+                    stolen_limit=args.stolen_limit / 100, retries=args.retries)  # fmt: skip
 
 
 def _add_live(parser: argparse.ArgumentParser) -> None:
@@ -65,17 +66,41 @@ def _add_live(parser: argparse.ArgumentParser) -> None:
                         "figure's median: steadier on a shared machine (default 1)")  # fmt: skip
     parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
                         help=f"load generator processes (default {DEFAULT_PROCESSES})")  # fmt: skip
+    parser.add_argument("--stolen-limit", type=_percent, default=DEFAULT_STOLEN_LIMIT * 100, metavar="PERCENT",
+                        help="measure a level again when the hypervisor took more than this share of the machine's "
+                        "CPU during it (/proc/stat's steal: another tenant of a shared host ran instead; "
+                        f"default {DEFAULT_STOLEN_LIMIT:.0%}; 100 never measures again)")  # fmt: skip
+    parser.add_argument(
+        "--retries",
+        type=_whole,
+        default=DEFAULT_RETRIES,
+        help=f"at most this many more measurements of a level so stolen from (default {DEFAULT_RETRIES})",
+    )
     add_seed(parser, "seed of the drawn requests and the model (default 0)", default=0)
     add_quiet(parser)
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, least: int = 0) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, e.g. 3, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {value:g}")
     return value
 
 
