@@ -30,8 +30,9 @@ SCENARIO: dict[str, Any] = {
         "stages": [{"duration": "2s", "users": 2, "spawn_rate": 2, "rate": 10}],
     },
 }
-# never measured again for the hypervisor's sake (--stolen-limit 100): the test's length stays bounded
-SHORT = ["--seconds", "2", "--warmup", "0.5", "--hosts", "2", "--stolen-limit", "100", "--quiet"]
+# never measured again for the hypervisor's sake (--stolen-limit 100): the test's length stays bounded;
+# a warm-up of a second
+SHORT = ["--seconds", "2", "--warmup", "0.5", "--hosts", "2", "--stolen-limit", "100", "--warm", "1", "--quiet"]
 ERRORS = {"throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu_points"}
 
 
@@ -72,7 +73,7 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
 def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:
     plan = ValidationPlan(
         live=LivePlan(scenario=calibrated.parent.parent / "tiny.yaml", hosts=2, seconds=2.0, warmup_s=0.5, repeats=2,
-                      stolen_limit=1.0),
+                      stolen_limit=1.0, warm_s=0.0),
         held_out=(45.0,), knee=False, replications=2, anchor=True,
         whatifs=WhatIfs(rate=40.0, kill_at_s=0.3, kill_s=1.0, stop_at_s=0.3, stop_s=0.5, slow_ms=5.0),
     )  # fmt: skip

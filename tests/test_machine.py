@@ -97,8 +97,11 @@ def test_a_level_the_hypervisor_took_from_is_measured_again_and_the_least_stolen
     level = least_stolen(attempt, limit=0.03, retries=2)
     assert made == [0.01] and level["stolen_attempts"] == []  # under the limit: kept at once
     made, attempt = _attempts(0.2, 0.08, 0.02, 0.0)
-    level = least_stolen(attempt, limit=0.03, retries=2)
+    said: list[str] = []
+    level = least_stolen(attempt, limit=0.03, retries=2, say=said.append)
     assert made == [0.2, 0.08, 0.02] and level["machine"]["stolen"] == 0.02
+    assert said == ["100/s measured again: the hypervisor took 20.0% of the machine (mean 25.0 ms)",
+                    "100/s measured again: the hypervisor took 8.0% of the machine (mean 13.0 ms)"]  # fmt: skip
     assert [a["machine"]["stolen"] for a in level["stolen_attempts"]] == [0.2, 0.08]
     first = level["stolen_attempts"][0]
     assert {k: first[k] for k in ("rate", "achieved_per_s", "mean_ms", "p99_ms")} == {

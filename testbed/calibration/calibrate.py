@@ -80,7 +80,7 @@ def calibrate(out: Path, plan: CalibrationPlan, say: Progress = print) -> Path:
     """Measure (see the module doc) and write CAL = `out`; returns the path of calibrated.yaml."""
     out.mkdir(parents=True, exist_ok=True)
     rates = staircase(plan)
-    with LiveBench(out / "live", plan.live) as bench:
+    with LiveBench(out / "live", plan.live, say) as bench:
         drawn = bench.prepare(_REQUESTS)
         climbed = _climb(bench, rates, not plan.rates, say)
         levels = in_rounds(bench.level, [lv["rate"] for lv in climbed], plan.live.repeats, say, first=climbed)

@@ -23,7 +23,13 @@ and stolen time comes in episodes (0-32 % of the machine in a second, ten to thi
 long): a level measured in one is a measurement of the neighbour, not of the testbed, and the
 model, which has the machine's two cores, cannot predict it.
 Once, as the network comes up: each process's CPU when it was ready (`startup_cpu_s`), what a
-restarted host spends again before it serves.
+restarted host spends again before it serves. Once, when the requests are drawn (`prepare`): the
+network is offered `warm_rate` for `warm_s`, unmeasured. Why: a fresh network's first level is
+not its steady state. The same 400/s offered eight times in a row on a fresh network
+(2026-12-07): the first measured a mean of 13.5 ms and 1,504 us of the core's CPU a request (its
+event loop 717 us), the next seven 8.8-10.9 ms and 1,306-1,378 us (loop 599-645 us). In a
+calibration the first round of the climb is that first minute: the rounds after it were
+faster at every high rate in four `bench model` runs (506.2/s: 45.1 ms, then 9.9 and 17.3).
 """
 
 from __future__ import annotations
@@ -54,11 +60,22 @@ from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
 from testbed.faults import FaultInjector
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
 
-__all__ = ["DEFAULT_PROCESSES", "DEFAULT_RETRIES", "DEFAULT_STOLEN_LIMIT", "LiveBench", "LivePlan", "least_stolen"]
+__all__ = [
+    "DEFAULT_PROCESSES",
+    "DEFAULT_RETRIES",
+    "DEFAULT_STOLEN_LIMIT",
+    "DEFAULT_WARM_RATE",
+    "DEFAULT_WARM_S",
+    "LiveBench",
+    "LivePlan",
+    "least_stolen",
+]
 
 DEFAULT_PROCESSES = 2  # load generator processes
 DEFAULT_STOLEN_LIMIT = 0.02  # a level the hypervisor took more of the machine from is measured again ...
 DEFAULT_RETRIES = 2  # ... at most this many times
+DEFAULT_WARM_S = 20.0  # a fresh network is offered this long before its first level ...
+DEFAULT_WARM_RATE = 250.0  # ... at this rate (5,000 requests; under every live knee measured here), unmeasured
 _TELEMETRY_EVERY_S = 0.5
 _START_POLL_S = 0.01  # how often the fault thread looks for the window's start
 
@@ -79,6 +96,8 @@ class LivePlan:
     repeats: int = 1
     stolen_limit: float = DEFAULT_STOLEN_LIMIT
     retries: int = DEFAULT_RETRIES
+    warm_s: float = DEFAULT_WARM_S
+    warm_rate: float = DEFAULT_WARM_RATE
 
     def level(self, rate: float, seed: int = 0) -> Level:
         """The load generator's level of this plan at `rate`, its schedule drawn from `seed`."""
@@ -97,9 +116,10 @@ class LiveBench:
     A context manager: the network is up inside it. `level(rate)` measures one level.
     """
 
-    def __init__(self, out: Path, plan: LivePlan) -> None:
+    def __init__(self, out: Path, plan: LivePlan, say: Callable[[str], None] = lambda _: None) -> None:
         self.out = out.resolve()
         self.plan = plan
+        self.say = say  # told of each level measured again (the hypervisor took too much)
         self.state = self.out / "state"
         self.telemetry = self.out / "telemetry.jsonl"
         self._network: LiveNetwork | None = None
@@ -141,7 +161,17 @@ class LiveBench:
         prepared, self._drawn = prepare_mix(world, mix, requests, np.random.default_rng(self.plan.seed),
                                             vouch=lambda env, sender: fas.vouch(env, sender, time.time()))  # fmt: skip
         write_requests(self._requests, prepared)
+        self._warm()
         return self._drawn
+
+    def _warm(self) -> None:
+        """Offer the plan's warm-up load once, unmeasured (see the module doc); nothing when warm_s is 0."""
+        if self.plan.warm_s <= 0:
+            return
+        self.say(f"warming the fresh network: {self.plan.warm_rate:g}/s for {self.plan.warm_s:g} s, unmeasured")
+        level = Level(rate=self.plan.warm_rate, seconds=self.plan.warm_s, warmup_s=0.0, processes=self.plan.processes)
+        path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
+        run_level(self.state / "pki", path, level, self.out / "loadgen.log")
 
     @property
     def injector(self) -> FaultInjector:
@@ -157,7 +187,8 @@ class LiveBench:
     def level(self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = ()) -> dict[str, Any]:
         """Offer `rate` for the plan's seconds (after its warm-up) and measure it, again while the
         hypervisor took more than the plan's `stolen_limit` of the machine (see the module doc)."""
-        return least_stolen(lambda: self._attempt(rate, seed, faults), self.plan.stolen_limit, self.plan.retries)
+        return least_stolen(lambda: self._attempt(rate, seed, faults), self.plan.stolen_limit, self.plan.retries,
+                            self.say)  # fmt: skip
 
     def _attempt(self, rate: float, seed: int, faults: Sequence[Fault]) -> dict[str, Any]:
         """One measurement of `rate`.
@@ -211,12 +242,17 @@ class LiveBench:
         return stop, thread
 
 
-def least_stolen(attempt: Callable[[], dict[str, Any]], limit: float, retries: int) -> dict[str, Any]:
+def least_stolen(attempt: Callable[[], dict[str, Any]], limit: float, retries: int,
+                 say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:  # fmt: skip
     """A level measured by `attempt()`, again while the hypervisor took more than `limit` of the
-    machine during it, at most `retries` more times: the attempt it took least from, with the
-    others' headline figures under "stolen_attempts" (empty when the first was kept)."""
+    machine during it, at most `retries` more times (each time `say`s so): the attempt it took
+    least from, with the others' headline figures under "stolen_attempts" (empty when the first
+    was kept)."""
     attempts = [attempt()]
     while _stolen(attempts[-1]) > limit and len(attempts) <= retries:
+        last = attempts[-1]
+        say(f"{last['rate']:g}/s measured again: the hypervisor took {_stolen(last):.1%} of the machine "
+            f"(mean {last['mean_ms']} ms)")  # fmt: skip
         attempts.append(attempt())
     kept = min(attempts, key=_stolen)
     kept["stolen_attempts"] = [_attempt_summary(a) for a in attempts if a is not kept]

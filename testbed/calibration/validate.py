@@ -226,7 +226,7 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
 
     guesses = {r: guess(model, r) for r in held}
     control = control_of(_held_levels(cal), held)
-    with LiveBench(out / "live", plan.live) as bench:
+    with LiveBench(out / "live", plan.live, say) as bench:
         bench.prepare(_REQUESTS)
         first = [control["rate"]] if control and control["rate"] not in held else []
         measured = dict(zip(first + held, in_rounds(bench.level, first + held, plan.live.repeats, say), strict=True))

@@ -125,7 +125,7 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
            _compare("core stopped", f"the core stopped for {plan.stop_s:g} s at {rate:g}/s", rate,
                     (guess_base, guess_stop), stops)]  # fmt: skip
     slow_plan = dataclasses.replace(live, service_time_ms=plan.slow_ms)
-    with LiveBench(bench.out.parent / "live_slow", slow_plan) as slow_bench:
+    with LiveBench(bench.out.parent / "live_slow", slow_plan, say) as slow_bench:
         slow_bench.prepare(int(rate * (live.seconds + live.warmup_s)) + 1000)
         slows = [(base, slow_bench.level(rate)) for base, _ in stops]  # round r's against round r's baseline
     guess_slow = predicted(model, dataclasses.replace(when, service_time_ms=plan.slow_ms), replications)

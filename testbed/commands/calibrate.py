@@ -11,7 +11,14 @@ from scenarios.documents import ScenarioError
 from scenarios.shipped import default_loadtest
 from testbed.bench.goals import BenchError
 from testbed.calibration.calibrate import CalibrationPlan, Progress, calibrate
-from testbed.calibration.measure import DEFAULT_PROCESSES, DEFAULT_RETRIES, DEFAULT_STOLEN_LIMIT, LivePlan
+from testbed.calibration.measure import (
+    DEFAULT_PROCESSES,
+    DEFAULT_RETRIES,
+    DEFAULT_STOLEN_LIMIT,
+    DEFAULT_WARM_RATE,
+    DEFAULT_WARM_S,
+    LivePlan,
+)
 from testbed.calibration.validate import ValidationPlan, validate
 from testbed.calibration.whatifs import WhatIfs
 from testbed.commands.arguments import add_command, add_hosts, add_out, add_quiet, add_seed, failed
@@ -52,7 +59,8 @@ and path delay moved by what it shows), predicts beside the model as calibrated.
 def _live_plan(args: argparse.Namespace) -> LivePlan:
     return LivePlan(scenario=args.scenario, hosts=args.hosts, seconds=args.seconds, warmup_s=args.warmup,
                     processes=args.processes, seed=args.seed, repeats=args.repeats,
-                    stolen_limit=args.stolen_limit / 100, retries=args.retries)  # fmt: skip
+                    stolen_limit=args.stolen_limit / 100, retries=args.retries, warm_s=args.warm,
+                    warm_rate=args.warm_rate)  # fmt: skip
 
 
 def _add_live(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +84,16 @@ def _add_live(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RETRIES,
         help=f"at most this many more measurements of a level so stolen from (default {DEFAULT_RETRIES})",
     )
+    parser.add_argument(
+        "--warm",
+        type=float,
+        default=DEFAULT_WARM_S,
+        metavar="SECONDS",
+        help="offer a fresh network --warm-rate for this long before its first level, unmeasured: "
+        f"its first minute is slower than its steady state (default {DEFAULT_WARM_S:g}; 0: none)",
+    )
+    parser.add_argument("--warm-rate", type=float, default=DEFAULT_WARM_RATE, metavar="RATE",
+                        help=f"requests/s of the warm-up (default {DEFAULT_WARM_RATE:g})")  # fmt: skip
     add_seed(parser, "seed of the drawn requests and the model (default 0)", default=0)
     add_quiet(parser)
 
