@@ -134,6 +134,9 @@ def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_st
     assert all(g == models for g, _ in climbed)
     knee = _knee(climbed, 250.0)
     assert knee["measured"] == 300.0 and knee["error"] == pytest.approx(-1 / 6, abs=1e-4)
+    assert knee["at_least"]  # every stair climbed held by its median: the live knee is higher still
+    failed = (models, {"rate": 350.0, "p99_ms": 80.0, "generator_limited": False})
+    assert _knee([*climbed, failed], 250.0)["measured"] == 300.0 and not _knee([*climbed, failed], 250.0)["at_least"]
 
 
 class _Climb:

@@ -191,6 +191,14 @@ def test_the_knee_and_the_whatifs(page: str) -> None:
     assert whatifs[7] == ["", "", "requests failed", "0", "0", "-"]
 
 
+def test_a_knee_beyond_the_stairs_climbed_is_shown_as_a_lower_bound() -> None:
+    validation = realistic()
+    validation["knee"]["at_least"] = True
+    rows = _rows(_section(build_validation_report(validation), "The knee"))
+    assert rows[2] == ["the testbed reached it at", "at least 700 requests/s (every stair climbed held by its median)"]
+    assert rows[3] == ["signed error", "+8.6% (against that lower bound)"]
+
+
 def test_the_control_level_shows_how_far_the_machine_moved(page: str, holes: str) -> None:
     drift = _section(page, "The machine since calibrating")
     assert "Measured again: 225 requests/s" in drift

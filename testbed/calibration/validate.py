@@ -163,13 +163,16 @@ def _changes(change: dict[str, float | None]) -> str:
 
 def _knee(climbed: Sequence[Stair], predicted_knee: float) -> dict[str, Any]:
     """The measured knee: the highest stair that held below the first failing one (None when the
-    first stair failed already)."""
+    first stair failed already); `at_least` when that is the highest stair climbed (the climb
+    stopped on its first round, and the medians of all its stairs held: the knee is higher)."""
     measured = None
     for _, level in climbed:
         if not p99_held(level):
             break
         measured = level["rate"]
+    at_least = bool(climbed) and measured == climbed[-1][1]["rate"]
     return {"p99_limit_ms": KNEE_P99_MS, "predicted": round(predicted_knee, 1), "measured": measured,
+            "at_least": at_least,
             "error": signed(predicted_knee, measured), "rates": [lv["rate"] for _, lv in climbed],
             "predicted_p99_ms": [g.as_json()["p99_ms"] for (g, _), _ in climbed],
             "measured_p99_ms": [lv["p99_ms"] for _, lv in climbed]}  # fmt: skip
