@@ -78,7 +78,7 @@ def over(before: MachineTimes, after: MachineTimes) -> MachineShares:
     busy, idle, stolen = after.busy - before.busy, after.idle - before.idle, after.stolen - before.stolen
     if min(busy, idle, stolen) < 0:
         raise ValueError("the second snapshot is older than the first")
-    total = busy + idle + stolen
+    total = after.total - before.total
     seconds = after.at - before.at
     if total == 0:
         return MachineShares(seconds=seconds, busy=0.0, idle=0.0, stolen=0.0)

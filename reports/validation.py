@@ -189,11 +189,11 @@ def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
 def _stolen(repetitions: Sequence[Json]) -> str:
     """What the hypervisor took of the machine in each round kept, and how many rounds were
     measured again for it (nothing when not measured)."""
-    shares = [vf.number(r, "stolen") for r in repetitions]
-    if not shares or any(s is None for s in shares):
+    shares = [s for r in repetitions if (s := vf.number(r, "stolen")) is not None]
+    if not repetitions or len(shares) < len(repetitions):
         return ""
     again = sum(int(vf.number(r, "measured_again") or 0) for r in repetitions)
-    each = ", ".join(f"{100 * s:.1f} %" for s in shares if s is not None)
+    each = ", ".join(f"{100 * s:.1f} %" for s in shares)
     redone = f"; {again} measurement{'s' if again != 1 else ''} made again for it" if again else ""
     return (f'<p class="note">The machine\'s CPU taken by the hypervisor for another tenant while this level was '
             f"measured: {each}{redone}.</p>")  # fmt: skip

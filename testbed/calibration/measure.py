@@ -170,8 +170,11 @@ class LiveBench:
             return
         self.say(f"warming the fresh network: {self.plan.warm_rate:g}/s for {self.plan.warm_s:g} s, unmeasured")
         level = Level(rate=self.plan.warm_rate, seconds=self.plan.warm_s, warmup_s=0.0, processes=self.plan.processes)
-        path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
-        run_level(self.state / "pki", path, level, self.out / "loadgen.log")
+        run_level(self.state / "pki", self._core_path(), level, self.out / "loadgen.log")
+
+    def _core_path(self) -> Path_:
+        """The core as the load generator's target: its address, the drawn requests, the pids to watch."""
+        return Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
 
     @property
     def injector(self) -> FaultInjector:
@@ -198,7 +201,7 @@ class LiveBench:
         and its windows are reported in that window's time.
         """
         level = self.plan.level(rate, seed)
-        path = Path_("core", str(self.network.endpoints["core"]), self._requests, self.watched())
+        path = self._core_path()
         audit_start = audit_size(self.state)
         start_file = self.out / "window.start"  # the generator writes the window's start there
         start_file.unlink(missing_ok=True)
