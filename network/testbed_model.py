@@ -52,7 +52,7 @@ share of each 10 ms. A core stopped (SIGSTOP) starts no step, and a commit that 
 stopped ends when it resumes.
 
 `predict(model, conditions)` returns the requests due in the measured window (after the
-warm-up) with their latencies and outcomes, and the core's CPU over that window.
+warm-up) with their latencies, due times and outcomes, and the core's CPU over that window.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class Prediction:
     commits: tuple[tuple[int, float], ...] = ()  # (records, seconds) of each commit ended in the window
     redelivered: int = 0  # parcels the outbox delivered, whenever
     owed: int = 0  # parcels still in the outbox at the end
+    due_s: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))  # each latency's due time, window s
 
     @property
     def throughput(self) -> float:
@@ -177,6 +178,7 @@ class _Inbox:
 @dataclass
 class _Tally:
     latencies: list[float] = field(default_factory=list)
+    due: list[float] = field(default_factory=list)  # each latency's request's due time (window seconds)
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     completed: int = 0  # answers that came back within the window, whenever due
     commits: list[tuple[int, float]] = field(default_factory=list)  # (records, seconds) of each commit
@@ -333,6 +335,7 @@ class _Testbed:
         self.tally.completed += self.begin <= self.env.now < self.end
         if counted:
             self.tally.latencies.append((self.env.now - due) * 1000)
+            self.tally.due.append(due - self.begin)
 
     def forward(self, kind: str) -> Generator[simpy.Event, object, tuple[str, list[Agency]]]:
         """The forwards of one exchange: its outcome and the parcels it leaves in the outbox."""
@@ -506,7 +509,7 @@ class _Testbed:
         t = self.tally
         return Prediction(self.when, np.asarray(t.latencies, dtype=float), dict(t.outcomes),
                           t.core_busy / self.when.seconds, t.completed, tuple(t.commits), self.redelivered,
-                          sum(self.owed.values()))  # fmt: skip
+                          sum(self.owed.values()), np.asarray(t.due, dtype=float))  # fmt: skip
 
 
 def predict(model: Calibrated, conditions: Conditions) -> Prediction:

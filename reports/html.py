@@ -15,7 +15,19 @@ from typing import Any
 
 from reports import figures
 
-__all__ = ["CSS", "build_report", "figure", "fmt", "fmt_estimate", "image", "page", "table"]
+__all__ = [
+    "CSS",
+    "build_report",
+    "figure",
+    "fmt",
+    "fmt_estimate",
+    "image",
+    "page",
+    "signed_percent",
+    "signed_points",
+    "signed_value",
+    "table",
+]
 
 Json = Mapping[str, Any]
 
@@ -47,6 +59,31 @@ def fmt(value: float | None, digits: int = 3) -> str:
     magnitude = math.floor(math.log10(abs(value)))
     decimals = max(0, digits - 1 - magnitude)
     return f"{value:,.{decimals}f}"
+
+
+def signed_percent(error: float | None) -> str:
+    """A signed fraction as a signed percentage with one decimal ("+4.2%", "-12.0%"); "-" for none."""
+    if error is None or not math.isfinite(error):
+        return "-"
+    return f"{_no_minus_zero(100 * error):+.1f}%"
+
+
+def signed_points(points: float | None) -> str:
+    """A difference in percentage points, signed ("+2.0 pt"); "-" for none."""
+    if points is None or not math.isfinite(points):
+        return "-"
+    return f"{_no_minus_zero(points):+.1f} pt"
+
+
+def _no_minus_zero(value: float) -> float:
+    # -0.04 would print as "-0.0": round first, and adding 0.0 turns -0.0 into 0.0
+    return round(value, 1) + 0.0
+
+
+def signed_value(value: float | None) -> str:
+    """An effect (a difference in the figure's own unit), with its sign: "+0.300", "-0.200"."""
+    text = fmt(value)
+    return f"+{text}" if value is not None and text not in ("-", "0") and value > 0 else text
 
 
 def fmt_estimate(e: Json | None, digits: int = 3) -> str:

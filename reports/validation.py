@@ -9,7 +9,10 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
               p50_ms, p99_ms, core_cpu_points}}]  (held-out levels, ascending rate),
     knee: {p99_limit_ms, predicted, measured, error, rates, predicted_p99_ms, measured_p99_ms},
     whatifs: [{name, what, rate, predicted/measured: {mean_ms, effect_mean_ms, failed, queued},
-               error: {effect_mean_ms, failed, queued}}],
+               error: {effect_mean_ms, failed, queued}, faults: [{from_s, until_s, ...}],
+               phases (a fault with a window): [{name, from_s, until_s, predicted/measured:
+               {mean_ms, effect_ms}, error}], timeline: {step_s, predicted, measured,
+               predicted_baseline, measured_baseline}}] (reports/validation_whatifs.py),
     goals: {figure: {goal ("within 5%"), worst, met}},
     drift: {rate, calibration: {figures}, now: {figures}, change: {as error}} (optional: a
            calibration level measured again before the held-out ones),
@@ -26,12 +29,12 @@ percentage points of one core, printed "+2.0 pt".
 from __future__ import annotations
 
 import html
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reports import validation_figures as vf
-from reports.html import figure, fmt, page, table
+from reports.html import figure, fmt, page, signed_percent, signed_points, table
+from reports.validation_whatifs import whatifs_section
 
 __all__ = ["build_validation_report", "signed_percent", "signed_points"]
 
@@ -71,31 +74,6 @@ goal: a bar inside its band meets the goal. Latencies and throughput are in perc
 value; core CPU is in percentage points of one core. Levels past the knee are marked: there the load is
 too high for the network to keep up, and a small error in the model's speed becomes a big error in
 waiting time."""
-
-
-def signed_percent(error: float | None) -> str:
-    """A signed fraction as a signed percentage with one decimal ("+4.2%", "-12.0%"); "-" for none."""
-    if error is None or not math.isfinite(error):
-        return "-"
-    return f"{_no_minus_zero(100 * error):+.1f}%"
-
-
-def signed_points(points: float | None) -> str:
-    """A difference in percentage points, signed ("+2.0 pt"); "-" for none."""
-    if points is None or not math.isfinite(points):
-        return "-"
-    return f"{_no_minus_zero(points):+.1f} pt"
-
-
-def _no_minus_zero(value: float) -> float:
-    # -0.04 would print as "-0.0": round first, and adding 0.0 turns -0.0 into 0.0
-    return round(value, 1) + 0.0
-
-
-def _signed(value: float | None) -> str:
-    """An effect (a difference in the figure's own unit), with its sign: "+0.300", "-0.200"."""
-    text = fmt(value)
-    return f"+{text}" if value is not None and text not in ("-", "0") and value > 0 else text
 
 
 def _error_text(error_key: str, value: float | None) -> str:
@@ -302,40 +280,6 @@ def _knee(knee: Json | None, anchored: Json | None = None) -> str:
     )
 
 
-def _count(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-# a what-if's figures: key in its predicted/measured/error, label, how a value is printed
-_WHATIF_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
-    ("mean_ms", "mean latency (ms)", fmt),
-    ("effect_mean_ms", "effect on mean latency (ms)", _signed),
-    ("failed", "requests failed", _count),
-    ("queued", "deliveries queued", _count),
-)
-
-
-def _whatif(w: Json) -> list[list[str]]:
-    """One what-if's rows: model, measurement and signed error of each of its figures."""
-    predicted, measured, error = w.get("predicted") or {}, w.get("measured") or {}, w.get("error") or {}
-    what = f"<b>{html.escape(str(w.get('name') or '-'))}</b>: {html.escape(str(w.get('what') or ''))}"
-    rows = [
-        ["", "", html.escape(label), show(vf.number(predicted, key)), show(vf.number(measured, key)),
-         signed_percent(vf.number(error, key))]
-        for key, label, show in _WHATIF_ROWS
-    ]  # fmt: skip
-    rows[0][:2] = [what, vf.rate_text(vf.number(w, "rate"))]
-    return rows
-
-
-def _whatifs(whatifs: Sequence[Json]) -> str:
-    """Each what-if (a fault applied at a rate): model, measurement and error of its effects."""
-    if not whatifs:
-        return "<p>What-ifs: not measured.</p>"
-    rows = [row for w in whatifs for row in _whatif(w)]
-    return table(["what-if", "rate (requests/s)", "figure", "model", "measured", "signed error"], rows)
-
-
 def build_validation_report(validation: dict[str, Any]) -> str:
     """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
     levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
@@ -359,6 +303,6 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>The knee</h2>",
         _knee(validation.get("knee"), anchored.get("knee")),
         "<h2>What-ifs</h2>",
-        _whatifs(validation.get("whatifs") or []),
+        whatifs_section(validation.get("whatifs") or []),
     ]
     return page(f"Validation: {validation.get('calibrated') or 'model'}", "\n".join(parts))

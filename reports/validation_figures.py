@@ -29,6 +29,7 @@ __all__ = [
     "latency_figure",
     "number",
     "rate_text",
+    "timeline_figure",
 ]
 
 Json = Mapping[str, Any]
@@ -273,3 +274,35 @@ def _error_axes(ax: Any, levels: Sequence[Json], top: float) -> None:
     goal = Patch(color="grey", alpha=0.25, label="shaded: the figure's goal")
     ax.legend([*handles, goal], [*labels, goal.get_label()], fontsize=7, ncol=3, loc="lower center",
               bbox_to_anchor=(0.5, 1.0), frameon=False)  # fmt: skip
+
+
+def timeline_figure(whatif: Json) -> bytes:
+    """A fault what-if's mean latency in each step of the measured window: the model's and the
+    testbed's, with the fault (solid) and without it (dashed), the fault's window shaded."""
+    line = whatif.get("timeline") or {}
+    step = number(line, "step_s") or 0.5
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.add_subplot()
+    drawn: list[float] = []
+    for side, colour, who in (("predicted", "C0", "model"), ("measured", "C1", "testbed")):
+        for suffix, style, what in (("", "-", "with the fault"), ("_baseline", "--", "without")):
+            values = line.get(side + suffix) or []
+            xs = [step * (i + 0.5) for i, v in enumerate(values) if isinstance(v, (int, float))]
+            ys = [float(v) for v in values if isinstance(v, (int, float))]
+            if ys:
+                ax.plot(xs, ys, style, color=colour, marker="o" if suffix == "" else None, markersize=3,
+                        linewidth=1.4 if suffix == "" else 1.0, label=f"{who}, {what}")  # fmt: skip
+                drawn += ys
+    for fault in whatif.get("faults") or []:
+        start, until = number(fault, "from_s"), number(fault, "until_s")
+        if start is not None:
+            ax.axvspan(start, until if until is not None else start + step, color="grey", alpha=0.2, linewidth=0)
+    ax.set_xlabel("seconds into the measured window (each point: the requests due in that half second)")
+    ax.set_ylabel("mean latency (ms)")
+    ax.set_ylim(0, max(drawn, default=1.0) * 1.35)  # room above the lines for the legend
+    ax.grid(alpha=0.3)
+    if not drawn:
+        ax.text(0.5, 0.5, "no timeline predicted or measured", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=7, loc="upper right", ncol=2)
+    return png(fig)

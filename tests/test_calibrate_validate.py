@@ -93,6 +93,11 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     for whatif in saved["whatifs"][:2]:  # each fault where it was planned in the measured window
         (fault,) = whatif["faults"]
         assert abs(fault["from_s"] - fault["planned_from_s"]) < 0.5, fault
+        # ... and read over time: its phases in both worlds, and a mean latency per half second
+        assert [p["name"] for p in whatif["phases"]] == ["before", "during", "after", "later"]
+        assert whatif["phases"][1]["from_s"] == fault["from_s"] and whatif["phases"][1]["measured"]["mean_ms"] > 0
+        assert len(whatif["timeline"]["measured"]) == len(whatif["timeline"]["predicted_baseline"]) == 4
+    assert "phases" not in saved["whatifs"][2]  # slow agencies: no fault window
     assert [len(w["rounds"]) for w in saved["whatifs"]] == [2, 2, 2]  # each what-if in two rounds
     # the host killed in round 1 serves again in round 2's baseline: each round's kill fails requests of its own
     assert all(r["failed"] > 0 for r in killed["rounds"]), killed["rounds"]

@@ -21,16 +21,14 @@ from testbed.cli import main
 from testbed.loadtest import LoadtestResult
 from tests import browser as browser_module
 from tests.browser import ReportCheck, needs_chromium, open_report
-from tests.validation_data import realistic, sparse
+from tests.validation_data import realistic, sparse, with_phases
 
 pytestmark = [needs_chromium(), pytest.mark.slow]
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "queue_tandem.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
 # a 1x1 PNG: a figure that loads
-DOT = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
+DOT = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 def _assert_sound(check: ReportCheck, figures: int) -> None:
@@ -124,10 +122,12 @@ def test_the_load_test_report(browser: BrowserContext, short_loadtest: LoadtestR
     _assert_sound(open_report(browser, short_loadtest.out / "report.html", tmp_path / "loadtest.png"), figures=4)
 
 
-@pytest.mark.parametrize("validation", [realistic, sparse], ids=["realistic", "sparse"])
+@pytest.mark.parametrize(
+    ("validation", "figures"), [(realistic, 3), (sparse, 3), (with_phases, 4)], ids=["realistic", "sparse", "phases"]
+)
 def test_the_validation_report(
-    browser: BrowserContext, tmp_path: Path, validation: Callable[[], dict[str, Any]]
+    browser: BrowserContext, tmp_path: Path, validation: Callable[[], dict[str, Any]], figures: int
 ) -> None:
     report = tmp_path / "validation.html"
     report.write_text(build_validation_report(validation()))
-    _assert_sound(open_report(browser, report, tmp_path / "validation.png"), figures=3)
+    _assert_sound(open_report(browser, report, tmp_path / "validation.png"), figures=figures)

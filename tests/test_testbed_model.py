@@ -227,3 +227,12 @@ def test_the_notice_spread_must_cover_every_host_and_add_up_to_one(tmp_path: Any
     path = tmp_path / "calibrated.yaml"
     path.write_text(dump_calibrated(model, {"host.notice_spread": "counted", "host.startup_cpu_ms": "measured"}))
     assert load_calibrated(path) == model
+
+
+def test_each_latency_has_its_request_s_due_time() -> None:
+    stopped = _at(200, core_stopped=((5.0, 6.0),))
+    due, latency = stopped.due_s, stopped.latencies_ms
+    assert len(due) == len(latency) > 1500 and ((due >= 0) & (due < 10)).all()
+    held = (due >= 5.0) & (due < 5.9)  # due while the core was stopped: answered once it resumed at 6 s
+    assert held.sum() > 100 and (latency[held] >= (6.0 - due[held]) * 1000).all()
+    assert np.median(latency[due < 4.5]) < 10  # before the stop: the path's few milliseconds

@@ -13,7 +13,7 @@ import pytest
 
 from reports.validation import build_validation_report, signed_percent, signed_points
 from reports.validation_figures import goal_width, rate_text
-from tests.validation_data import anchored, realistic, sparse
+from tests.validation_data import anchored, realistic, sparse, with_phases
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -267,3 +267,15 @@ def test_a_validation_with_almost_nothing_in_it_still_makes_a_page(validation: d
     page = build_validation_report(validation)
     _sound(page)
     assert "not measured" in page
+
+
+def test_a_fault_with_a_window_is_shown_over_time_with_its_phases() -> None:
+    page = build_validation_report(with_phases())
+    assert len(_images(page)) == 4 and page.count('class="why"') == 4  # the timeline beside the three
+    over_time = _section(page, "host killed: over time")
+    assert "read over time" in over_time
+    rows = _rows(over_time)
+    assert rows[0][0] == "phase" and rows[0][-1] == "signed error of the effect"
+    assert rows[2] == ["during the fault", "2.00-5.50 s", "4.50", "4.00", "-0.500", "-1.50", "+66.7%"]
+    assert rows[3] == ["its first seconds after", "5.50-7.50 s", "7.00", "-", "+2.00", "-", "-"]
+    assert "core stopped: over time" not in page  # no phases, no section

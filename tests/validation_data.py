@@ -144,3 +144,27 @@ def anchored() -> dict[str, Any]:
     anchor = {"rate": 225.0, "cpu": 0.9721, "delay": {"p50": 0.85, "p90": 0.9, "p99": 1.12}}
     v["anchored"] = {"anchor": anchor, "knee": {"predicted": 690.0, "error": -0.0143}, "goals": goals}
     return v
+
+
+def with_phases() -> dict[str, Any]:
+    """`realistic`, its host killed read over time (testbed/calibration/phases.py): three phases, one
+    of them measured with no answer, and a timeline with a hole."""
+    validation = realistic()
+    killed = validation["whatifs"][0]
+    killed["faults"] = [{"action": "kill_host", "from_s": 2.0, "until_s": 5.5}]
+    killed["phases"] = [
+        {"name": "before", "from_s": 0.0, "until_s": 2.0, "predicted": {"mean_ms": 5.0, "effect_ms": 0.0},
+         "measured": {"mean_ms": 5.5, "effect_ms": 0.1}, "error": -1.0},
+        {"name": "during", "from_s": 2.0, "until_s": 5.5, "predicted": {"mean_ms": 4.5, "effect_ms": -0.5},
+         "measured": {"mean_ms": 4.0, "effect_ms": -1.5}, "error": 0.6667},
+        {"name": "after", "from_s": 5.5, "until_s": 7.5, "predicted": {"mean_ms": 7.0, "effect_ms": 2.0},
+         "measured": {"mean_ms": None, "effect_ms": None}, "error": None},
+    ]  # fmt: skip
+    killed["timeline"] = {
+        "step_s": 0.5,
+        "predicted": [5.0, 4.5, 7.0],
+        "measured": [5.5, None, 9.0],
+        "predicted_baseline": [5.0, 5.0, 5.0],
+        "measured_baseline": [5.4, 5.6, 5.5],
+    }
+    return validation

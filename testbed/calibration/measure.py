@@ -49,7 +49,7 @@ from agencies.world import World
 from crossroads.citizen import Fas
 from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
 from loadtests.cpu import cpu_seconds
-from loadtests.level import Level
+from loadtests.level import Level, read_records
 from loadtests.prepared import write_requests
 from loadtests.prepared_mix import Drawn, prepare_mix
 from loadtests.spec import Fault, load_loadtest_spec
@@ -187,13 +187,17 @@ class LiveBench:
         restarted has a new one)."""
         return self.injector.pids()
 
-    def level(self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = ()) -> dict[str, Any]:
+    def level(
+        self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = (), records: bool = False
+    ) -> dict[str, Any]:
         """Offer `rate` for the plan's seconds (after its warm-up) and measure it, again while the
-        hypervisor took more than the plan's `stolen_limit` of the machine (see the module doc)."""
-        return least_stolen(lambda: self._attempt(rate, seed, faults), self.plan.stolen_limit, self.plan.retries,
-                            self.say)  # fmt: skip
+        hypervisor took more than the plan's `stolen_limit` of the machine (see the module doc).
+        With `records`, what happened to each request (loadtests.level's RECORD array, not JSON:
+        the caller takes it out) is under "records"."""
+        return least_stolen(lambda: self._attempt(rate, seed, faults, records), self.plan.stolen_limit,
+                            self.plan.retries, self.say)  # fmt: skip
 
-    def _attempt(self, rate: float, seed: int, faults: Sequence[Fault]) -> dict[str, Any]:
+    def _attempt(self, rate: float, seed: int, faults: Sequence[Fault], records: bool) -> dict[str, Any]:
         """One measurement of `rate`.
 
         `faults` are applied at their times after the measured window's start, as the generator
@@ -202,6 +206,7 @@ class LiveBench:
         """
         level = self.plan.level(rate, seed)
         path = self._core_path()
+        kept = self.out / "records.npy" if records else None  # read back at once: the next attempt writes it again
         audit_start = audit_size(self.state)
         start_file = self.out / "window.start"  # the generator writes the window's start there
         start_file.unlink(missing_ok=True)
@@ -209,7 +214,7 @@ class LiveBench:
         windows, errors = len(injector.windows), len(injector.errors)
         stop, thread = self._faults(faults, start_file)
         try:
-            figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log", start_file=start_file)
+            figures = run_level(self.state / "pki", path, level, self.out / "loadgen.log", kept, start_file)
         finally:
             stop.set()
             if thread is not None:
@@ -220,6 +225,8 @@ class LiveBench:
         figures["outcomes"] = audit_outcomes(self.state, audit_start)
         figures["faults"] = [w.as_json(start) for w in injector.windows[windows:]]
         figures["fault_errors"] = list(injector.errors[errors:])
+        if kept is not None:
+            figures["records"] = read_records(kept)
         return figures
 
     def _faults(self, faults: Sequence[Fault], start_file: Path) -> tuple[threading.Event, threading.Thread | None]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crossroads.statistics import estimate
 from network.run import clean_json
-from network.testbed_model import FIGURES, OUTCOMES, Conditions, predict, replicate
+from network.testbed_model import FIGURES, OUTCOMES, Conditions, Prediction, predict, replicate
 from scenarios.calibrated import Calibrated
 from testbed.calibration.estimate import KNEE_P99_MS
 
@@ -28,11 +28,13 @@ _MIN_HELD_OUT = 3
 
 @dataclass(frozen=True)
 class Predicted:
-    """A level as the model predicts it: each figure's mean and 95% interval, and outcome counts."""
+    """A level as the model predicts it: each figure's mean and 95% interval, and outcome counts
+    (and the replications themselves, `runs`, for what is read per request: not in its JSON)."""
 
     figures: dict[str, float]
     ci: dict[str, tuple[float, float]]
     outcomes: dict[str, float]
+    runs: tuple[Prediction, ...] = field(default=(), repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """Strict JSON: no NaN (null), figures to 4 decimals."""
@@ -50,7 +52,7 @@ def predicted(model: Calibrated, when: Conditions, replications: int) -> Predict
         figures[name] = e.mean
         ci[name] = (e.mean, e.mean) if math.isnan(e.half_width) else (e.low, e.high)
     mean_counts = {k: sum(r.outcomes[k] for r in runs) / len(runs) for k in OUTCOMES}
-    return Predicted(figures, ci, mean_counts)
+    return Predicted(figures, ci, mean_counts, tuple(runs))
 
 
 def knee_of(model: Calibrated, conditions: Callable[[float], Conditions], start: float) -> float:

@@ -18,6 +18,9 @@ off the measured counts). With the plan's `repeats` > 1 the baseline and fault l
 many rounds (baseline, core stopped, baseline, host killed; again ...) and each measured effect
 is the median of the rounds' effects (testbed/calibration/rounds.py says why); the slow agencies'
 network is measured as many times, each against one round's first baseline.
+The host killed and the core stopped are also read over time (testbed/calibration/phases.py):
+each one's effect before, during, just after and after the fault, and its timeline, in both
+worlds, from each request of the model's replications and of the live rounds.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.calibrate import Progress
 from testbed.calibration.errors import signed
 from testbed.calibration.measure import LiveBench
+from testbed.calibration.phases import Timed, compare_phases, live_timed, model_timed
 from testbed.calibration.predicted import Predicted, predicted
 
 __all__ = ["WhatIfs", "run_whatifs"]
@@ -72,6 +76,8 @@ def _measured(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
 
 def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predicted],
              pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:  # fmt: skip
+    """A what-if's figures in both worlds and their errors; with a fault window, its phases
+    (testbed/calibration/phases.py) over the model's replications and the live rounds."""
     guess_base, guess = guesses
     effect = guess.figures["mean_ms"] - guess_base.figures["mean_ms"]
     pred = {"mean_ms": guess.figures["mean_ms"], "effect_mean_ms": effect,
@@ -80,12 +86,27 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
     counts = [_counts(level, base) for base, level in pairs]
     meas = _measured(pairs, counts)
     keys = ("effect_mean_ms", "failed", "queued") if name == "host killed" else ("effect_mean_ms",)
-    return {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
-            "measured": {k: round(v, 3) for k, v in meas.items()},
-            "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
-            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
-                        **{k.lower(): v for k, v in c.items()}, "faults": level["faults"]}
-                       for (base, level), c in zip(pairs, counts, strict=True)]}  # fmt: skip
+    out = {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
+           "measured": {k: round(v, 3) for k, v in meas.items()},
+           "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
+           "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
+                       **{k.lower(): v for k, v in c.items()}, "faults": level["faults"]}
+                      for (base, level), c in zip(pairs, counts, strict=True)]}  # fmt: skip
+    faults = pairs[0][1]["faults"]
+    timed: list[tuple[Timed, Timed]] = [(base["timed"], level["timed"]) for base, level in pairs
+                                        if "timed" in base and "timed" in level]  # fmt: skip
+    if faults and len(timed) == len(pairs):
+        window = _window(pairs[0][1], faults[0]["action"])
+        model = [(model_timed(b), model_timed(w)) for b, w in zip(guess_base.runs, guess.runs, strict=True)]
+        out |= compare_phases(window, guess.runs[0].conditions.seconds, model, timed)
+    return out
+
+
+def _timed(level: dict[str, Any]) -> dict[str, Any]:
+    """`level` with its records (not JSON) read into its answered requests' due times and
+    latencies under "timed" (not JSON either: `_compare` reads them)."""
+    level["timed"] = live_timed(level.pop("records"))
+    return level
 
 
 def _window(level: dict[str, Any], action: str) -> tuple[float, float]:
@@ -109,8 +130,8 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     kill = Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)
     stops, kills = [], []
     for round_ in range(live.repeats):
-        stops.append((bench.level(rate), bench.level(rate, faults=[stop])))
-        kills.append((bench.level(rate), bench.level(rate, faults=[kill])))
+        stops.append((_timed(bench.level(rate, records=True)), _timed(bench.level(rate, faults=[stop], records=True))))
+        kills.append((_timed(bench.level(rate, records=True)), _timed(bench.level(rate, faults=[kill], records=True))))
         if live.repeats > 1:
             say(f"what-ifs round {round_ + 1} of {live.repeats} at {rate:g}/s measured")
     stopped, killed = stops[0][1], kills[0][1]  # the model is given the first round's windows
