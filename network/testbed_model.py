@@ -17,7 +17,8 @@ Each request follows the live path, one SimPy process per request:
    audit writer waits for it, after the interpreter's switch interval;
 5. the forwards, all at once: per destination, an agency host (drawn by the hosts' shares of
    the forwards, `host.shares`, evenly without them) spends its CPU per
-   forward under its lock and a core, then its agencies' service time (a wait, exponential);
+   forward under its lock and a core, then its agencies' service time (a wait, exponential),
+   the forward's round trip (`host.forward_ms`, a wait) half before and half after;
    a destination whose host is down refuses at once: a consultation then FAILS, a notice is
    QUEUED (a parcel for its agency, drawn by the host's `notice_spread`); a notice to an agency
    that has parcels waiting is QUEUED behind them without a forward (the outbox keeps each
@@ -210,6 +211,7 @@ class _Testbed:
         self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
+        self.forward_half_s = model.host.forward_ms / 2000
         shares = np.asarray(model.host.shares, dtype=float)
         self.host_p = shares / shares.sum() if len(shares) else None  # each host's share of the forwards
         self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
@@ -442,9 +444,14 @@ class _Testbed:
                 written.succeed()
 
     def at_host(self, host: int) -> Steps:
+        """One forward: there, the host's CPU, its agency's service time, back."""
+        if self.forward_half_s > 0:
+            yield self.env.timeout(self.forward_half_s)
         yield from self.work(self.hosts[host], self.m.host.cpu_ms)
         if self.service_s > 0:
             yield self.env.timeout(float(self.rng.exponential(self.service_s)))
+        if self.forward_half_s > 0:
+            yield self.env.timeout(self.forward_half_s)
 
     def writer(self) -> Steps:
         while True:

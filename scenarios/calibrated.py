@@ -95,6 +95,10 @@ class Host(Section):
     """Per host (by index), the shares of its notices that go to each of its agencies, largest
     first: the outbox keeps each agency's order, so a notice to an agency with parcels waiting
     queues behind them (empty: each host's notices all to one agency, the strictest order)."""
+    forward_ms: Ms = 0.0
+    """The round trip of a forward beyond the host's CPU (the core's gRPC client, the kernel,
+    sockets and TLS both ways): a wait, half before the host's CPU and half after. An exchange
+    whose forward is not made (its host is down) does not wait it."""
     startup_cpu_ms: Ms = 0.0
     """CPU milliseconds a host spends starting (its agencies' certificates, its server) before it
     serves again after a restart."""

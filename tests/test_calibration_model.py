@@ -21,6 +21,7 @@ from testbed.calibration.predicted import Predicted, held_out_rates
 from testbed.calibration.validate import _knee, _staircase, drift_of, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
+FORWARD = 1.2e-3  # seconds of a forward's round trip beyond the host's CPU
 UNROUTABLE = 0.02  # of the requests sent, answered FAILED_PRECONDITION
 DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
 
@@ -40,7 +41,9 @@ def _level(rate: float, batch: float, p99_ms: float = 12.0) -> dict[str, Any]:
             **{f"host-{k}": {"utilisation": HOST * rate * 1.5 / 4, "threads": {}} for k in range(4)},
         },
         "telemetry": {"commits": {"commits": commits, "records": rate * 10, "commit_s": commits * 1.1e-3,
-                                  "wait_s": 0.0, "mean_batch": batch}},
+                                  "wait_s": 0.0, "mean_batch": batch},
+                      # the core's time in an exchange's forwards: 1.5 of them, each the host's CPU and the trip
+                      "mean": {"forward_ms": 1.5 * (HOST + FORWARD) * 1000 * (1 + (rate - 100) / 1000)}},
     }  # fmt: skip
 
 
@@ -58,6 +61,8 @@ def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple
     assert model.core.cpu_ms == pytest.approx(MAIN * 1000, rel=1e-6)
     assert model.core.io_cpu_ms == pytest.approx(IO * 1000, rel=1e-6)
     assert model.host.cpu_ms == pytest.approx(HOST * 1000, rel=1e-6)
+    assert model.host.forward_ms == pytest.approx(FORWARD * 1000, rel=1e-6)  # at the lowest level, 100/s
+    assert "at 100/s" in sources["host.forward_ms"]
     assert model.commit.cpu_ms == pytest.approx(WRITER * 1000, rel=1e-6)
     assert model.commit.fixed_ms == pytest.approx(1.1)
     assert model.core.background == pytest.approx(0.05)  # the main thread's 0.02 and gRPC's 0.03

@@ -236,3 +236,12 @@ def test_each_latency_has_its_request_s_due_time() -> None:
     held = (due >= 5.0) & (due < 5.9)  # due while the core was stopped: answered once it resumed at 6 s
     assert held.sum() > 100 and (latency[held] >= (6.0 - due[held]) * 1000).all()
     assert np.median(latency[due < 4.5]) < 10  # before the stop: the path's few milliseconds
+
+
+def test_a_forward_s_round_trip_is_waited_by_each_exchange_that_makes_one() -> None:
+    model = _model(host={"cpu_ms": 0.2, "forward_ms": 2.0})
+    # at 10/s the path's 3.4 ms (see above) and the forward's round trip: one forward in each exchange
+    assert _at(10, model).figures()["mean_ms"] == pytest.approx(5.4, rel=0.08)
+    # every host down: the consultations make no forward (FAILED at once), the notices none (QUEUED)
+    down = _at(10, model, hosts_down=tuple((h, 0.0, 10.0) for h in range(4)))
+    assert down.outcomes["DELIVERED"] == 0 and down.figures()["mean_ms"] == pytest.approx(3.4 - 0.2, rel=0.1)

@@ -11,7 +11,9 @@ measure.py), with the operational laws of network/calibration.py, and says where
   throughput; core.io_cpu_ms: the slope of its other threads but the audit writer (gRPC's C
   threads); core.background: the core's lines' intercepts (cores used whatever the load);
 - host.cpu_ms: the slope of the hosts' CPU together against the forwards per second (the
-  throughput times the mix's mean destinations);
+  throughput times the mix's mean destinations); host.forward_ms: a forward's round trip beyond
+  it, from the core's telemetry at the lowest level (its time in forwards per destination, less
+  the host's CPU): a wait that an exchange whose host is down does not make;
 - commit.cpu_ms: the slope of the audit writer thread's CPU against the commits per second;
   commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
   against its mean batch, from the core's telemetry, a line across the levels;
@@ -186,8 +188,10 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
     writer = _demand([lv["achieved_per_s"] / c["mean_batch"] for lv, c in zip(levels, commits, strict=True)],
                     [_utilisation(lv, "core", lambda t: t == "audit-writer") for lv in levels],
                     "the core's audit writer thread against commits/s")  # fmt: skip
+    forward = _forward(lowest, fan_out, _ms(host))
     for key, e in (("generator.cpu_ms", gen), ("commit.cpu_ms", writer), ("core.cpu_ms", main),
-                   ("core.io_cpu_ms", io), ("host.cpu_ms", host), ("commit.fixed_ms", fixed)):  # fmt: skip
+                   ("core.io_cpu_ms", io), ("host.cpu_ms", host), ("commit.fixed_ms", fixed),
+                   ("host.forward_ms", forward)):  # fmt: skip
         sources[key] = e.source
     sources["core.background"] = "the intercepts of the core's three lines (main, gRPC, writer)"
     return {
@@ -197,7 +201,7 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
             "io_cpu_ms": _ms(io),
             "background": main.background + io.background + writer.background,
         },
-        "host": {"cpu_ms": _ms(host)},
+        "host": {"cpu_ms": _ms(host), "forward_ms": _ms(forward)},
         "commit": {
             "cpu_ms": _ms(writer),
             "fixed_ms": _ms(fixed),
@@ -205,6 +209,19 @@ def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict
             "linger_ms": DEFAULT_COMMIT_LINGER * 1000,
         },
     }
+
+
+def _forward(lowest: Level, fan_out: float, host_ms: float) -> Estimate:
+    """A forward's round trip beyond the host's CPU: the core's time in its forwards at the lowest
+    level (telemetry: the sum over an exchange's forwards) per destination, less the host's CPU
+    per forward; none when the telemetry has no such figure."""
+    measured = (lowest.get("telemetry", {}).get("mean") or {}).get("forward_ms")
+    if measured is None or fan_out <= 0:
+        return Estimate(0.0, "not measured (no forward time in the telemetry): none")
+    per_forward = float(measured) / fan_out
+    source = (f"the core's forward time at {lowest['rate']:g}/s (telemetry: {float(measured):.3f} ms an exchange "
+              f"over {fan_out:.3f} destinations, {per_forward:.3f} ms each) less the host's CPU")  # fmt: skip
+    return Estimate(max(0.0, per_forward - host_ms) / 1000, source)
 
 
 def _simulated(model: Calibrated, level: Level, seed: int, seconds: float) -> Prediction:
