@@ -286,13 +286,13 @@ def timeline_figure(whatif: Json) -> bytes:
     drawn: list[float] = []
     for side, colour, who in (("predicted", "C0", "model"), ("measured", "C1", "testbed")):
         for suffix, style, what in (("", "-", "with the fault"), ("_baseline", "--", "without")):
-            values = line.get(side + suffix) or []
-            xs = [step * (i + 0.5) for i, v in enumerate(values) if isinstance(v, (int, float))]
-            ys = [float(v) for v in values if isinstance(v, (int, float))]
-            if ys:
+            points = [(step * (i + 0.5), float(v)) for i, v in enumerate(line.get(side + suffix) or [])
+                      if isinstance(v, (int, float))]  # fmt: skip
+            if points:
+                xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, style, color=colour, marker="o" if suffix == "" else None, markersize=3,
                         linewidth=1.4 if suffix == "" else 1.0, label=f"{who}, {what}")  # fmt: skip
-                drawn += ys
+                drawn += list(ys)
     for fault in whatif.get("faults") or []:
         start, until = number(fault, "from_s"), number(fault, "until_s")
         if start is not None:

@@ -36,7 +36,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.calibrate import Progress
 from testbed.calibration.errors import signed
 from testbed.calibration.measure import LiveBench
-from testbed.calibration.phases import Timed, compare_phases, live_timed, model_timed
+from testbed.calibration.phases import compare_phases, live_timed, model_timed
 from testbed.calibration.predicted import Predicted, predicted
 
 __all__ = ["WhatIfs", "run_whatifs"]
@@ -92,19 +92,18 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
                        **{k.lower(): v for k, v in c.items()}, "faults": level["faults"]}
                       for (base, level), c in zip(pairs, counts, strict=True)]}  # fmt: skip
-    faults = pairs[0][1]["faults"]
-    timed: list[tuple[Timed, Timed]] = [(base["timed"], level["timed"]) for base, level in pairs
-                                        if "timed" in base and "timed" in level]  # fmt: skip
-    if faults and len(timed) == len(pairs):
-        window = _window(pairs[0][1], faults[0]["action"])
+    if out["faults"]:  # a fault with a window: both its levels were measured by `_timed_level`
+        window = _window(pairs[0][1], out["faults"][0]["action"])
         model = [(model_timed(b), model_timed(w)) for b, w in zip(guess_base.runs, guess.runs, strict=True)]
-        out |= compare_phases(window, guess.runs[0].conditions.seconds, model, timed)
+        live = [(base["timed"], level["timed"]) for base, level in pairs]
+        out |= compare_phases(window, guess.runs[0].conditions.seconds, model, live)
     return out
 
 
-def _timed(level: dict[str, Any]) -> dict[str, Any]:
-    """`level` with its records (not JSON) read into its answered requests' due times and
-    latencies under "timed" (not JSON either: `_compare` reads them)."""
+def _timed_level(bench: LiveBench, rate: float, faults: Sequence[Fault] = ()) -> dict[str, Any]:
+    """`bench`'s level at `rate` with `faults`, its records (not JSON) read into its answered
+    requests' due times and latencies under "timed" (not JSON either: `_compare` reads them)."""
+    level = bench.level(rate, faults=faults, records=True)
     level["timed"] = live_timed(level.pop("records"))
     return level
 
@@ -130,8 +129,8 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     kill = Fault(at=plan.kill_at_s, action="kill_host", host=host, duration=plan.kill_s)
     stops, kills = [], []
     for round_ in range(live.repeats):
-        stops.append((_timed(bench.level(rate, records=True)), _timed(bench.level(rate, faults=[stop], records=True))))
-        kills.append((_timed(bench.level(rate, records=True)), _timed(bench.level(rate, faults=[kill], records=True))))
+        stops.append((_timed_level(bench, rate), _timed_level(bench, rate, [stop])))
+        kills.append((_timed_level(bench, rate), _timed_level(bench, rate, [kill])))
         if live.repeats > 1:
             say(f"what-ifs round {round_ + 1} of {live.repeats} at {rate:g}/s measured")
     stopped, killed = stops[0][1], kills[0][1]  # the model is given the first round's windows
