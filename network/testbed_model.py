@@ -47,6 +47,10 @@ A share of the requests (the model's `unroutable`) has nowhere to go: it takes t
 the forwards, is audited FAILED, and counts in neither the throughput nor the latencies (the
 generator counts only OK answers).
 
+Each CPU demand per request (the generator's, the core's handler and transport, the hosts') is
+the model's, times its factor at the offered rate (`load`: the CPU a process spends per request
+falls as the load grows past the levels its line was fitted on).
+
 The machine's cores are one SimPy resource every CPU step holds (first come, first served: the
 steps are short beside the kernel's time slice); the core's background CPU holds one for its
 share of each 10 ms. A core stopped (SIGSTOP) starts no step, and a commit that ends while it is
@@ -212,6 +216,10 @@ class _Testbed:
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
         self.forward_half_s = model.host.forward_ms / 2000
+        # the demands at this load (the model's `load` curve: CPU per request falls as the load grows)
+        gen, core, io, host = model.load.at(when.rate)
+        self.generator_ms, self.host_ms = model.generator.cpu_ms * gen, model.host.cpu_ms * host
+        self.handler_ms, self.io_ms = model.core.cpu_ms * core, model.core.io_cpu_ms * io
         shares = np.asarray(model.host.shares, dtype=float)
         self.host_p = shares / shares.sum() if len(shares) else None  # each host's share of the forwards
         self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
@@ -315,21 +323,21 @@ class _Testbed:
         m = self.m
         unroutable = m.unroutable > 0 and self.rng.random() < m.unroutable  # nowhere to go: no forward
         counted = self.begin <= due < self.end
-        yield from self.work(self.generator, m.generator.cpu_ms / 2)
+        yield from self.work(self.generator, self.generator_ms / 2)
         yield self.env.timeout(self.delay_s())
-        yield from self.work(None, m.core.io_cpu_ms, core=True)
-        yield from self.handler(m.core.cpu_ms / 2)
+        yield from self.work(None, self.io_ms, core=True)
+        yield from self.handler(self.handler_ms / 2)
         self.coming += 1
         outcome, parcels = (AuditOutcome.FAILED, []) if unroutable else (yield from self.forward(kind))
         self.coming -= 1
-        yield from self.handler(m.core.cpu_ms / 2)
+        yield from self.handler(self.handler_ms / 2)
         durable = self.env.event()
         self.records.put(durable)
         yield durable
         for agency in parcels:  # committed with the record: the outbox owes them
             self.reserved[agency] -= 1
             self.owed[agency] += 1
-        yield from self.work(self.generator, m.generator.cpu_ms / 2)
+        yield from self.work(self.generator, self.generator_ms / 2)
         if counted:
             self.tally.outcomes[outcome] += 1
         if unroutable:
@@ -412,7 +420,7 @@ class _Testbed:
     def attempt(self, agency: Agency) -> Generator[simpy.Event, object, bool]:
         """One redelivery: the handler's half, the forward, the outbox's write of how it went."""
         host = agency[0]
-        yield from self.handler(self.m.core.cpu_ms / 2)
+        yield from self.handler(self.handler_ms / 2)
         if not self.host_up[host]:  # refused at once: back off, record the failed attempt
             delay = backoff_after(self.backoff.get(agency), DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX)
             self.backoff[agency] = delay
@@ -421,7 +429,7 @@ class _Testbed:
                 self.poke.succeed()
             yield from self.outbox_write()
             return False
-        yield from self.work(None, self.m.core.io_cpu_ms, core=True)
+        yield from self.work(None, self.io_ms, core=True)
         yield from self.at_host(host)
         yield from self.outbox_write()
         self.owed[agency] -= 1
@@ -447,7 +455,7 @@ class _Testbed:
         """One forward: there, the host's CPU, its agency's service time, back."""
         if self.forward_half_s > 0:
             yield self.env.timeout(self.forward_half_s)
-        yield from self.work(self.hosts[host], self.m.host.cpu_ms)
+        yield from self.work(self.hosts[host], self.host_ms)
         if self.service_s > 0:
             yield self.env.timeout(float(self.rng.exponential(self.service_s)))
         if self.forward_half_s > 0:

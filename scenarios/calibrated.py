@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field, TypeAdapter, model_validator
 
 from scenarios.documents import Document, ScenarioError, read_yaml
@@ -45,6 +46,7 @@ __all__ = [
     "Generator",
     "Host",
     "KindMix",
+    "Load",
     "dump_calibrated",
     "load_calibrated",
 ]
@@ -148,6 +150,37 @@ class Delay(Section):
         return self
 
 
+Factor = Annotated[float, number(above=True, high=100.0, phrase="a factor above 0")]
+
+
+class Load(Section):
+    """How each CPU demand per request changes with the load past the levels its line was fitted
+    on: the CPU each process spends per request falls as the load grows (each wakeup, each poll,
+    each turn of an event loop serves more requests at once), so a line fitted at low load
+    overshoots at high load. `curve` gives, at each offered rate measured (requests/s, rising),
+    the factor by which the generator's, the core's (its handler's, its transport's) and the
+    hosts' demands are multiplied there; between rates they are interpolated, beyond the ends
+    the ends' factors hold; empty: 1 at every load."""
+
+    curve: list[tuple[Rate, Factor, Factor, Factor, Factor]] = Field(default_factory=list)
+    """[rate, generator, core, core_io, host]: the factors at each rate, rates rising."""
+
+    @model_validator(mode="after")
+    def _rates_rise(self) -> Load:
+        rates = [point[0] for point in self.curve]
+        if rates != sorted(set(rates)):
+            raise ValueError("the curve's rates must rise, each once")
+        return self
+
+    def at(self, rate: float) -> tuple[float, float, float, float]:
+        """The (generator, core, core_io, host) factors at the offered `rate`."""
+        if not self.curve:
+            return 1.0, 1.0, 1.0, 1.0
+        rates = [point[0] for point in self.curve]
+        gen, core, io, host = (float(np.interp(rate, rates, [point[k] for point in self.curve])) for k in range(1, 5))
+        return gen, core, io, host
+
+
 class KindMix(Section):
     """One kind of message in the mix: its share, whether its sender waits for an answer from the
     agency (a consultation fails when its agency is down; a notice is queued for redelivery), and
@@ -172,6 +205,8 @@ class Calibrated(Section):
     host: Host
     commit: Commit
     delay: Delay
+    load: Load = Field(default_factory=Load)
+    """The demands' factors by load (empty: the lines hold at every load)."""
     mix: Annotated[dict[str, KindMix], length(1, None, "at least one kind of message", mapping=True)]
     """The kinds of message offered, by name."""
     unroutable: Share = 0.0
@@ -241,9 +276,9 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
     lines.append(f"description: {json.dumps(model.description)}")
     for key in ("cpus", "hosts", "seed"):
         lines.append(_line(key, getattr(model, key), sources.get(key)))
-    for section in ("generator", "core", "host", "commit", "delay"):
-        lines.append(f"{section}:")
+    for section in ("generator", "core", "host", "commit", "delay", "load"):
         part = getattr(model, section)
+        keys = []
         for key, value in part.model_dump().items():
             source = sources.get(f"{section}.{key}")
             if source is None and value == type(part).model_fields[key].get_default(call_default_factory=True):
@@ -252,7 +287,9 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
                 value = _flow(_flow(_number(float(v)) for v in point) for point in value)
             elif isinstance(value, list):
                 value = _flow(_number(float(v)) for v in value)
-            lines.append(_line(key, value, source, 2))
+            keys.append(_line(key, value, source, 2))
+        if keys:  # a section of defaults nobody set (e.g. no load curve) is left out
+            lines += [f"{section}:", *keys]
     lines.append(_line("unroutable", _number(model.unroutable), sources.get("unroutable")))
     lines.append(f"mix:{'':<36} # {sources['mix']}" if "mix" in sources else "mix:")
     for kind, share in model.mix.items():

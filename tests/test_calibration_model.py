@@ -26,19 +26,21 @@ UNROUTABLE = 0.02  # of the requests sent, answered FAILED_PRECONDITION
 DRAWN = [Drawn("agency", "CONSULTATION", 1)] * 6 + [Drawn("agency", "MUTATION", 3)] * 2  # 1.5 destinations on average
 
 
-def _level(rate: float, batch: float, p99_ms: float = 12.0) -> dict[str, Any]:
+def _level(rate: float, batch: float, p99_ms: float = 12.0, load: float = 1.0, limited: bool = False) -> dict[str, Any]:
+    """A level measured: `load` times each demand per request (the CPU per request falls past the knee)."""
     commits = rate * 10 / batch
     return {
         "rate": rate, "offered_per_s": rate, "achieved_per_s": rate, "seconds": 10.0, "warmup_s": 2.0,
-        "generator_limited": False, "cpu_s": (0.05 + GEN * rate) * 12.0,
+        "generator_limited": limited, "cpu_s": (0.05 + GEN * load * rate) * 12.0,
         "sent": int(rate * 10), "errors_by_code": {"FAILED_PRECONDITION": round(rate * 10 * UNROUTABLE),
                                                    "DEADLINE_EXCEEDED": 3},
         "p50_ms": 4.0, "p90_ms": 6.0, "p99_ms": p99_ms, "mean_ms": 4.5,
         "cpu": {
             "core": {"utilisation": 0.0, "threads": {
-                "main": {"utilisation": 0.02 + MAIN * rate}, "event_engine": {"utilisation": 0.03 + IO * rate},
+                "main": {"utilisation": 0.02 + MAIN * load * rate},
+                "event_engine": {"utilisation": 0.03 + IO * load * rate},
                 "audit-writer": {"utilisation": WRITER * rate / batch}}},
-            **{f"host-{k}": {"utilisation": HOST * rate * 1.5 / 4, "threads": {}} for k in range(4)},
+            **{f"host-{k}": {"utilisation": HOST * load * rate * 1.5 / 4, "threads": {}} for k in range(4)},
         },
         "telemetry": {"commits": {"commits": commits, "records": rate * 10, "commit_s": commits * 1.1e-3,
                                   "wait_s": 0.0, "mean_batch": batch},
@@ -47,7 +49,9 @@ def _level(rate: float, batch: float, p99_ms: float = 12.0) -> dict[str, Any]:
     }  # fmt: skip
 
 
-LEVELS = [_level(100, 1.0), _level(200, 1.1), _level(400, 1.3), _level(800, 3.0, p99_ms=80.0)]
+# past the knee, the 800/s level kept up with its CPU per request at 0.8 of the lines'; 1600/s did not keep up
+LEVELS = [_level(100, 1.0), _level(200, 1.1), _level(400, 1.3), _level(800, 3.0, p99_ms=80.0, load=0.8),
+          _level(1600, 6.0, p99_ms=900.0, load=0.5, limited=True)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +70,23 @@ def test_the_demands_come_back_from_measurements_made_with_them(estimated: tuple
     assert model.commit.cpu_ms == pytest.approx(WRITER * 1000, rel=1e-6)
     assert model.commit.fixed_ms == pytest.approx(1.1)
     assert model.core.background == pytest.approx(0.05)  # the main thread's 0.02 and gRPC's 0.03
-    assert model.levels == [100, 200, 400, 800]  # every level measured, the 800/s one past the knee
+    assert model.levels == [100, 200, 400, 800, 1600]  # every level measured, the last two past the knee
     assert "over 3 level(s)" in sources["core.cpu_ms"]  # ... but not used: it did not hold
     assert model.mix["MUTATION"].destinations == {3: 1.0} and model.mix["CONSULTATION"].share == 0.75
     assert model.unroutable == pytest.approx(UNROUTABLE)  # other errors are not the directory's
     assert "140 of the 7,000 requests sent" in sources["unroutable"]  # the levels that held
+
+
+def test_the_load_curve_gives_each_line_s_factor_past_the_knee_where_the_generator_kept_up(
+    estimated: tuple[Calibrated, Sources],
+) -> None:
+    model, sources = estimated
+    assert model.load.curve == [(400, 1.0, 1.0, 1.0, 1.0), (800, 0.8, 0.8, 0.8, 0.8)]  # 1600/s did not keep up
+    assert model.load.at(600) == pytest.approx((0.9, 0.9, 0.9, 0.9))
+    assert "1 at 400/s" in sources["load.curve"] and "at 800/s" in sources["load.curve"]
+    plain = estimate_model(LEVELS[:3], DRAWN, Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0),
+                           fit_seconds=1.0)[0]  # fmt: skip
+    assert plain.load.curve == []  # nothing measured past the knee: the lines hold at every load
 
 
 def test_the_delay_curve_makes_each_level_that_held_what_it_measured(estimated: tuple[Calibrated, Sources]) -> None:
@@ -174,7 +190,7 @@ def test_a_thread_whose_cpu_does_not_grow_with_the_load_is_background_not_demand
     """gRPC's C threads busy 11% of a core at every level: no demand per request (an average of
     U / X would make it 1.1 ms at 100/s and charge it to every request at 1,000/s)."""
     flat = copy.deepcopy(LEVELS)
-    for level, busy in zip(flat, (0.11, 0.115, 0.105, 0.11), strict=True):
+    for level, busy in zip(flat, (0.11, 0.115, 0.105, 0.11, 0.1), strict=True):
         level["cpu"]["core"]["threads"]["event_engine"]["utilisation"] = busy
     setup = Setup(cpus=2, hosts=4, processes=2, service_time_ms=0.0)
     model, sources = estimate_model(flat, DRAWN, setup, fit_seconds=1.0)

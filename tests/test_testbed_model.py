@@ -61,6 +61,21 @@ def test_the_core_cpu_follows_the_utilisation_law() -> None:
     assert x == pytest.approx(300, rel=0.1)
 
 
+def test_the_load_curve_scales_each_demand_at_the_offered_rate() -> None:
+    # factors 1 at 100/s and 0.5 at 500/s: at 300/s the handler's and io's 0.5 ms become 0.375 ms
+    curve = [[100.0, 1.0, 1.0, 1.0, 1.0], [500.0, 0.5, 0.5, 0.5, 0.5]]
+    plain, scaled = _at(300), _at(300, _model(load={"curve": curve}))
+    x = scaled.throughput
+    assert scaled.core_cpu == pytest.approx(plain.core_cpu - x * 0.125e-3, abs=0.01)
+    assert _at(50, _model(load={"curve": curve})).core_cpu == _at(50).core_cpu  # below the curve: its first factors
+    slow = _at(10, _model(load={"curve": [[5.0, 2.0, 2.0, 2.0, 2.0]]})).figures()  # past its end: its last
+    assert slow["mean_ms"] == pytest.approx(
+        3.4 + 0.2 + 0.1 + 0.4 + 0.2, rel=0.08
+    )  # the generator, io, handler, host x2
+    with pytest.raises(ValueError, match="rates must rise"):
+        _model(load={"curve": [[500.0, 1, 1, 1, 1], [100.0, 1, 1, 1, 1]]})
+
+
 # a handler of 2 ms a request: the core's lock saturates near 500/s (fewer requests to simulate)
 SLOW_CORE = {"cpu_ms": 2.0, "io_cpu_ms": 0.1, "background": 0.05}
 
@@ -120,13 +135,17 @@ def test_slow_agencies_add_their_service_time_to_the_forwards() -> None:
 
 
 def test_the_written_model_reads_back_the_same(tmp_path: Any) -> None:
+    curve = [[300.0, 1.0, 1.0, 1.0, 1.0], [450.0, 0.8, 0.9, 0.5, 0.95]]
     model = _model(description="a test", delay={"fixed_ms": 1.0, "mean_ms": 1e-06, "cv": 1.0},  # "1.0e-06" in YAML
-                   unroutable=0.0125)  # fmt: skip
+                   unroutable=0.0125, load={"curve": curve})  # fmt: skip
     path = tmp_path / "calibrated.yaml"
     path.write_text(dump_calibrated(model, {"core.cpu_ms": "measured: the test"}, "header line"))
     text = path.read_text()
     assert text.startswith("# header line") and "# measured: the test" in text
     assert load_calibrated(path) == model
+    plain = _model()
+    path.write_text(dump_calibrated(plain, {}))
+    assert "load:" not in path.read_text() and load_calibrated(path) == plain  # no curve: no section
 
 
 def test_a_model_whose_shares_do_not_add_up_is_refused_with_its_place(tmp_path: Any) -> None:

@@ -18,6 +18,9 @@ measure.py), with the operational laws of network/calibration.py, and says where
   commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
   against its mean batch, from the core's telemetry, a line across the levels;
 - commit.handoffs: the value whose simulated commit times come closest to the telemetry's;
+- load.curve: past the highest level that held (the lines are fitted up to it), at each level
+  whose generator kept its schedule, each line's CPU per request there over the line's
+  ((U - U0) / (D X)): the CPU a process spends per request falls as the load grows;
 - delay.curve: what the stations do not explain at each level that held, as its p50, p90 and
   p99 (measured less the model's own, simulated without the delay, then corrected by what the
   model with the curve still misses): a load-dependent delay, interpolated between the levels
@@ -171,16 +174,64 @@ def _ms(e: Estimate) -> float:
     return e.value * 1000
 
 
-def _stations(levels: Sequence[Level], fan_out: float, sources: Sources) -> dict[str, Any]:
-    x = [lv["achieved_per_s"] for lv in levels]
-    run_s = [lv["seconds"] + lv["warmup_s"] for lv in levels]
-    gen_u = [lv["cpu_s"] / s for lv, s in zip(levels, run_s, strict=True)]
-    gen = _demand([lv["offered_per_s"] for lv in levels], gen_u, "the generator's CPU against the offered rate")
-    main = _demand(x, [_utilisation(lv, "core", lambda t: t in _LOCKED) for lv in levels],
-                   "the core's Python threads (main, grpc-poller)")  # fmt: skip
-    io = _demand(x, [_utilisation(lv, "core", lambda t: t not in (*_LOCKED, "audit-writer")) for lv in levels],
-                "the core's gRPC threads")  # fmt: skip
-    host = _demand([v * fan_out for v in x], [_hosts(lv) for lv in levels], "the hosts' CPU against forwards/s")
+def _generator_u(level: Level) -> float:
+    return float(level["cpu_s"] / (level["seconds"] + level["warmup_s"]))
+
+
+def _locked_u(level: Level) -> float:
+    return _utilisation(level, "core", lambda t: t in _LOCKED)
+
+
+def _io_u(level: Level) -> float:
+    return _utilisation(level, "core", lambda t: t not in (*_LOCKED, "audit-writer"))
+
+
+# the CPU lines per request, in the order of the load curve's factors: (name, the load a level puts
+# on it given the mix's destinations per request, its utilisation there, what it is)
+_LINES: tuple[tuple[str, Callable[[Level, float], float], Callable[[Level], float], str], ...] = (
+    ("generator", lambda lv, _: lv["offered_per_s"], _generator_u, "the generator's CPU against the offered rate"),
+    ("core", lambda lv, _: lv["achieved_per_s"], _locked_u, "the core's Python threads (main, grpc-poller)"),
+    ("core_io", lambda lv, _: lv["achieved_per_s"], _io_u, "the core's gRPC threads"),
+    ("host", lambda lv, fan_out: lv["achieved_per_s"] * fan_out, _hosts, "the hosts' CPU against forwards/s"),
+)
+_LOAD_CLIP = (0.25, 1.5)  # the factors a load curve may give a demand
+KEPT_UP = 0.95  # a level past the knee whose answers kept up with this share of its offered rate reads CPU
+
+
+def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
+    return {name: _demand([x(lv, fan_out) for lv in levels], [u(lv) for lv in levels], what)
+            for name, x, u, what in _LINES}  # fmt: skip
+
+
+def _load(levels: Sequence[Level], held: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
+          sources: Sources) -> list[tuple[float, ...]]:  # fmt: skip
+    """The load curve (scenarios/calibrated.py's Load): 1 at the highest level that held (the lines
+    were fitted up to it), then at each level past it whose generator kept its schedule, each
+    line's CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
+    top = max(lv["rate"] for lv in held)
+    past = sorted((lv for lv in levels if lv["rate"] > top and not lv["generator_limited"]
+                   and lv["achieved_per_s"] >= KEPT_UP * lv["offered_per_s"]), key=lambda lv: lv["rate"])  # fmt: skip
+    if not past:
+        return []
+    curve: list[tuple[float, ...]] = [(top, 1.0, 1.0, 1.0, 1.0)]
+    for lv in past:
+        curve.append((lv["rate"], *(_factor(lines[name], x(lv, fan_out), u(lv)) for name, x, u, _ in _LINES)))
+    sources["load.curve"] = (f"[rate, generator, core, core_io, host]: 1 at {top:g}/s, the highest level that "
+                             f"held (the lines' fit); at {levels_text([lv['rate'] for lv in past])}, past the knee "
+                             "but kept up with, each line's CPU per request there over the line's")  # fmt: skip
+    return curve
+
+
+def _factor(line: Estimate, x: float, u: float) -> float:
+    """A line's CPU per request measured at load `x` (utilisation `u`) over the line's, clipped."""
+    if line.value <= 0 or x <= 0:
+        return 1.0
+    return round(float(np.clip((u - line.background) / (line.value * x), *_LOAD_CLIP)), 4)
+
+
+def _stations(levels: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
+              sources: Sources) -> dict[str, Any]:  # fmt: skip
+    gen, main, io, host = (lines[name] for name, *_ in _LINES)
     commits = [lv["telemetry"]["commits"] for lv in levels]
     lowest = min(levels, key=lambda lv: lv["rate"])
     fixed = Estimate(_measured_commit_ms(lowest) / 1000, f"the mean commit at {lowest['rate']:g}/s (telemetry), "
@@ -304,10 +355,12 @@ def estimate_model(
     sources: Sources = {}
     mix, fan_out = _mix(drawn)
     sources["mix"] = f"{len(drawn):,} requests drawn from the load test's mix, {fan_out:.3f} destinations on average"
+    lines = _lines(held, fan_out)
     data = {
         "description": setup.description, "cpus": setup.cpus, "hosts": setup.hosts, "seed": setup.seed,
-        **_stations(held, fan_out, sources),
-        "delay": {"mean_ms": 0.0, "cv": 0.0}, "mix": mix, "levels": [lv["rate"] for lv in levels],
+        **_stations(held, fan_out, lines, sources),
+        "delay": {"mean_ms": 0.0, "cv": 0.0}, "load": {"curve": _load(levels, held, fan_out, lines, sources)},
+        "mix": mix, "levels": [lv["rate"] for lv in levels],
     }  # fmt: skip
     data["unroutable"] = _unroutable(held, sources)
     data["generator"]["processes"] = setup.processes
