@@ -19,7 +19,7 @@ measure.py), with the operational laws of network/calibration.py, and says where
   against its mean batch, from the core's telemetry, a line across the levels;
 - commit.handoffs: the value whose simulated commit times come closest to the telemetry's;
 - load.curve: past the highest level that held (the lines are fitted up to it), at each level
-  whose generator kept its schedule, each line's CPU per request there over the line's
+  whose answers kept up with the offered rate, each line's CPU per request there over the line's
   ((U - U0) / (D X)): the CPU a process spends per request falls as the load grows;
 - delay.curve: what the stations do not explain at each level that held, as its p50, p90 and
   p99 (measured less the model's own, simulated without the delay, then corrected by what the
@@ -195,7 +195,7 @@ _LINES: tuple[tuple[str, Callable[[Level, float], float], Callable[[Level], floa
     ("host", lambda lv, fan_out: lv["achieved_per_s"] * fan_out, _hosts, "the hosts' CPU against forwards/s"),
 )
 _LOAD_CLIP = (0.25, 1.5)  # the factors a load curve may give a demand
-KEPT_UP = 0.95  # a level past the knee whose answers kept up with this share of its offered rate reads CPU
+KEPT_UP = 0.97  # a level past the knee whose answers kept up with this share of its offered rate reads CPU
 
 
 def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
@@ -206,11 +206,12 @@ def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
 def _load(levels: Sequence[Level], held: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
           sources: Sources) -> list[tuple[float, ...]]:  # fmt: skip
     """The load curve (scenarios/calibrated.py's Load): 1 at the highest level that held (the lines
-    were fitted up to it), then at each level past it whose generator kept its schedule, each
-    line's CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
+    were fitted up to it), then at each level past it whose answers kept up with the offered rate
+    (KEPT_UP; its generator may have sent late: the CPU per request is still read), each line's
+    CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
     top = max(lv["rate"] for lv in held)
-    past = sorted((lv for lv in levels if lv["rate"] > top and not lv["generator_limited"]
-                   and lv["achieved_per_s"] >= KEPT_UP * lv["offered_per_s"]), key=lambda lv: lv["rate"])  # fmt: skip
+    past = sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= KEPT_UP * lv["offered_per_s"]),
+                  key=lambda lv: lv["rate"])  # fmt: skip
     if not past:
         return []
     curve: list[tuple[float, ...]] = [(top, 1.0, 1.0, 1.0, 1.0)]
