@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
+from scenarios.calibrated import at_rate
 
 __all__ = ["Quantiles", "quantiles_at", "shifted_lognormal"]
 
@@ -32,11 +32,11 @@ def quantiles_at(curve: Sequence[tuple[float, float, float, float]], rate: float
     highest's line (never falling) above them."""
     if not curve:
         raise ValueError("a delay curve needs at least one point")
-    rates, *columns = (np.array(column, dtype=float) for column in zip(*curve, strict=True))
-    if len(curve) == 1 or rate <= rates[-1]:  # np.interp holds the ends' values beyond them
-        return _quantiles([math.nan, *(float(np.interp(rate, rates, c)) for c in columns)])
-    share = (rate - rates[-1]) / (rates[-1] - rates[-2])  # past the highest: the two highest's line
-    return _quantiles([math.nan, *(float(c[-1] + max(0.0, c[-1] - c[-2]) * share) for c in columns)])
+    if len(curve) == 1 or rate <= curve[-1][0]:
+        return _quantiles([math.nan, *at_rate(curve, rate)])
+    (low, *lower), (high, *higher) = curve[-2], curve[-1]
+    share = (rate - high) / (high - low)  # past the highest: the two highest's line
+    return _quantiles([math.nan, *(h + max(0.0, h - lo) * share for lo, h in zip(lower, higher, strict=True))])
 
 
 def _quantiles(point: Sequence[float]) -> Quantiles:

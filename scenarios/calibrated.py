@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "Host",
     "KindMix",
     "Load",
+    "at_rate",
     "dump_calibrated",
     "load_calibrated",
 ]
@@ -142,9 +143,7 @@ class Delay(Section):
 
     @model_validator(mode="after")
     def _one_delay(self) -> Delay:
-        rates = [point[0] for point in self.curve]
-        if rates != sorted(set(rates)):
-            raise ValueError("the curve's rates must rise, each once")
+        _rising(self.curve)
         if self.curve and (self.fixed_ms or self.mean_ms):
             raise ValueError("either a curve or fixed_ms/mean_ms, not both")
         return self
@@ -167,18 +166,31 @@ class Load(Section):
 
     @model_validator(mode="after")
     def _rates_rise(self) -> Load:
-        rates = [point[0] for point in self.curve]
-        if rates != sorted(set(rates)):
-            raise ValueError("the curve's rates must rise, each once")
+        _rising(self.curve)
         return self
 
     def at(self, rate: float) -> tuple[float, float, float, float]:
         """The (generator, core, core_io, host) factors at the offered `rate`."""
         if not self.curve:
             return 1.0, 1.0, 1.0, 1.0
-        rates = [point[0] for point in self.curve]
-        gen, core, io, host = (float(np.interp(rate, rates, [point[k] for point in self.curve])) for k in range(1, 5))
+        gen, core, io, host = at_rate(self.curve, rate)
         return gen, core, io, host
+
+
+def _rising(curve: Sequence[Sequence[float]]) -> None:
+    """ValueError unless the curve's points' rates (their first values) rise, each once."""
+    rates = [point[0] for point in curve]
+    if rates != sorted(set(rates)):
+        raise ValueError("the curve's rates must rise, each once")
+
+
+def at_rate(curve: Sequence[Sequence[float]], rate: float) -> tuple[float, ...]:
+    """The values of a curve's [rate, value, ...] points (rates rising, at least one point) at
+    `rate`: each interpolated between points, the ends' values beyond them."""
+    if not curve:
+        raise ValueError("a curve needs at least one point")
+    rates, *columns = (np.array(column, dtype=float) for column in zip(*curve, strict=True))
+    return tuple(float(np.interp(rate, rates, column)) for column in columns)
 
 
 class KindMix(Section):

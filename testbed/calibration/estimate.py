@@ -186,16 +186,28 @@ def _io_u(level: Level) -> float:
     return _utilisation(level, "core", lambda t: t not in (*_LOCKED, "audit-writer"))
 
 
+def _offered(level: Level, _: float) -> float:
+    return float(level["offered_per_s"])
+
+
+def _answered(level: Level, _: float) -> float:
+    return float(level["achieved_per_s"])
+
+
+def _forwarded(level: Level, fan_out: float) -> float:
+    return float(level["achieved_per_s"]) * fan_out
+
+
 # the CPU lines per request, in the order of the load curve's factors: (name, the load a level puts
 # on it given the mix's destinations per request, its utilisation there, what it is)
 _LINES: tuple[tuple[str, Callable[[Level, float], float], Callable[[Level], float], str], ...] = (
-    ("generator", lambda lv, _: lv["offered_per_s"], _generator_u, "the generator's CPU against the offered rate"),
-    ("core", lambda lv, _: lv["achieved_per_s"], _locked_u, "the core's Python threads (main, grpc-poller)"),
-    ("core_io", lambda lv, _: lv["achieved_per_s"], _io_u, "the core's gRPC threads"),
-    ("host", lambda lv, fan_out: lv["achieved_per_s"] * fan_out, _hosts, "the hosts' CPU against forwards/s"),
+    ("generator", _offered, _generator_u, "the generator's CPU against the offered rate"),
+    ("core", _answered, _locked_u, "the core's Python threads (main, grpc-poller)"),
+    ("core_io", _answered, _io_u, "the core's gRPC threads"),
+    ("host", _forwarded, _hosts, "the hosts' CPU against forwards/s"),
 )
 _LOAD_CLIP = (0.25, 1.5)  # the factors a load curve may give a demand
-KEPT_UP = 0.97  # a level past the knee whose answers kept up with this share of its offered rate reads CPU
+_KEPT_UP = 0.97  # a level past the knee whose answers kept up with this share of its offered rate reads CPU
 
 
 def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
@@ -207,10 +219,10 @@ def _load(levels: Sequence[Level], held: Sequence[Level], fan_out: float, lines:
           sources: Sources) -> list[tuple[float, ...]]:  # fmt: skip
     """The load curve (scenarios/calibrated.py's Load): 1 at the highest level that held (the lines
     were fitted up to it), then at each level past it whose answers kept up with the offered rate
-    (KEPT_UP; its generator may have sent late: the CPU per request is still read), each line's
+    (_KEPT_UP; its generator may have sent late: the CPU per request is still read), each line's
     CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
     top = max(lv["rate"] for lv in held)
-    past = sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= KEPT_UP * lv["offered_per_s"]),
+    past = sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= _KEPT_UP * lv["offered_per_s"]),
                   key=lambda lv: lv["rate"])  # fmt: skip
     if not past:
         return []
