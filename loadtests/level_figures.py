@@ -16,16 +16,17 @@ NOT_SENT ones (the sender's in-flight cap was reached) apart. Percentiles are th
 The generator could not keep its schedule (`generator_limited`, with the reasons in
 `limited_by`) when the p99 send lag passes LAG_LIMIT_MS ("send_lag"), when it sent less than
 SENT_SHARE_LIMIT of what was offered ("sent_rate"), or when a send found the in-flight cap full
-("in_flight_cap"): then the level measured the generator, not (only) the server, and a
-benchmark reports the generator's ceiling instead of a knee. Figures that do not exist (no
-request answered) are None, so the figures are strict JSON.
+("in_flight_cap"). Whether it could not offer the level at all (`could_not_offer`: it sent too
+little, or its cap was full; late sends alone are not) is the one test the benchmarks and the
+calibration apply: then the level measured the generator, not the server. Figures that do not
+exist (no request answered) are None, so the figures are strict JSON.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -35,7 +36,7 @@ from numpy.typing import NDArray
 from crossroads.statistics import mean, percentiles
 from loadtests.level import NOT_SENT, Level
 
-__all__ = ["LAG_LIMIT_MS", "SENT_SHARE_LIMIT", "figures_of"]
+__all__ = ["LAG_LIMIT_MS", "SENT_SHARE_LIMIT", "could_not_offer", "figures_of"]
 
 LAG_LIMIT_MS = 5.0
 SENT_SHARE_LIMIT = 0.98
@@ -79,6 +80,14 @@ def _limited_by(offered: float, sent_per_s: float, lag_p99_ms: float | None, not
     if not_sent:
         reasons.append("in_flight_cap")
     return reasons
+
+
+def could_not_offer(figures: Mapping[str, Any]) -> bool:
+    """Whether the generator could not offer a level (`figures_of`'s): it sent less than was
+    offered, or its in-flight cap was full. Late sends alone are not: on two shared cores the
+    generator lags when the machine is busy, whoever makes it busy, and that lag counts in the
+    latency measured from the intended send time, as a real client's would."""
+    return bool(set(figures["limited_by"]) - {"send_lag"})
 
 
 def figures_of(records: NDArray[np.void], level: Level, cpu_s: Sequence[float]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ memory trend that judges "flat", and the core's memory diagnostics. Never their 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -22,9 +23,10 @@ from crossroads.diagnostics import (
     read_dump,
     summarise_dump,
 )
+from loadtests.level_figures import could_not_offer
 from loadtests.report import soak_text
 from loadtests.resources import memory_trend
-from testbed.bench.capacity import _knee, _stops, capacity_text, generator_limited, sustained
+from testbed.bench.capacity import _knee, _stops, capacity_text, sustained
 from testbed.bench.goals import BenchError
 from testbed.bench.soak import SOAK_SHARE, soak_rate
 from testbed.cli import main
@@ -87,11 +89,16 @@ def test_a_process_without_samples_in_the_second_half_has_no_trend() -> None:
 
 def test_a_snapshot_says_where_memory_is_and_what_grew(tmp_path: Path) -> None:
     diagnostics = MemoryDiagnostics(tmp_path / "dump.jsonl", top=5)
-    diagnostics.start()
-    kept = [bytearray(100) for _ in range(5000)]  # objects the collector does not track: only counted by type
-    kept_tracked = [[k] for k in range(5000)]
-    diagnostics.dump("later")
-    diagnostics.close()
+    gc.collect()  # earlier tests' garbage, which a collection between the snapshots would count as shrinkage
+    gc.disable()
+    try:
+        diagnostics.start()
+        kept = [bytearray(100) for _ in range(5000)]  # objects the collector does not track: only counted by type
+        kept_tracked = [[k] for k in range(5000)]
+        diagnostics.dump("later")
+        diagnostics.close()
+    finally:
+        gc.enable()
     snapshots = read_dump(tmp_path / "dump.jsonl")
     assert [s["why"] for s in snapshots] == ["start", "later", "exit"]
     later = snapshots[1]
@@ -175,7 +182,7 @@ def test_a_knee_is_the_highest_step_held_and_says_what_ended_the_climb() -> None
     assert _stops(ceiling, 50.0) and _knee(ceiling, 50.0) == {"rps": 100.0, "limit": "generator"}
     assert _knee([_step(100.0, 10.0)], 50.0)["limit"] == "top of the staircase"
     lagging = _step(100.0, 10.0) | {"limited_by": ["send_lag"], "lag_p99_ms": 8.0}
-    assert not generator_limited(lagging) and generator_limited(lagging | {"limited_by": ["send_lag", "sent_rate"]})
+    assert not could_not_offer(lagging) and could_not_offer(lagging | {"limited_by": ["send_lag", "sent_rate"]})
 
 
 def test_the_soak_runs_at_seventy_percent_of_the_core_capacity_or_not_at_all() -> None:

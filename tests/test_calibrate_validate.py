@@ -5,6 +5,8 @@ what-ifs, the goals), not how accurate it is: accuracy is a benchmark."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -41,9 +43,12 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calibrate")
     scenario = folder / "tiny.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO))
-    assert (
-        main(["calibrate", "--scenario", str(scenario), "--out", str(folder / "cal"), "--rates", "30,60", *SHORT]) == 0
-    )
+    said = io.StringIO()  # what went wrong, in the assertion: a module fixture's captured stderr may not be shown
+    with contextlib.redirect_stderr(said):
+        code = main(
+            ["calibrate", "--scenario", str(scenario), "--out", str(folder / "cal"), "--rates", "30,60", *SHORT]
+        )
+    assert code == 0, said.getvalue()
     return folder / "cal" / "calibrated.yaml"
 
 

@@ -12,8 +12,8 @@ order alternates, so that both meet the same moods of a shared machine). A step 
 when its p99 latency is at most `p99_ms`, at most 1 % of its requests failed, and at least 95 %
 of what was offered was answered within the step. A path stops climbing after two steps in a row
 that were not (one alone may be a neighbour's burst on a shared machine): its knee is the highest
-step sustained. When the generator could not keep its schedule
-(loadtests.level_figures: `generator_limited`), the step measured the generator, not the path:
+step sustained. When the generator could not offer a step
+(loadtests.level_figures: `could_not_offer`), the step measured the generator, not the path:
 the path stops there too, and its capacity is reported as a lower bound with the generator's
 ceiling as the reason. Each capacity is the median of `repeats` climbs; the ratio core/proxy is
 the median of the climbs' ratios (each climb's two knees were measured side by side).
@@ -36,6 +36,7 @@ from typing import Any
 
 from crossroads.telemetry import TELEMETRY_ENV, over, read_telemetry
 from loadtests.level import Level
+from loadtests.level_figures import could_not_offer
 from scenarios.shipped import default_scenario
 from testbed.bench.goals import BenchError, load_average, machine_info, say, write_figures
 from testbed.bench.levels import Path_, run_level
@@ -48,7 +49,6 @@ __all__ = [
     "CapacityPlan",
     "capacity_benchmark",
     "capacity_text",
-    "generator_limited",
     "measure_capacity",
     "sustained",
 ]
@@ -95,17 +95,9 @@ def sustained(figures: dict[str, Any], p99_ms: float) -> bool:
     )
 
 
-def generator_limited(step: dict[str, Any]) -> bool:
-    """Whether the generator could not offer the step: it sent less than was offered, or its
-    in-flight cap was full. Late sends alone are not: on two shared cores the generator lags when
-    the machine is saturated, whoever saturates it, and that lag counts in the latency measured
-    from the intended send time, as a real client's would."""
-    return bool(set(step["limited_by"]) - {"send_lag"})
-
-
 def _failure(step: dict[str, Any], p99_ms: float) -> str | None:
     """Why a step did not hold (generator, p99, errors, answers), or None when it held."""
-    if generator_limited(step):
+    if could_not_offer(step):
         return "generator"
     if sustained(step, p99_ms):
         return None
@@ -150,7 +142,7 @@ def _climb(bench: _Bench, k: int) -> dict[str, Any]:
             level = bench.plan.level(rate, bench.plan.step_s, seed=bench.plan.seed + 1000 * k + s)
             figures = run_level(bench.pki, bench.paths[name], level, bench.folder / "loadgen.log")
             steps[name].append(figures)
-            limited = " (generator limited)" if generator_limited(figures) else ""
+            limited = " (generator limited)" if could_not_offer(figures) else ""
             say(f"climb {k + 1}, {name:>5} at {rate:7.1f}/s: p99 {figures['p99_ms']} ms, "
                 f"answered {figures['achieved_per_s']:.0f}/s{limited}")  # fmt: skip
             if _stops(steps[name], bench.plan.p99_ms):

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from crossroads.audit_writer import DEFAULT_COMMIT_LINGER
+from loadtests.level_figures import could_not_offer
 from loadtests.prepared_mix import Drawn
 from network.calibration import Estimate, demand, levels_text
 from network.testbed_model import Conditions, Prediction, predict
@@ -100,8 +101,17 @@ def p99_held(level: Level) -> bool:
 
 
 def held(level: Level) -> bool:
-    """Whether a level held: its p99 did, and its generator kept its schedule."""
-    return p99_held(level) and not level["generator_limited"]
+    """Whether a level held: its p99 did, and its generator offered it (`could_not_offer`: sends
+    that were late only are in the latency, and the generator's CPU is a station of the model)."""
+    return p99_held(level) and not could_not_offer(level)
+
+
+def _why_not(level: Level) -> str:
+    """Why a level did not hold, in a few words."""
+    if could_not_offer(level):
+        return f"{level['rate']:g}/s: the generator could not offer it ({', '.join(level['limited_by'])})"
+    p99 = level.get("p99_ms")
+    return f"{level['rate']:g}/s: " + ("nothing answered" if p99 is None else f"p99 {p99:g} ms")
 
 
 def until_past_knee(climb: Iterable[Step], holds: Callable[[Step], bool]) -> Iterator[Step]:
@@ -364,7 +374,10 @@ def estimate_model(
     ValueError when fewer than one level held below the knee."""
     held = below_knee(levels)
     if not held:
-        raise ValueError(f"no level held p99 <= {KNEE_P99_MS:g} ms: nothing to calibrate from (lower the rates)")
+        raise ValueError(
+            f"no level held p99 <= {KNEE_P99_MS:g} ms (its generator offering it): nothing to calibrate "
+            f"from ({'; '.join(_why_not(lv) for lv in levels)}); lower the rates"
+        )
     sources: Sources = {}
     mix, fan_out = _mix(drawn)
     sources["mix"] = f"{len(drawn):,} requests drawn from the load test's mix, {fan_out:.3f} destinations on average"
