@@ -21,7 +21,8 @@ measure.py), with the operational laws of network/calibration.py, and says where
 - load.curve: past the highest level that held (the lines are fitted up to it), at each level
   whose answers kept up with the offered rate, each line's CPU per request there over the line's
   ((U - U0) / (D X)): the CPU a process spends per request falls as the load grows;
-- delay.curve: what the stations do not explain at each level that held, as its p50, p90 and
+- delay.curve: what the stations do not explain at each level that held, and past them at each
+  that kept up (so the model's latency up to there is measured, not extrapolated), as its p50, p90 and
   p99 (measured less the model's own, simulated without the delay, then corrected by what the
   model with the curve still misses): a load-dependent delay, interpolated between the levels
   (network/path_delay.py);
@@ -225,17 +226,22 @@ def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
             for name, x, u, what in _LINES}  # fmt: skip
 
 
-def _load(levels: Sequence[Level], held: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
+def _kept_up_past(levels: Sequence[Level], held: Sequence[Level]) -> list[Level]:
+    """The levels past the highest that held whose answers kept up with the offered rate
+    (_KEPT_UP; their generator may have sent late), by rate: steady states past the knee."""
+    top = max(lv["rate"] for lv in held)
+    return sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= _KEPT_UP * lv["offered_per_s"]),
+                  key=lambda lv: lv["rate"])  # fmt: skip
+
+
+def _load(held: Sequence[Level], past: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
           sources: Sources) -> list[tuple[float, ...]]:  # fmt: skip
     """The load curve (scenarios/calibrated.py's Load): 1 at the highest level that held (the lines
-    were fitted up to it), then at each level past it whose answers kept up with the offered rate
-    (_KEPT_UP; its generator may have sent late: the CPU per request is still read), each line's
+    were fitted up to it), then at each level `past` it that kept up (`_kept_up_past`), each line's
     CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
-    top = max(lv["rate"] for lv in held)
-    past = sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= _KEPT_UP * lv["offered_per_s"]),
-                  key=lambda lv: lv["rate"])  # fmt: skip
     if not past:
         return []
+    top = max(lv["rate"] for lv in held)
     curve: list[tuple[float, ...]] = [(top, 1.0, 1.0, 1.0, 1.0)]
     for lv in past:
         curve.append((lv["rate"], *(_factor(lines[name], x(lv, fan_out), u(lv)) for name, x, u, _ in _LINES)))
@@ -331,10 +337,12 @@ def _rates(levels: Sequence[Level]) -> str:
 
 
 def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, sources: Sources) -> Calibrated:
-    """The delay curve (network/path_delay.py): at each level that held, the p50/p90/p99 latency
-    the stations leave unexplained (measured less the model's own there, simulated without a
-    delay), then corrected DELAY_ROUNDS times by what the model with the curve still misses
-    there (a sum's quantiles are not the sums of its parts' quantiles)."""
+    """The delay curve (network/path_delay.py): at each of `levels` (those that held, and past
+    them those that kept up: the model's latency past the last level that held is measured,
+    not extrapolated), the p50/p90/p99 latency the stations leave unexplained (measured less
+    the model's own there, simulated without a delay), then corrected DELAY_ROUNDS times by
+    what the model with the curve still misses there (a sum's quantiles are not the sums of
+    its parts' quantiles)."""
     bare = model.with_values("delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
     ordered = sorted(levels, key=lambda lv: lv["rate"])
     curve = [[lv["rate"], 0.0, 0.0, 0.0] for lv in ordered]
@@ -345,8 +353,9 @@ def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: f
             for k, q in enumerate(_QUANTILES, 1):
                 point[k] = max(0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
         trial = bare.with_values("delay", curve=[tuple(point) for point in curve])
-    sources["delay.curve"] = (f"[rate, p50, p90, p99] the stations leave unexplained at each level that held "
-                              f"(measured less the model's own there, corrected {DELAY_ROUNDS} times)")  # fmt: skip
+    sources["delay.curve"] = (f"[rate, p50, p90, p99] the stations leave unexplained at {_rates(ordered)} (the "
+                              "levels that held, and past them those that kept up; measured less the model's own "
+                              f"there, corrected {DELAY_ROUNDS} times)")  # fmt: skip
     return trial
 
 
@@ -381,11 +390,11 @@ def estimate_model(
     sources: Sources = {}
     mix, fan_out = _mix(drawn)
     sources["mix"] = f"{len(drawn):,} requests drawn from the load test's mix, {fan_out:.3f} destinations on average"
-    lines = _lines(held, fan_out)
+    lines, past = _lines(held, fan_out), _kept_up_past(levels, held)
     data = {
         "description": setup.description, "cpus": setup.cpus, "hosts": setup.hosts, "seed": setup.seed,
         **_stations(held, fan_out, lines, sources),
-        "delay": {"mean_ms": 0.0, "cv": 0.0}, "load": {"curve": _load(levels, held, fan_out, lines, sources)},
+        "delay": {"mean_ms": 0.0, "cv": 0.0}, "load": {"curve": _load(held, past, fan_out, lines, sources)},
         "mix": mix, "levels": [lv["rate"] for lv in levels],
     }  # fmt: skip
     data["unroutable"] = _unroutable(held, sources)
@@ -399,4 +408,4 @@ def estimate_model(
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
     model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
-    return _fit_delay(model, held, setup.seed, fit_seconds, sources), sources
+    return _fit_delay(model, [*held, *past], setup.seed, fit_seconds, sources), sources
