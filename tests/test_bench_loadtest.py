@@ -163,7 +163,7 @@ def _step(
     rate: float, p99_ms: float | None, *, errors: int = 0, answered: float = 1.0, limited: bool = False
 ) -> dict[str, Any]:
     return {"rate": rate, "p99_ms": p99_ms, "sent": 100, "errors": errors, "offered_per_s": rate,
-            "achieved_per_s": answered * rate, "generator_limited": limited, "lag_p99_ms": 1.0,
+            "achieved_per_s": answered * rate, "lag_p99_ms": 1.0,
             "limited_by": ["sent_rate"] if limited else []}  # fmt: skip
 
 

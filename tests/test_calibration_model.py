@@ -32,7 +32,7 @@ def _level(rate: float, batch: float, p99_ms: float = 12.0, load: float = 1.0, a
     commits, x = rate * 10 / batch, rate * answered
     return {
         "rate": rate, "offered_per_s": rate, "achieved_per_s": x, "seconds": 10.0, "warmup_s": 2.0,
-        "generator_limited": answered < 1, "limited_by": ["send_lag", "sent_rate"] if answered < 1 else [],
+        "limited_by": ["send_lag", "sent_rate"] if answered < 1 else [],
         "cpu_s": (0.05 + GEN * load * rate) * 12.0,
         "sent": int(rate * 10), "errors_by_code": {"FAILED_PRECONDITION": round(rate * 10 * UNROUTABLE),
                                                    "DEADLINE_EXCEEDED": 3},
@@ -169,7 +169,7 @@ def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_st
     knee = _knee(climbed, 250.0)
     assert knee["measured"] == 300.0 and knee["error"] == pytest.approx(-1 / 6, abs=1e-4)
     assert knee["at_least"]  # every stair climbed held by its median: the live knee is higher still
-    failed = (models, {"rate": 350.0, "p99_ms": 80.0, "generator_limited": False, "limited_by": []})
+    failed = (models, {"rate": 350.0, "p99_ms": 80.0, "limited_by": []})
     assert _knee([*climbed, failed], 250.0)["measured"] == 300.0 and not _knee([*climbed, failed], 250.0)["at_least"]
 
 
@@ -183,7 +183,7 @@ class _Climb:
     def level(self, rate: float) -> dict[str, Any]:
         self.measured.append(rate)
         return {"rate": rate, "achieved_per_s": rate, "p50_ms": 5.0, "p99_ms": 80.0 if rate in self.failing else 20.0,
-                "generator_limited": False, "limited_by": [], "cpu": {"core": {"utilisation": 0.3}}}  # fmt: skip
+                "limited_by": [], "cpu": {"core": {"utilisation": 0.3}}}  # fmt: skip
 
 
 @pytest.mark.parametrize(("failing", "climbed"), [

@@ -226,22 +226,20 @@ def _lines(levels: Sequence[Level], fan_out: float) -> dict[str, Estimate]:
             for name, x, u, what in _LINES}  # fmt: skip
 
 
-def _kept_up_past(levels: Sequence[Level], held: Sequence[Level]) -> list[Level]:
-    """The levels past the highest that held whose answers kept up with the offered rate
+def _kept_up_past(levels: Sequence[Level], top: float) -> list[Level]:
+    """The levels past `top` (the highest that held) whose answers kept up with the offered rate
     (_KEPT_UP; their generator may have sent late), by rate: steady states past the knee."""
-    top = max(lv["rate"] for lv in held)
     return sorted((lv for lv in levels if lv["rate"] > top and lv["achieved_per_s"] >= _KEPT_UP * lv["offered_per_s"]),
                   key=lambda lv: lv["rate"])  # fmt: skip
 
 
-def _load(held: Sequence[Level], past: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
+def _load(top: float, past: Sequence[Level], fan_out: float, lines: Mapping[str, Estimate],
           sources: Sources) -> list[tuple[float, ...]]:  # fmt: skip
-    """The load curve (scenarios/calibrated.py's Load): 1 at the highest level that held (the lines
-    were fitted up to it), then at each level `past` it that kept up (`_kept_up_past`), each line's
-    CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
+    """The load curve (scenarios/calibrated.py's Load): 1 at `top`, the highest level that held
+    (the lines were fitted up to it), then at each level `past` it that kept up (`_kept_up_past`),
+    each line's CPU per request there over the line's ((U - U0) / (D X)); none without such a level."""
     if not past:
         return []
-    top = max(lv["rate"] for lv in held)
     curve: list[tuple[float, ...]] = [(top, 1.0, 1.0, 1.0, 1.0)]
     for lv in past:
         curve.append((lv["rate"], *(_factor(lines[name], x(lv, fan_out), u(lv)) for name, x, u, _ in _LINES)))
@@ -390,11 +388,12 @@ def estimate_model(
     sources: Sources = {}
     mix, fan_out = _mix(drawn)
     sources["mix"] = f"{len(drawn):,} requests drawn from the load test's mix, {fan_out:.3f} destinations on average"
-    lines, past = _lines(held, fan_out), _kept_up_past(levels, held)
+    top = max(lv["rate"] for lv in held)
+    lines, past = _lines(held, fan_out), _kept_up_past(levels, top)
     data = {
         "description": setup.description, "cpus": setup.cpus, "hosts": setup.hosts, "seed": setup.seed,
         **_stations(held, fan_out, lines, sources),
-        "delay": {"mean_ms": 0.0, "cv": 0.0}, "load": {"curve": _load(held, past, fan_out, lines, sources)},
+        "delay": {"mean_ms": 0.0, "cv": 0.0}, "load": {"curve": _load(top, past, fan_out, lines, sources)},
         "mix": mix, "levels": [lv["rate"] for lv in levels],
     }  # fmt: skip
     data["unroutable"] = _unroutable(held, sources)
