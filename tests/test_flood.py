@@ -2,9 +2,9 @@
 
 The core runs in a process of its own with its default limits, in front of a slow-ish agency
 host (FORWARD_DELAY per forward) in this process. A few agencies send at a modest fixed rate,
-first alone (their unflooded latency, measured here, is the yardstick), then while one agency
-floods from a third process (loadtests.flood: FLOOD_CONCURRENCY calls in flight, as fast as it
-can, ignoring retry advice). The others' success rate and p95 latency must hold; every refusal
+first alone, then while one agency floods from a third process (loadtests.flood: FLOOD_CONCURRENCY
+calls in flight, as fast as it can, ignoring retry advice). The flooder must be held to its rate
+limit, the others must all get through (their p95 is printed, not asserted: see below); every refusal
 the flooder got must carry retry advice and match an audit record of the core.
 
 A second test floods a core with small bounds on purpose, open loop (the flood does not slow
@@ -51,10 +51,11 @@ BASELINE_S = 3.0
 FLOOD_S = 7.0
 FLOOD_CONCURRENCY = 200
 SUCCESS_BUDGET = 0.99
-# p95 of the others under the flood: at most P95_FACTOR times their unflooded p95 plus
-# P95_SLACK_MS (scheduling on a shared 2-core machine: the flooder takes one CPU)
-P95_FACTOR = 3.0
-P95_SLACK_MS = 150.0
+# The others' p95 is printed, not asserted: it measures the machine, not the admission. On 2 shared
+# cores the flooder takes one CPU and refusing it costs the core some. Measured 2026-12-07, the others'
+# p95 under the throttled flood was 135-157 ms alone and 280 ms beside a busy loop (another test
+# worker), and 264 ms alone with the flooder NOT throttled: no bound on it tells the two apart.
+# What does: the flooder held to its rate limit, the others' success rate and their count of answers.
 # The memory test: an open-loop flood of consultations of ~35 KB (5,000 field names of 7 bytes)
 MEMORY_FLOOD_RATE = 3000.0  # calls/s, answered or not: ~100 MB/s offered
 MEMORY_FLOOD_S = 5.0
@@ -63,6 +64,11 @@ MEMORY_FLOOD_FIELDS = 5000
 # (64 MiB, crossroads.audit) fills with the flood's refusal records, plus slack for a noisy machine.
 # A core that queued grew ~100 MB/s here (see crossroads.server, DEFAULT_MAX_STREAMS).
 MEMORY_GROWTH_BUDGET_MB = 100.0
+# The flood must offer at least this much for the test to mean anything: twice the growth budget,
+# so that a core that queued what it was sent would pass the budget. Not the full rate: the open-loop
+# sender shares 2 cores with the core and another test worker, and offered 11,983 of 15,000 calls in
+# one CI run (~400 MB, still four times this floor).
+MEMORY_FLOOD_MIN_OFFERED_MB = 2 * MEMORY_GROWTH_BUDGET_MB
 
 
 def _identity_consultation(message_id: str, payload_fields: int = 1) -> pb.Envelope:
@@ -209,7 +215,6 @@ def test_a_flooding_agency_is_throttled_and_the_others_get_through(tmp_path: Pat
     assert len(run.flooded) >= 0.8 * len(OTHERS) * OTHERS_RATE * (FLOOD_S - 3.0)
     assert sum(s.code == "OK" for s in run.baseline) == len(run.baseline)
     assert sum(s.code == "OK" for s in run.flooded) >= SUCCESS_BUDGET * len(run.flooded)
-    assert _p95(run.flooded) <= P95_FACTOR * _p95(run.baseline) + P95_SLACK_MS
     # every refusal told the flooder when to retry, and is in the audit log
     assert all(advice is not None and advice > 0 and in_message for _, _, advice, in_message in refusals)
     indexes = [index for _, index, _, _ in refusals]
@@ -255,8 +260,8 @@ def test_an_open_loop_flood_leaves_the_core_holding_a_bounded_amount(tmp_path: P
         f"RSS +{(settled - base) / mb:.0f} MB after 1.5 s, +{(peak - base) / mb:.0f} MB at most"
     )
     assert peak_in_flight == max_in_flight  # reached, never passed
-    assert flood["calls"] >= 0.8 * MEMORY_FLOOD_RATE * MEMORY_FLOOD_S and flood["ok"] > 0
     offered_mb = flood["calls"] * MEMORY_FLOOD_FIELDS * 7 / mb
+    assert offered_mb >= MEMORY_FLOOD_MIN_OFFERED_MB and flood["ok"] > 0
     assert (peak - base) / mb < offered_mb / 3  # nowhere near holding what was sent
     assert (peak - settled) / mb < MEMORY_GROWTH_BUDGET_MB  # and not growing as the flood goes on
 
