@@ -19,7 +19,10 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
     anchored: {anchor: {rate, cpu, delay: {p50, p90, p99}}, knee: {predicted, error}, goals}
             (optional: a second model, the calibrated one anchored to the machine of now by that
             level, testbed/calibration/anchor.py; each level then has its own anchored:
-            {predicted, error}).
+            {predicted, error}),
+    at_speed: {reference_ms, knee: {predicted, factor, error}, goals} (optional: the model at the
+            machine's speed during each level, read by the speed probe, anchor.py `at_speed`;
+            each level then has its own at_speed: {probe_ms, factor, predicted, error}).
 Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
 "not measured" there and never fails on it. Signed errors are (model - measured) / measured,
 printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
@@ -120,14 +123,28 @@ def _met(met: Any) -> str:
     return "-" if met is None else "yes" if met else '<span class="sig">no</span>'
 
 
-_WHY_ANCHORED = """The last two columns are a second model: the calibrated one anchored to the machine of
+_WHY_ANCHORED = """The anchored model is a second model: the calibrated one anchored to the machine of
 the moment by the level measured again (see "The machine since calibrating"), its CPU and path delay moved
 by what that one level shows; it reads no held-out level. Where it does better than the model as
 calibrated, the machine's drift explains that much of the error."""
 
 
-def _goals(goals: Json, anchored: Json | None = None) -> str:
-    """The goals' table; with `anchored` (the anchored model's goals), two columns more."""
+_WHY_AT_SPEED = """The model at the machine's speed is the calibrated one with every CPU demand scaled by how
+fast the machine ran while each level was measured: a fixed piece of work, timed on its own CPU clock beside
+the testbed, took so much longer or shorter than while the model was calibrated. It reads nothing of the
+testbed's own figures. This machine is shared, and its speed moves by tens of percent within minutes."""
+
+# the second models a validation may carry beside the model as calibrated: key, name, why
+_OTHERS = (("at_speed", "model at the machine's speed", _WHY_AT_SPEED), ("anchored", "anchored model", _WHY_ANCHORED))
+
+
+def _others(validation: Json) -> list[tuple[str, str, str, Json]]:
+    """The second models present: key, name, why, their part of validation.json."""
+    return [(key, name, why, part) for key, name, why in _OTHERS if isinstance(part := validation.get(key), Mapping)]
+
+
+def _goals(goals: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
+    """The goals' table; each second model's (`others`) worst error and whether met, two columns more."""
     if not goals:
         return "<p>No goals given.</p>"
     rows = []
@@ -136,14 +153,14 @@ def _goals(goals: Json, anchored: Json | None = None) -> str:
             continue
         row = [html.escape(_GOAL_NAMES.get(key, key)), html.escape(str(g.get("goal") or "-")),
                _error_text(key, vf.number(g, "worst")), _met(g.get("met"))]  # fmt: skip
-        if anchored is not None:
-            a = anchored.get(key) or {}
+        for *_, part in others:
+            a = (part.get("goals") or {}).get(key) or {}
             row += [_error_text(key, vf.number(a, "worst")), _met(a.get("met"))]
         rows.append(row)
-    if anchored is None:
-        return table(["figure", "goal", "worst error", "met"], rows)
-    columns = ["figure", "goal", "worst error", "met", "anchored model: worst error", "met"]
-    return table(columns, rows) + f"<p>{_WHY_ANCHORED}</p>"
+    columns = ["figure", "goal", "worst error", "met"]
+    for _, name, _, _ in others:
+        columns += [f"{name}: worst error", "met"]
+    return table(columns, rows) + "".join(f"<p>{why}</p>" for _, _, why, _ in others)
 
 
 def _interval(ci: Any, scale: float) -> str:
@@ -177,14 +194,14 @@ def _stolen(repetitions: Sequence[Json]) -> str:
             f"measured: {each}{redone}.</p>")  # fmt: skip
 
 
-def _level(level: Json) -> str:
+def _level(level: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
     """One held-out level: its heading (past the knee marked) and a row per figure; measured in
     rounds, also the range of the rounds (the testbed's own spread, beside the model's error);
-    with an anchored model, also its figure and error."""
+    with second models (`others`), also each one's figure and error."""
     predicted, measured = level.get("predicted") or {}, level.get("measured") or {}
     ci, error = predicted.get("ci") or {}, level.get("error") or {}
     reps = [r for r in level.get("repetitions") or [] if isinstance(r, dict)]
-    moved = level.get("anchored")
+    seconds = [(name, moved) for key, name, _, _ in others if isinstance(moved := level.get(key), Mapping)]
     rows = []
     for q in vf.QUANTITIES:
         row = [
@@ -196,7 +213,7 @@ def _level(level: Json) -> str:
         ]
         if len(reps) > 1:
             row.insert(4, _range(reps, q))
-        if isinstance(moved, Mapping):
+        for _, moved in seconds:
             row += [fmt(_scaled(moved.get("predicted") or {}, q)),
                     _error_text(q.error_key, vf.number(moved.get("error") or {}, q.error_key))]  # fmt: skip
         rows.append(row)
@@ -206,8 +223,8 @@ def _level(level: Json) -> str:
     if len(reps) > 1:
         columns.append(f"measured, lowest – highest of {len(reps)} rounds")
     columns.append("signed error")
-    if isinstance(moved, Mapping):
-        columns += ["anchored model", "its error"]
+    for name, _ in seconds:
+        columns += [name, "its error"]
     return head + table(columns, rows)
 
 
@@ -253,13 +270,13 @@ def _scaled(figures: Json, q: vf.Quantity) -> float | None:
     return None if value is None else value * q.scale
 
 
-def _levels(levels: Sequence[Json]) -> str:
+def _levels(levels: Sequence[Json], others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
     if not levels:
         return "<p>No held-out level: not measured.</p>"
-    return "\n".join(_level(level) for level in levels)
+    return "\n".join(_level(level, others) for level in levels)
 
 
-def _knee(knee: Json | None, anchored: Json | None = None) -> str:
+def _knee(knee: Json | None, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
     if not knee:
         return "<p>The knee: not measured.</p>"
     limit = vf.number(knee, "p99_limit_ms")
@@ -271,9 +288,10 @@ def _knee(knee: Json | None, anchored: Json | None = None) -> str:
     if knee.get("at_least") is True:  # every stair climbed held by its median: the knee is higher
         rows[1][1] = f"at least {rows[1][1]} (every stair climbed held by its median)"
         rows[2][1] += " (against that lower bound)"
-    if anchored:
-        rows += [["the anchored model puts it at", f"{vf.rate_text(vf.number(anchored, 'predicted'))} "
-                  f"requests/s ({signed_percent(vf.number(anchored, 'error'))})"]]  # fmt: skip
+    for _, name, _, part in others:
+        if isinstance(other := part.get("knee"), Mapping):
+            rows += [[f"the {name} puts it at", f"{vf.rate_text(vf.number(other, 'predicted'))} "
+                      f"requests/s ({signed_percent(vf.number(other, 'error'))})"]]  # fmt: skip
     return (
         f"<p>The knee is the offered load at which the 99th percentile latency crosses "
         f"{fmt(limit)} ms: past it, queues build faster than they drain.</p>" + table(["the knee", ""], rows)
@@ -284,12 +302,13 @@ def build_validation_report(validation: dict[str, Any]) -> str:
     """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
     levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
     anchored = validation.get("anchored") or {}  # a second model's, when the validation made one
+    others = _others(validation)
     parts = [
         "<h1>Validation: the model against the live testbed</h1>",
         _about(validation),
         _HOW_TO_READ,
         "<h2>The goals</h2>",
-        _goals(validation.get("goals") or {}, anchored.get("goals")),
+        _goals(validation.get("goals") or {}, others),
         "<h2>Latency against offered load</h2>",
         figure(vf.latency_figure(validation), "latency against offered load", _WHY_LATENCY),
         "<h2>Core CPU against offered load</h2>",
@@ -299,9 +318,9 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>The machine since calibrating</h2>",
         _drift(validation.get("drift"), anchored.get("anchor")),
         "<h2>Each held-out level</h2>",
-        _levels(levels),
+        _levels(levels, others),
         "<h2>The knee</h2>",
-        _knee(validation.get("knee"), anchored.get("knee")),
+        _knee(validation.get("knee"), others),
         "<h2>What-ifs</h2>",
         whatifs_section(validation.get("whatifs") or []),
     ]

@@ -13,7 +13,7 @@ import pytest
 
 from reports.validation import build_validation_report, signed_percent, signed_points
 from reports.validation_figures import goal_width, rate_text
-from tests.validation_data import anchored, realistic, sparse, with_phases
+from tests.validation_data import anchored, at_speed, realistic, sparse, with_phases
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -221,6 +221,19 @@ def test_an_anchored_model_is_shown_beside_the_model_as_calibrated() -> None:
     drift = _section(page, "The machine since calibrating")
     assert "every CPU demand &times;0.972" in drift and "p99 &times;1.12" in drift
     assert ["the anchored model puts it at", "690 requests/s (-1.4%)"] in _rows(_section(page, "The knee"))
+
+
+def test_the_model_at_the_machines_speed_is_shown_beside_the_others() -> None:
+    page = build_validation_report(at_speed())
+    _sound(page)
+    goals = _rows(_section(page, "The goals"))
+    assert goals[0][4:] == ["model at the machine's speed: worst error", "met", "anchored model: worst error", "met"]
+    assert goals[2][4:6] == ["+4.1%", "yes"]
+    assert "timed on its own CPU clock" in _section(page, "The goals")
+    level = _rows(_section(page, "400 requests/s"))
+    assert level[0][-5:] == ["signed error", "model at the machine's speed", "its error", "anchored model", "its error"]
+    knee = _rows(_section(page, "The knee"))
+    assert ["the model at the machine's speed puts it at", "760 requests/s (+8.6%)"] in knee
 
 
 def test_the_same_validation_gives_the_same_page(page: str) -> None:

@@ -7,7 +7,9 @@ of the level (loadtests.level_figures) with, under "cpu", each watched process's
 (share of one core) in all and per thread name over the level's whole run (warm-up included:
 a level is steady, so the share is the level's), and under "machine" the shares of the
 machine's CPU time over the measured window (loadtests.machine: busy, idle, and stolen by the
-hypervisor: time our processes were ready and another tenant ran). The records of every
+hypervisor: time our processes were ready and another tenant ran) with "probe_ms", how fast the
+machine ran a fixed piece of work then (loadtests.speed_probe: its median, ms; None when not
+read). The records of every
 request are kept in a file beside the figures when asked (`records`).
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from loadtests import cpu, machine
 from loadtests.level import Level
 from loadtests.loadgen import level_args
+from loadtests.speed_probe import SpeedProbe
 from testbed import processes
 from testbed.bench.goals import BenchError
 
@@ -65,11 +68,12 @@ def run_level(
     before = cpu.snapshot(path.watch)
     timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
     args = level_args(pki, path.address, path.requests, level, records, start_file)
-    with machine.Sampler() as sampler:
+    with machine.Sampler() as sampler, SpeedProbe() as probe:
         figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")
     after = cpu.snapshot(path.watch)
     start = float(figures["window_start_unix"])
-    figures["machine"] = sampler.between(start, start + level.seconds).as_dict()
+    end = start + level.seconds
+    figures["machine"] = {**sampler.between(start, end).as_dict(), "probe_ms": probe.between(start, end)}
     figures["path"] = path.name
     figures["cpu"] = _utilisation(before, after)
     figures["window"] = [round(started, 3), round(time.time(), 3)]  # UNIX times the level ran in

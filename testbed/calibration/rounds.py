@@ -10,9 +10,10 @@ machine does most of the time, and each rate sees the same moments as its neighb
 `in_rounds` measures; `combined` makes one level of a rate's repetitions: the repetition whose
 mean latency is the median is kept whole (its CPU per thread, telemetry and outcomes stay
 consistent with each other), with its headline figures (throughput, mean, p50/p90/p99, the core's
-CPU) replaced by each figure's median over the repetitions, and every repetition's figures listed
-under "repetitions" (with the share of the machine the hypervisor took during it, and how many
-times it was measured again for that: testbed/calibration/measure.py).
+CPU, and the machine's speed: loadtests/speed_probe.py) replaced by each figure's median over the
+repetitions, and every repetition's figures listed under "repetitions" (with the share of the
+machine the hypervisor took during it, and how many times it was measured again for that:
+testbed/calibration/measure.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _core_cpu(level: dict[str, Any]) -> float | None:
 
 def _summary(level: dict[str, Any]) -> dict[str, Any]:
     return {**{name: level[name] for name in HEADLINE}, "core_cpu": _core_cpu(level), "window": level.get("window"),
-            "stolen": level.get("machine", {}).get("stolen"),
+            "stolen": level.get("machine", {}).get("stolen"), "probe_ms": level.get("machine", {}).get("probe_ms"),
             "measured_again": len(level.get("stolen_attempts", []))}  # fmt: skip
 
 
@@ -51,6 +52,9 @@ def combined(repetitions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     cpus = [c for c in map(_core_cpu, repetitions) if c is not None]
     if cpus and level.get("cpu", {}).get("core") is not None:
         level["cpu"] = {**level["cpu"], "core": {**level["cpu"]["core"], "utilisation": statistics.median(cpus)}}
+    probes = [p for lv in repetitions if (p := lv.get("machine", {}).get("probe_ms")) is not None]
+    if probes and "machine" in level:
+        level["machine"] = {**level["machine"], "probe_ms": statistics.median(probes)}
     level["repetitions"] = [_summary(lv) for lv in repetitions]
     return level
 
