@@ -10,6 +10,14 @@ where the probe took 0.75 ms, 8.6-10.7 ms where it took 1.05-1.22 ms; at 210/s 4
 1,942-2,172 us elsewhere). The testbed's own CPU per request is no index of the machine (it moves
 with the load), the probe's work is: the same work every time.
 
+What it is not: a speed index of the testbed's own CPU. A model whose every CPU demand was scaled by
+the probe's time now over its time while calibrating (the validation's "model at the machine's
+speed", 2026-12-07) predicted far worse than the model as calibrated (one `bench model` run: worst
+mean error 236 % against 57 %, core CPU 28.9 points against 6.1): over that run's 39 rounds the
+core's CPU per request moved by 0.12 of the probe's change (log against log, r = 0.53) and the
+mean latency by 0.55 (r = 0.60). So the probe is read and shown beside each level's rounds (with
+what the hypervisor took), not fed to the model.
+
 A `SpeedProbe` (a context manager, a thread of the process that runs it) does `WORK` every
 `every_s` and records the CPU time it took, by `time.thread_time`: time the thread waited for a
 core is not counted, only how fast the core ran it once it had it. It costs ~1 ms of one core a

@@ -19,10 +19,7 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
     anchored: {anchor: {rate, cpu, delay: {p50, p90, p99}}, knee: {predicted, error}, goals}
             (optional: a second model, the calibrated one anchored to the machine of now by that
             level, testbed/calibration/anchor.py; each level then has its own anchored:
-            {predicted, error}),
-    at_speed: {reference_ms, knee: {predicted, factor, error}, goals} (optional: the model at the
-            machine's speed during each level, read by the speed probe, anchor.py `at_speed`;
-            each level then has its own at_speed: {probe_ms, factor, predicted, error}).
+            {predicted, error}).
 Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
 "not measured" there and never fails on it. Signed errors are (model - measured) / measured,
 printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
@@ -129,13 +126,8 @@ by what that one level shows; it reads no held-out level. Where it does better t
 calibrated, the machine's drift explains that much of the error."""
 
 
-_WHY_AT_SPEED = """The model at the machine's speed is the calibrated one with every CPU demand scaled by how
-fast the machine ran while each level was measured: a fixed piece of work, timed on its own CPU clock beside
-the testbed, took so much longer or shorter than while the model was calibrated. It reads nothing of the
-testbed's own figures. This machine is shared, and its speed moves by tens of percent within minutes."""
-
 # the second models a validation may carry beside the model as calibrated: key, name, why
-_OTHERS = (("at_speed", "model at the machine's speed", _WHY_AT_SPEED), ("anchored", "anchored model", _WHY_ANCHORED))
+_OTHERS = (("anchored", "anchored model", _WHY_ANCHORED),)
 
 
 def _others(validation: Json) -> list[tuple[str, str, str, Json]]:
@@ -182,16 +174,22 @@ def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
 
 
 def _stolen(repetitions: Sequence[Json]) -> str:
-    """What the hypervisor took of the machine in each round kept, and how many rounds were
-    measured again for it (nothing when not measured)."""
+    """What the hypervisor took of the machine in each round kept, how many rounds were measured
+    again for it, and how fast the machine ran the speed probe's work in each round (each part
+    left out when not measured)."""
     shares = [s for r in repetitions if (s := vf.number(r, "stolen")) is not None]
-    if not repetitions or len(shares) < len(repetitions):
-        return ""
-    again = sum(int(vf.number(r, "measured_again") or 0) for r in repetitions)
-    each = ", ".join(f"{100 * s:.1f} %" for s in shares)
-    redone = f"; {again} measurement{'s' if again != 1 else ''} made again for it" if again else ""
-    return (f'<p class="note">The machine\'s CPU taken by the hypervisor for another tenant while this level was '
-            f"measured: {each}{redone}.</p>")  # fmt: skip
+    probes = [p for r in repetitions if (p := vf.number(r, "probe_ms")) is not None]
+    said = ""
+    if repetitions and len(shares) == len(repetitions):
+        again = sum(int(vf.number(r, "measured_again") or 0) for r in repetitions)
+        each = ", ".join(f"{100 * s:.1f} %" for s in shares)
+        redone = f"; {again} measurement{'s' if again != 1 else ''} made again for it" if again else ""
+        said += (f"The machine's CPU taken by the hypervisor for another tenant while this level was measured: "
+                 f"{each}{redone}.")  # fmt: skip
+    if repetitions and len(probes) == len(repetitions):
+        each = ", ".join(f"{p:.2f}" for p in probes)
+        said += f" The speed probe's fixed work took {each} ms (median of each round; slower: a slower machine)."
+    return f'<p class="note">{said.strip()}</p>' if said else ""
 
 
 def _level(level: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:

@@ -225,10 +225,6 @@ class Calibrated(Section):
     """The share of requests the core cannot route (the directory gives them nowhere to go: it
     answers FAILED_PRECONDITION and audits them FAILED): audited and answered without a forward,
     and counted by the generator in neither its throughput nor its latency."""
-    probe_ms: Ms | None = None
-    """How fast the machine ran while it was measured: the median time of the speed probe's fixed
-    work (loadtests/speed_probe.py) over the levels the numbers came from; None: not read. A
-    prediction for a machine whose probe reads otherwise scales every CPU demand by their ratio."""
     levels: list[Rate] = Field(default_factory=list)
     """The offered rates (requests/s) the numbers were measured at: the validation holds others out."""
     seed: Count = 0
@@ -312,7 +308,5 @@ def dump_calibrated(model: Calibrated, sources: dict[str, str], header: str = ""
         destinations = ", ".join(f"{n}: {_number(s)}" for n, s in share.destinations.items())
         lines.append(f"  {kind}: {{share: {_number(share.share)}, consultation: {str(share.consultation).lower()}, "
                      f"destinations: {{{destinations}}}}}")  # fmt: skip
-    if model.probe_ms is not None:
-        lines.append(_line("probe_ms", _number(model.probe_ms), sources.get("probe_ms")))
     lines.append(_line("levels", json.dumps(model.levels), sources.get("levels")))
     return "\n".join(lines) + "\n"

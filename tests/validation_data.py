@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["anchored", "at_speed", "realistic", "sparse"]
+__all__ = ["anchored", "realistic", "sparse"]
 
 _FIGURES = ("throughput", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "core_cpu")
 
@@ -143,23 +143,6 @@ def anchored() -> dict[str, Any]:
     goals["mean_ms"] = {"goal": "within 10%", "worst": 0.2692, "met": False}
     anchor = {"rate": 225.0, "cpu": 0.9721, "delay": {"p50": 0.85, "p90": 0.9, "p99": 1.12}}
     v["anchored"] = {"anchor": anchor, "knee": {"predicted": 690.0, "error": -0.0143}, "goals": goals}
-    return v
-
-
-def at_speed() -> dict[str, Any]:
-    """The anchored validation with a third model too: the model at the machine's speed during
-    each level (its speed probe), its predictions 0.9 of the calibrated model's."""
-    v = anchored()
-    for level in v["levels"]:
-        model = {k: v * 0.9 for k, v in level["predicted"].items() if k != "ci" and v is not None}
-        error = {k: round((model[k] - level["measured"][k]) / level["measured"][k], 4)
-                 for k in ("throughput", "mean_ms", "p50_ms", "p99_ms")}  # fmt: skip
-        error["core_cpu_points"] = round((model["core_cpu"] - level["measured"]["core_cpu"]) * 100, 2)
-        level["at_speed"] = {"probe_ms": 1.1, "factor": 0.9, "predicted": model, "error": error}
-    goals = copy.deepcopy(v["goals"])
-    goals["mean_ms"] = {"goal": "within 10%", "worst": 0.0412, "met": True}
-    v["at_speed"] = {"reference_ms": 1.22, "knee": {"predicted": 760.0, "factor": 0.92, "error": 0.0857},
-                     "goals": goals}  # fmt: skip
     return v
 
 

@@ -35,18 +35,14 @@ def _bench_goal(name: str, goals: dict[str, Any]) -> dict[str, Any]:
 def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
     """Calibrate into OUT/calibration, validate into OUT/validation; the figures and their goals
     (model_<figure>_error: the worst absolute error, in percent, or points for the core's CPU),
-    the machine's drift since calibrating (a calibration level measured again: `drift`), and the
-    same errors of the model at the machine's speed during each level (`at_speed`, beside the
-    goals: testbed/calibration/anchor.py `at_speed`)."""
+    and the machine's drift since calibrating (a calibration level measured again: `drift`)."""
     live = LivePlan(scenario=scenario or default_loadtest(), repeats=REPEATS)
     say(f"model: calibrating against the live testbed ({live.scenario.name})")
     cal = calibrate(out / "calibration", CalibrationPlan(live=live), say=say)
     say("model: validating (held-out levels, the knee, three what-ifs)")
     result = validate(cal, out / "validation", ValidationPlan(live=live), say=say)
     goals = {f"model_{name}_error": _bench_goal(name, result["goals"]) for name in GOALS}
-    sped = result.get("at_speed")
-    at_speed = {f"model_{name}_error": _bench_goal(name, sped["goals"]) for name in GOALS} if sped else None
     report = out / "validation" / "report.html"
     return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
             "knee": result["knee"], "whatifs": result["whatifs"], "drift": result["drift"],
-            "at_speed": at_speed, "goals": goals}  # fmt: skip
+            "goals": goals}  # fmt: skip

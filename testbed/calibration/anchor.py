@@ -20,11 +20,6 @@ testbed/calibration/validate.py `control_of`, in the same rounds as the held-out
 No held-out level, stair or what-if is read: the anchored model predicts them as the calibrated
 one would on the machine the control found. The validation keeps the calibrated model's own
 predictions beside, with their errors, so that a reader sees both.
-
-`at_speed` moves the model by the machine's speed alone, read by the speed probe
-(loadtests/speed_probe.py) beside each level: every CPU demand scaled by the probe's time then
-(calibrated.yaml's `probe_ms`) over its time during the level. The probe reads no figure of the
-testbed, only how fast the machine ran a fixed piece of work while the level ran.
 """
 
 from __future__ import annotations
@@ -40,7 +35,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.estimate import DELAY_ROUNDS
 from testbed.calibration.predicted import predicted
 
-__all__ = ["LIMITS", "Anchor", "anchored", "at_speed", "speed_index"]
+__all__ = ["LIMITS", "Anchor", "anchored", "speed_index"]
 
 LIMITS = (0.5, 2.0)  # no factor outside these: a control that moved more than this measured something else
 _QUANTILES = ("p50", "p90", "p99")
@@ -121,13 +116,3 @@ def anchored(model: Calibrated, then: Figures, now: Figures, control: Conditions
             trial = _delay_scaled(moved, factors)
         moved = trial
     return moved, Anchor(control.rate, k, factors)
-
-
-def at_speed(model: Calibrated, probe_ms: float | None) -> tuple[Calibrated, float]:
-    """`model` on a machine whose speed probe (loadtests/speed_probe.py) read `probe_ms`: every CPU
-    demand scaled by `probe_ms` over the model's own `probe_ms` (within LIMITS), and that factor
-    (1, the model unchanged, when either was not read)."""
-    if probe_ms is None or model.probe_ms is None or probe_ms <= 0 or model.probe_ms <= 0:
-        return model, 1.0
-    k = _bounded(probe_ms / model.probe_ms)
-    return _cpu_scaled(model, k), k

@@ -374,17 +374,6 @@ def _hosts_traffic(host: dict[str, Any], setup: Setup, sources: Sources) -> None
                                           f"({low:.0f}-{high:.0f} ms over {len(hosts)} hosts)")  # fmt: skip
 
 
-def _probe(held: Sequence[Level], sources: Sources) -> dict[str, float]:
-    """The machine's speed while the levels that held were measured (`probe_ms`: the median of
-    their speed probes' medians, loadtests/speed_probe.py); nothing when none was read."""
-    probes = [p for lv in held if (p := lv.get("machine", {}).get("probe_ms")) is not None]
-    if not probes:
-        return {}
-    sources["probe_ms"] = (f"the speed probe's work, median over {len(probes)} level(s) that held "
-                           f"({min(probes):.3f}-{max(probes):.3f} ms)")  # fmt: skip
-    return {"probe_ms": round(statistics.median(probes), 4)}
-
-
 def estimate_model(
     levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup, *, fit_seconds: float = FIT_SECONDS
 ) -> tuple[Calibrated, Sources]:
@@ -408,7 +397,6 @@ def estimate_model(
         "mix": mix, "levels": [lv["rate"] for lv in levels],
     }  # fmt: skip
     data["unroutable"] = _unroutable(held, sources)
-    data |= _probe(held, sources)
     data["generator"]["processes"] = setup.processes
     data["host"]["service_time_ms"] = setup.service_time_ms
     _hosts_traffic(data["host"], setup, sources)

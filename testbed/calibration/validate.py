@@ -28,7 +28,6 @@ Written into OUT: validation.json and report.html (reports/validation.py), and l
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from crossroads.atomic_file import write_atomic, write_json_atomic
 from reports.validation import build_validation_report
 from scenarios.calibrated import Calibrated, load_calibrated
 from testbed.bench.goals import machine_info
-from testbed.calibration.anchor import Anchor, anchored, at_speed
+from testbed.calibration.anchor import Anchor, anchored
 from testbed.calibration.calibrate import Progress, read_levels
 from testbed.calibration.errors import goals, level_errors, signed
 from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held, until_past_knee
@@ -84,11 +83,9 @@ def measured_figures(level: dict[str, Any]) -> dict[str, float | None]:
             "core_cpu": level["cpu"]["core"]["utilisation"] if level["cpu"].get("core") else None}  # fmt: skip
 
 
-def _row(rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted | None,
-         sped: tuple[Predicted, float] | None) -> dict[str, Any]:  # fmt: skip
-    """A level's row: the model's prediction, the measurement, the errors, (`moved`) the anchored
-    model's prediction and errors, and (`sped`) the prediction at the machine's speed during the
-    level and the factor its CPU demands were scaled by."""
+def _row(rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted | None) -> dict[str, Any]:
+    """A level's row: the model's prediction, the measurement, the errors, and (`moved`) the
+    anchored model's prediction and errors."""
     measured = measured_figures(level)
     row = {"rate": rate, "below_knee": p99_held(level),
            "predicted": guess.as_json(), "measured": measured,
@@ -96,16 +93,7 @@ def _row(rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted 
            "repetitions": level.get("repetitions", [])}  # fmt: skip
     if moved is not None:
         row["anchored"] = {"predicted": moved.as_json(), "error": level_errors(moved.figures, measured)}
-    if sped is not None:
-        row["at_speed"] = {"probe_ms": _probe(level), "factor": round(sped[1], 4), "predicted": sped[0].as_json(),
-                           "error": level_errors(sped[0].figures, measured)}  # fmt: skip
     return row
-
-
-def _probe(level: dict[str, Any]) -> float | None:
-    """The machine's speed during a level: its speed probe's median, ms (loadtests/speed_probe.py)."""
-    probe = level.get("machine", {}).get("probe_ms")
-    return None if probe is None else float(probe)
 
 
 def stairs_from(knee: float, held: float | None) -> list[float]:
@@ -230,22 +218,6 @@ def _anchored_json(anchor: Anchor, rows: Sequence[dict[str, Any]], knee: dict[st
             "goals": goals({"levels": levels, "knee": knee_json, "whatifs": whatifs})}  # fmt: skip
 
 
-def _at_speed_json(model: Calibrated, rows: Sequence[dict[str, Any]], knee: dict[str, Any] | None,
-                   climbed: Sequence[Stair], plan: ValidationPlan,
-                   whatifs: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
-    """The model at the machine's speed: its reference, its knee (at the stairs' median speed) and
-    its goals (its what-ifs: the calibrated model's)."""
-    levels = [{"below_knee": row["below_knee"], "error": row["at_speed"]["error"]} for row in rows]
-    probes = [p for _, lv in climbed if (p := _probe(lv)) is not None]
-    knee_json = None
-    if knee is not None and probes:
-        sped, k = at_speed(model, statistics.median(probes))
-        at = knee_of(sped, plan.live.conditions, _knee_start(model))
-        knee_json = {"predicted": round(at, 1), "factor": round(k, 4), "error": signed(at, knee["measured"])}
-    return {"reference_ms": model.probe_ms, "knee": knee_json,
-            "goals": goals({"levels": levels, "knee": knee_json, "whatifs": whatifs})}  # fmt: skip
-
-
 def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) -> dict[str, Any]:
     """Validate the model in `cal` (see the module doc); returns what validation.json holds."""
     model = load_calibrated(cal)
@@ -273,24 +245,15 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
                              plan.live.repeats, say)  # fmt: skip
         whatifs = run_whatifs(model, bench, plan.whatifs, knee, say, plan.replications)
 
-    def sped(rate: float, level: dict[str, Any]) -> tuple[Predicted, float] | None:
-        """The model at the machine's speed during `level` (None: the model has no speed of its own)."""
-        if model.probe_ms is None:
-            return None
-        m, k = at_speed(model, _probe(level))
-        return guess(m, rate), k
-
     # the anchored model's held-out guesses read the control, no held-out level
-    rows = [_row(r, guesses[r], levels[r], guess(moved, r) if moved else None, sped(r, levels[r])) for r in held]
-    rows += [_row(lv["rate"], g, lv, g_moved, sped(lv["rate"], lv)) for (g, g_moved), lv in climbed]
+    rows = [_row(r, guesses[r], levels[r], guess(moved, r) if moved else None) for r in held]
+    rows += [_row(lv["rate"], g, lv, g_moved) for (g, g_moved), lv in climbed]
     rows.sort(key=lambda row: row["rate"])
     knee_json = _knee(climbed, knee) if stairs else None
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
               "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
     result["goals"] = goals(result)
-    if model.probe_ms is not None:
-        result["at_speed"] = _at_speed_json(model, rows, knee_json, climbed, plan, whatifs)
     if anchoring is not None:
         moved_knee = knee if math.isnan(knee) else knee_of(anchoring[0], plan.live.conditions, _knee_start(model))
         result["anchored"] = _anchored_json(anchoring[1], rows, knee_json, moved_knee, whatifs)

@@ -182,13 +182,9 @@ def run_validate(args: argparse.Namespace) -> int:
         result = validate(args.cal, args.out, plan, _say(args))
     except (BenchError, LiveNetworkError, ScenarioError, ValueError) as exc:
         return failed("validate", str(exc), 1)
-    others = (("anchored", "the model anchored to the machine of now by the control level:"),
-              ("at_speed", "the model at the machine's speed during each level (its speed probe):"))  # fmt: skip
-    for key, title in others:
-        if result.get(key):
-            print(title)
-            _print_goals(result[key]["goals"])
-    if any(result.get(key) for key, _ in others):
+    if result.get("anchored"):
+        print("the model anchored to the machine of now by the control level:")
+        _print_goals(result["anchored"]["goals"])
         print("the model as calibrated:")
     _print_goals(result["goals"])
     print(f"report: {args.out / 'report.html'}")
