@@ -40,6 +40,7 @@ from crossroads.audit_store import TILE_HEIGHT, AuditLogError, LogSigner, TreeSt
 from crossroads.journal import JournalEntry, write_entries
 from crossroads.merkle import leaf_hashes
 from crossroads.sqlite_rows import blob, insert_rows
+from crossroads.write_gate import gate_for
 
 __all__ = [
     "BATCH_BUCKETS",
@@ -71,23 +72,28 @@ Job = tuple[Sequence[AuditRecord], _Waiter, JournalEntry | None]
 class CommitStats:
     """The writer's commits so far: how many, how many records, the time they took and the time
     spent waiting for announced appends first, and how many commits carried 1, 2-3, 4-7, ...
-    records (`batches[k]`: batches of 2**k to 2**(k+1) - 1). Plain counters, updated by the
-    writer thread after each commit; a reader takes a copy (`copy`) and subtracts two."""
+    records (`batches[k]`: batches of 2**k to 2**(k+1) - 1), and of the time they took, how much
+    went on taking the store from the process's other writer of the file (`store_wait_s`: its
+    write gate, crossroads/write_gate.py, and BEGIN). Plain counters, updated by the writer thread
+    after each commit; a reader takes a copy (`copy`) and subtracts two."""
 
     commits: int = 0
     records: int = 0
     commit_s: float = 0.0
     wait_s: float = 0.0
     batches: list[int] = field(default_factory=lambda: [0] * BATCH_BUCKETS)
+    store_wait_s: float = 0.0
 
-    def add(self, records: int, seconds: float) -> None:
+    def add(self, records: int, seconds: float, store_wait_s: float = 0.0) -> None:
         self.commits += 1
         self.records += records
         self.commit_s += seconds
+        self.store_wait_s += store_wait_s
         self.batches[min(records.bit_length() - 1, BATCH_BUCKETS - 1)] += 1
 
     def copy(self) -> CommitStats:
-        return CommitStats(self.commits, self.records, self.commit_s, self.wait_s, list(self.batches))
+        return CommitStats(self.commits, self.records, self.commit_s, self.wait_s, list(self.batches),
+                           self.store_wait_s)  # fmt: skip
 
     def plus(self, other: CommitStats) -> CommitStats:
         """Both together."""
@@ -97,6 +103,7 @@ class CommitStats:
             self.commit_s + other.commit_s,
             self.wait_s + other.wait_s,
             [a + b for a, b in zip(self.batches, other.batches, strict=True)],
+            self.store_wait_s + other.store_wait_s,
         )
 
     def since(self, earlier: CommitStats) -> CommitStats:
@@ -107,6 +114,7 @@ class CommitStats:
             self.commit_s - earlier.commit_s,
             self.wait_s - earlier.wait_s,
             [a - b for a, b in zip(self.batches, earlier.batches, strict=True)],
+            self.store_wait_s - earlier.store_wait_s,
         )
 
 
@@ -128,6 +136,8 @@ class AuditWriter:
     ) -> None:
         self._path = path
         self._conn = conn
+        self._gate = gate_for(path)  # the outbox's writer commits to the same file (crossroads/write_gate.py)
+        self._store_wait_s = 0.0  # the last commit's time taking the store (gate and BEGIN)
         self._tree = tree
         self._signer = signer
         self._interval = checkpoint_interval
@@ -254,7 +264,7 @@ class AuditWriter:
             first, error = 0, _full_store(self._path, exc)
         took = time.monotonic() - started
         self._last_commit_s = max(took, MIN_STEP)
-        self.stats.add(len(records), took)
+        self.stats.add(len(records), took, self._store_wait_s)
         _settle(jobs, first, error)
 
     def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
@@ -276,7 +286,9 @@ class AuditWriter:
         text = self._signer.sign(size, root_hash) if due else None
         persons = [v for i, r in enumerate(records, first) for n in r.persons() for v in (n, i)]
         base = len(tree.tiles)
-        with transaction(self._conn) as conn:
+        asked = time.monotonic()
+        with transaction(self._conn, self._gate) as conn:
+            self._store_wait_s = time.monotonic() - asked
             insert_rows(
                 conn,
                 "leaves(idx, leaf, hash)",
@@ -312,7 +324,7 @@ class AuditWriter:
         tree = self._tree
         size, root_hash = tree.size, tree.root
         text = self._signer.sign(size, root_hash)
-        with transaction(self._conn) as conn:
+        with transaction(self._conn, self._gate) as conn:
             conn.execute("INSERT OR REPLACE INTO checkpoints(size, text) VALUES (?, ?)", (size, text))
         with tree.lock:
             tree.stored = tree.latest = (size, text)

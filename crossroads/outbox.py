@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from crossroads.audit import AUDIT_DB
+from crossroads.audit_store import transaction
 from crossroads.domain import AgencyId
 from crossroads.journal import SCHEMA, Parcel
+from crossroads.write_gate import WriteGate, gate_for
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -121,6 +123,7 @@ class Outbox:
         # the writer connection is used only on the worker thread after this constructor
         self._writer = _connect(path, check_same_thread=False)
         self._writer.executescript(SCHEMA)
+        self._gate = gate_for(path)  # the audit writer commits to the same file (crossroads/write_gate.py)
         self._reader = _connect(path, check_same_thread=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._queue: list[tuple[_Op, asyncio.Future[Any]]] = []
@@ -234,7 +237,8 @@ class Outbox:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                results = await loop.run_in_executor(self._executor, _commit, self._writer, [op for op, _ in batch])
+                ops = [op for op, _ in batch]
+                results = await loop.run_in_executor(self._executor, _commit, self._writer, ops, self._gate)
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -319,16 +323,11 @@ def _connect(path: Path, *, check_same_thread: bool) -> sqlite3.Connection:
     return conn
 
 
-def _commit(conn: sqlite3.Connection, ops: list[_Op]) -> list[Any]:
-    """Run `ops` in one transaction (one fsync for all of them): the group commit."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        results = [op(conn) for op in ops]
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return results
+def _commit(conn: sqlite3.Connection, ops: list[_Op], gate: WriteGate | None = None) -> list[Any]:
+    """Run `ops` in one transaction (one fsync for all of them): the group commit; inside the
+    file's `gate` when given (the core's writers of the file queue: crossroads/write_gate.py)."""
+    with transaction(conn, gate):
+        return [op(conn) for op in ops]
 
 
 Deliver = Callable[[AgencyId, bytes], Awaitable[None]]
