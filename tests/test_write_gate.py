@@ -76,8 +76,13 @@ def test_the_audit_writer_waits_for_the_files_other_writer_and_counts_it(tmp_pat
         before = log.commit_stats()
         gate = gate_for(tmp_path / AUDIT_DB)
         done = threading.Event()
+
+        def append() -> None:
+            log.append_batch_sync([record(1)])
+            done.set()
+
         with gate.held():  # the outbox's writer, say, holds the file
-            thread = threading.Thread(target=lambda: (log.append_batch_sync([record(1)]), done.set()))
+            thread = threading.Thread(target=append)
             thread.start()
             assert not done.wait(HELD_S)  # the append is not durable while the other writer holds the file
         thread.join(5)
