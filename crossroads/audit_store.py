@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crossroads.checkpoint import sign_checkpoint
 from crossroads.merkle import EMPTY_ROOT, CompactRange, RootHash, root
-from crossroads.write_gate import WriteGate
 
 __all__ = [
     "AUDIT_DB",
@@ -97,10 +96,10 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection, gate: WriteGate | None = None) -> Iterator[sqlite3.Connection]:
+def transaction(conn: sqlite3.Connection, gate: threading.Lock | None = None) -> Iterator[sqlite3.Connection]:
     """One write transaction, taken at once (IMMEDIATE), committed or rolled back; inside the
     file's `gate` when given (crossroads/write_gate.py: the process's writers of one file queue)."""
-    with gate.held() if gate is not None else contextlib.nullcontext():
+    with gate if gate is not None else contextlib.nullcontext():
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -137,7 +137,6 @@ class AuditWriter:
         self._path = path
         self._conn = conn
         self._gate = gate_for(path)  # the outbox's writer commits to the same file (crossroads/write_gate.py)
-        self._store_wait_s = 0.0  # the last commit's time taking the store (gate and BEGIN)
         self._tree = tree
         self._signer = signer
         self._interval = checkpoint_interval
@@ -258,19 +257,21 @@ class AuditWriter:
             records.extend(job[0])
         started = time.monotonic()
         error: Exception | None = None
+        store_wait_s = 0.0  # a commit that failed counts none
         try:
-            first = self._write(records, journal)
+            first, store_wait_s = self._write(records, journal)
         except Exception as exc:  # every waiter of the batch learns of the failure
             first, error = 0, _full_store(self._path, exc)
         took = time.monotonic() - started
         self._last_commit_s = max(took, MIN_STEP)
-        self.stats.add(len(records), took, self._store_wait_s)
+        self.stats.add(len(records), took, store_wait_s)
         _settle(jobs, first, error)
 
-    def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> int:
+    def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> tuple[int, float]:
         """Commit `records` (and `journal`, offsets relative to the first record) as one transaction.
 
-        Returns the first index. Writer thread only.
+        Returns the first index and the seconds spent taking the store (the write gate and BEGIN).
+        Writer thread only.
         """
         tree = self._tree
         first = tree.size
@@ -288,7 +289,7 @@ class AuditWriter:
         base = len(tree.tiles)
         asked = time.monotonic()
         with transaction(self._conn, self._gate) as conn:
-            self._store_wait_s = time.monotonic() - asked
+            store_wait_s = time.monotonic() - asked
             insert_rows(
                 conn,
                 "leaves(idx, leaf, hash)",
@@ -309,7 +310,7 @@ class AuditWriter:
             if text is not None:
                 tree.stored = tree.latest = (size, text)
                 self._stored_at = time.monotonic()
-        return first
+        return first, store_wait_s
 
     def _try_checkpoint(self) -> None:
         """Store a checkpoint; on failure keep the error for `close` and retry after the interval."""

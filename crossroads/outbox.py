@@ -26,6 +26,7 @@ import datetime as dt
 import itertools
 import sqlite3
 import sys
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from crossroads.audit import AUDIT_DB
 from crossroads.audit_store import transaction
 from crossroads.domain import AgencyId
 from crossroads.journal import SCHEMA, Parcel
-from crossroads.write_gate import WriteGate, gate_for
+from crossroads.write_gate import gate_for
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -323,7 +324,7 @@ def _connect(path: Path, *, check_same_thread: bool) -> sqlite3.Connection:
     return conn
 
 
-def _commit(conn: sqlite3.Connection, ops: list[_Op], gate: WriteGate | None = None) -> list[Any]:
+def _commit(conn: sqlite3.Connection, ops: list[_Op], gate: threading.Lock | None = None) -> list[Any]:
     """Run `ops` in one transaction (one fsync for all of them): the group commit; inside the
     file's `gate` when given (the core's writers of the file queue: crossroads/write_gate.py)."""
     with transaction(conn, gate):

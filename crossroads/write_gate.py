@@ -10,45 +10,24 @@ BEGIN and leaves it after COMMIT (or ROLLBACK), so a second writer of the proces
 long as the first holds the file. Another process (an operator's `crossroads outbox replay`) still
 meets the busy handler: that is rare and on no exchange's path.
 
-`gate_for(path)` is the file's gate, the same object for every caller of the process;
-`crossroads.audit_store.transaction(conn, gate)` takes it.
+`gate_for(path)` is the file's gate (a plain lock), the same one for every caller of the process;
+`crossroads.audit_store.transaction(conn, gate)` holds it around the transaction.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["WriteGate", "gate_for"]
+__all__ = ["gate_for"]
 
-
-class WriteGate:
-    """A file's writers' lock; `held()` holds it, and says whether another writer held it first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def held(self) -> Iterator[bool]:
-        """Hold the gate for the block; yields True when it had to wait for another writer."""
-        waited = not self._lock.acquire(blocking=False)
-        if waited:
-            self._lock.acquire()
-        try:
-            yield waited
-        finally:
-            self._lock.release()
-
-
-_GATES: dict[str, WriteGate] = {}
+_GATES: dict[str, threading.Lock] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def gate_for(path: Path) -> WriteGate:
+def gate_for(path: Path) -> threading.Lock:
     """The gate of the file at `path` (by its real path: two names of one file share it)."""
     key = os.path.realpath(path)
     with _GATES_LOCK:
-        return _GATES.setdefault(key, WriteGate())
+        return _GATES.setdefault(key, threading.Lock())

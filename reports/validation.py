@@ -120,23 +120,14 @@ def _met(met: Any) -> str:
     return "-" if met is None else "yes" if met else '<span class="sig">no</span>'
 
 
-_WHY_ANCHORED = """The anchored model is a second model: the calibrated one anchored to the machine of
+_WHY_ANCHORED = """The last two columns are a second model: the calibrated one anchored to the machine of
 the moment by the level measured again (see "The machine since calibrating"), its CPU and path delay moved
 by what that one level shows; it reads no held-out level. Where it does better than the model as
 calibrated, the machine's drift explains that much of the error."""
 
 
-# the second models a validation may carry beside the model as calibrated: key, name, why
-_OTHERS = (("anchored", "anchored model", _WHY_ANCHORED),)
-
-
-def _others(validation: Json) -> list[tuple[str, str, str, Json]]:
-    """The second models present: key, name, why, their part of validation.json."""
-    return [(key, name, why, part) for key, name, why in _OTHERS if isinstance(part := validation.get(key), Mapping)]
-
-
-def _goals(goals: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
-    """The goals' table; each second model's (`others`) worst error and whether met, two columns more."""
+def _goals(goals: Json, anchored: Json | None = None) -> str:
+    """The goals' table; with `anchored` (the anchored model's goals), two columns more."""
     if not goals:
         return "<p>No goals given.</p>"
     rows = []
@@ -145,14 +136,14 @@ def _goals(goals: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> st
             continue
         row = [html.escape(_GOAL_NAMES.get(key, key)), html.escape(str(g.get("goal") or "-")),
                _error_text(key, vf.number(g, "worst")), _met(g.get("met"))]  # fmt: skip
-        for *_, part in others:
-            a = (part.get("goals") or {}).get(key) or {}
+        if anchored is not None:
+            a = anchored.get(key) or {}
             row += [_error_text(key, vf.number(a, "worst")), _met(a.get("met"))]
         rows.append(row)
-    columns = ["figure", "goal", "worst error", "met"]
-    for _, name, _, _ in others:
-        columns += [f"{name}: worst error", "met"]
-    return table(columns, rows) + "".join(f"<p>{why}</p>" for _, _, why, _ in others)
+    if anchored is None:
+        return table(["figure", "goal", "worst error", "met"], rows)
+    columns = ["figure", "goal", "worst error", "met", "anchored model: worst error", "met"]
+    return table(columns, rows) + f"<p>{_WHY_ANCHORED}</p>"
 
 
 def _interval(ci: Any, scale: float) -> str:
@@ -173,33 +164,33 @@ def _range(repetitions: Sequence[Json], q: vf.Quantity) -> str:
     return f"{fmt(min(values) * q.scale)} – {fmt(max(values) * q.scale)}"
 
 
-def _stolen(repetitions: Sequence[Json]) -> str:
-    """What the hypervisor took of the machine in each round kept, how many rounds were measured
-    again for it, and how fast the machine ran the speed probe's work in each round (each part
-    left out when not measured)."""
+def _machine(repetitions: Sequence[Json]) -> str:
+    """The machine in each round kept: what the hypervisor took of it, and how many rounds were
+    measured again for it; how fast it ran the speed probe's work (each said only when every
+    round has it)."""
     shares = [s for r in repetitions if (s := vf.number(r, "stolen")) is not None]
     probes = [p for r in repetitions if (p := vf.number(r, "probe_ms")) is not None]
-    said = ""
+    said = []
     if repetitions and len(shares) == len(repetitions):
         again = sum(int(vf.number(r, "measured_again") or 0) for r in repetitions)
         each = ", ".join(f"{100 * s:.1f} %" for s in shares)
         redone = f"; {again} measurement{'s' if again != 1 else ''} made again for it" if again else ""
-        said += (f"The machine's CPU taken by the hypervisor for another tenant while this level was measured: "
-                 f"{each}{redone}.")  # fmt: skip
+        said.append(f"The machine's CPU taken by the hypervisor for another tenant while this level was measured: "
+                    f"{each}{redone}.")  # fmt: skip
     if repetitions and len(probes) == len(repetitions):
         each = ", ".join(f"{p:.2f}" for p in probes)
-        said += f" The speed probe's fixed work took {each} ms (median of each round; slower: a slower machine)."
-    return f'<p class="note">{said.strip()}</p>' if said else ""
+        said.append(f"The speed probe's fixed work took {each} ms (median of each round; slower: a slower machine).")
+    return f'<p class="note">{" ".join(said)}</p>' if said else ""
 
 
-def _level(level: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
+def _level(level: Json) -> str:
     """One held-out level: its heading (past the knee marked) and a row per figure; measured in
     rounds, also the range of the rounds (the testbed's own spread, beside the model's error);
-    with second models (`others`), also each one's figure and error."""
+    with an anchored model, also its figure and error."""
     predicted, measured = level.get("predicted") or {}, level.get("measured") or {}
     ci, error = predicted.get("ci") or {}, level.get("error") or {}
     reps = [r for r in level.get("repetitions") or [] if isinstance(r, dict)]
-    seconds = [(name, moved) for key, name, _, _ in others if isinstance(moved := level.get(key), Mapping)]
+    moved = level.get("anchored")
     rows = []
     for q in vf.QUANTITIES:
         row = [
@@ -211,18 +202,18 @@ def _level(level: Json, others: Sequence[tuple[str, str, str, Json]] = ()) -> st
         ]
         if len(reps) > 1:
             row.insert(4, _range(reps, q))
-        for _, moved in seconds:
+        if isinstance(moved, Mapping):
             row += [fmt(_scaled(moved.get("predicted") or {}, q)),
                     _error_text(q.error_key, vf.number(moved.get("error") or {}, q.error_key))]  # fmt: skip
         rows.append(row)
     past = ' <span class="sig">past the knee</span>' if level.get("below_knee") is False else ""
-    head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>" + _stolen(reps)
+    head = f"<h3>{vf.rate_text(vf.number(level, 'rate'))} requests/s{past}</h3>" + _machine(reps)
     columns = ["figure", "model", "model's interval", "measured"]
     if len(reps) > 1:
         columns.append(f"measured, lowest – highest of {len(reps)} rounds")
     columns.append("signed error")
-    for name, _ in seconds:
-        columns += [name, "its error"]
+    if isinstance(moved, Mapping):
+        columns += ["anchored model", "its error"]
     return head + table(columns, rows)
 
 
@@ -268,13 +259,13 @@ def _scaled(figures: Json, q: vf.Quantity) -> float | None:
     return None if value is None else value * q.scale
 
 
-def _levels(levels: Sequence[Json], others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
+def _levels(levels: Sequence[Json]) -> str:
     if not levels:
         return "<p>No held-out level: not measured.</p>"
-    return "\n".join(_level(level, others) for level in levels)
+    return "\n".join(_level(level) for level in levels)
 
 
-def _knee(knee: Json | None, others: Sequence[tuple[str, str, str, Json]] = ()) -> str:
+def _knee(knee: Json | None, anchored: Json | None = None) -> str:
     if not knee:
         return "<p>The knee: not measured.</p>"
     limit = vf.number(knee, "p99_limit_ms")
@@ -286,10 +277,9 @@ def _knee(knee: Json | None, others: Sequence[tuple[str, str, str, Json]] = ()) 
     if knee.get("at_least") is True:  # every stair climbed held by its median: the knee is higher
         rows[1][1] = f"at least {rows[1][1]} (every stair climbed held by its median)"
         rows[2][1] += " (against that lower bound)"
-    for _, name, _, part in others:
-        if isinstance(other := part.get("knee"), Mapping):
-            rows += [[f"the {name} puts it at", f"{vf.rate_text(vf.number(other, 'predicted'))} "
-                      f"requests/s ({signed_percent(vf.number(other, 'error'))})"]]  # fmt: skip
+    if anchored:
+        rows += [["the anchored model puts it at", f"{vf.rate_text(vf.number(anchored, 'predicted'))} "
+                  f"requests/s ({signed_percent(vf.number(anchored, 'error'))})"]]  # fmt: skip
     return (
         f"<p>The knee is the offered load at which the 99th percentile latency crosses "
         f"{fmt(limit)} ms: past it, queues build faster than they drain.</p>" + table(["the knee", ""], rows)
@@ -300,13 +290,12 @@ def build_validation_report(validation: dict[str, Any]) -> str:
     """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
     levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
     anchored = validation.get("anchored") or {}  # a second model's, when the validation made one
-    others = _others(validation)
     parts = [
         "<h1>Validation: the model against the live testbed</h1>",
         _about(validation),
         _HOW_TO_READ,
         "<h2>The goals</h2>",
-        _goals(validation.get("goals") or {}, others),
+        _goals(validation.get("goals") or {}, anchored.get("goals")),
         "<h2>Latency against offered load</h2>",
         figure(vf.latency_figure(validation), "latency against offered load", _WHY_LATENCY),
         "<h2>Core CPU against offered load</h2>",
@@ -316,9 +305,9 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>The machine since calibrating</h2>",
         _drift(validation.get("drift"), anchored.get("anchor")),
         "<h2>Each held-out level</h2>",
-        _levels(levels, others),
+        _levels(levels),
         "<h2>The knee</h2>",
-        _knee(validation.get("knee"), others),
+        _knee(validation.get("knee"), anchored.get("knee")),
         "<h2>What-ifs</h2>",
         whatifs_section(validation.get("whatifs") or []),
     ]

@@ -24,19 +24,18 @@ def test_one_file_has_one_gate_whatever_its_name(tmp_path: Path) -> None:
     assert gate_for(tmp_path / "a.sqlite") is not gate_for(tmp_path / "b.sqlite")
 
 
-def test_a_writer_waits_at_the_gate_while_another_holds_it_and_says_so(tmp_path: Path) -> None:
+def test_a_writer_waits_at_the_gate_while_another_holds_it(tmp_path: Path) -> None:
     gate = gate_for(tmp_path / "x.sqlite")
-    with gate.held() as waited:
-        assert not waited
+    assert not gate.locked()
     waits: list[bool] = []
     order: list[str] = []
 
     def other() -> None:
-        with gate.held() as w:
-            waits.append(w)
+        waits.append(gate.locked())  # it finds the first writer inside
+        with gate:
             order.append("other")
 
-    with gate.held():
+    with gate:
         thread = threading.Thread(target=other)
         thread.start()
         thread.join(0.05)
@@ -52,8 +51,9 @@ def test_a_transaction_holds_the_gate_and_leaves_it_on_failure(tmp_path: Path) -
     waits: list[bool] = []
 
     def other() -> None:
-        with gate.held() as w:
-            waits.append(w)
+        waits.append(gate.locked())
+        with gate:
+            pass
 
     thread = threading.Thread(target=other)
     with transaction(conn, gate):
@@ -66,8 +66,7 @@ def test_a_transaction_holds_the_gate_and_leaves_it_on_failure(tmp_path: Path) -
     with pytest.raises(RuntimeError), transaction(conn, gate):
         conn.execute("INSERT INTO t VALUES (2)")
         raise RuntimeError("rolled back")
-    with gate.held() as waited:
-        assert not waited
+    assert not gate.locked()
     assert conn.execute("SELECT v FROM t").fetchall() == [(1,)]
 
 
@@ -81,7 +80,7 @@ def test_the_audit_writer_waits_for_the_files_other_writer_and_counts_it(tmp_pat
             log.append_batch_sync([record(1)])
             done.set()
 
-        with gate.held():  # the outbox's writer, say, holds the file
+        with gate:  # the outbox's writer, say, holds the file
             thread = threading.Thread(target=append)
             thread.start()
             assert not done.wait(HELD_S)  # the append is not durable while the other writer holds the file
