@@ -30,6 +30,14 @@ not its steady state. The same 400/s offered eight times in a row on a fresh net
 event loop 717 us), the next seven 8.8-10.9 ms and 1,306-1,378 us (loop 599-645 us). In a
 calibration the first round of the climb is that first minute: the rounds after it were
 faster at every high rate in four `bench model` runs (506.2/s: 45.1 ms, then 9.9 and 17.3).
+The citizens' consultations among the drawn requests carry the FAS's assertions, vouched for
+when they are drawn, for `assertion_ttl_s` (default: the longest the core accepts, an hour);
+a level that would outlive them draws the same requests again with fresh ones. Why: with the
+portal's own ten minutes, a validation network (~20 minutes) had the core refuse every citizen's
+consultation as expired from its eleventh minute on (2026-12-07: ~5 % of the exchanges of the
+upper stairs and of every what-if DENIED at once, unforwarded), a mix the model was never given,
+and the slow agencies' fresh network, whose assertions were still valid, counted its citizens'
+unroutable consultations (FAILED, ~40 a round) as an effect of the slow agencies.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import numpy as np
 
 from agencies.spec import load_world_spec
 from agencies.world import World
-from crossroads.citizen import Fas
+from crossroads.citizen import MAX_LIFETIME, Fas
 from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
 from loadtests.cpu import cpu_seconds
 from loadtests.level import Level, read_records
@@ -78,6 +86,7 @@ DEFAULT_WARM_S = 20.0  # a fresh network is offered this long before its first l
 DEFAULT_WARM_RATE = 250.0  # ... at this rate (5,000 requests; under every live knee measured here), unmeasured
 _TELEMETRY_EVERY_S = 0.5
 _START_POLL_S = 0.01  # how often the fault thread looks for the window's start
+_LEVEL_START_S = 60.0  # beyond its warm-up and window, how long a level may take to start sending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +107,7 @@ class LivePlan:
     retries: int = DEFAULT_RETRIES
     warm_s: float = DEFAULT_WARM_S
     warm_rate: float = DEFAULT_WARM_RATE
+    assertion_ttl_s: int = MAX_LIFETIME  # the citizens' assertions in the drawn requests live this long
 
     def level(self, rate: float, seed: int = 0) -> Level:
         """The load generator's level of this plan at `rate`, its schedule drawn from `seed`."""
@@ -125,6 +135,8 @@ class LiveBench:
         self._network: LiveNetwork | None = None
         self._injector: FaultInjector | None = None  # one for the network's life: the hosts it restarts stay up
         self._drawn: list[Drawn] = []
+        self._draws: tuple[World, int] | None = None  # the world and how many requests `prepare` draws
+        self._expires = 0  # UNIX second the citizens' assertions of the drawn requests expire
         self._requests = self.out / "requests.mix.jsonl"
         self.startup_cpu_s: dict[str, float] = {}  # each process's CPU seconds when the network was up
 
@@ -155,14 +167,30 @@ class LiveBench:
     def prepare(self, requests: int) -> list[Drawn]:
         """Draw `requests` exchanges of the scenario's mix (enough for every level: none is sent
         twice with its content, since an integration sent again is another request)."""
-        world = World.build(load_world_spec(self.plan.scenario))
-        mix = load_loadtest_spec(self.plan.scenario).mix
-        fas = Fas.open(self.state / "pki")
-        prepared, self._drawn = prepare_mix(world, mix, requests, np.random.default_rng(self.plan.seed),
-                                            vouch=lambda env, sender: fas.vouch(env, sender, time.time()))  # fmt: skip
-        write_requests(self._requests, prepared)
+        self._draws = (World.build(load_world_spec(self.plan.scenario)), requests)
+        self._draw()
         self._warm()
         return self._drawn
+
+    def _draw(self) -> None:
+        """Draw the prepared requests from the plan's seed (the same ones every time), the
+        citizens' among them vouched for by the FAS now, for the plan's `assertion_ttl_s`."""
+        if self._draws is None:
+            raise BenchError("no requests drawn: prepare() first")
+        world, requests = self._draws
+        mix = load_loadtest_spec(self.plan.scenario).mix
+        fas, now, ttl = Fas.open(self.state / "pki"), time.time(), self.plan.assertion_ttl_s
+        prepared, self._drawn = prepare_mix(world, mix, requests, np.random.default_rng(self.plan.seed),
+                                            vouch=lambda env, sender: fas.vouch(env, sender, now, ttl))  # fmt: skip
+        write_requests(self._requests, prepared)
+        self._expires = int(now) + ttl
+
+    def _vouch_in_time(self, level: Level) -> None:
+        """Draw the requests again, with fresh assertions, when the ones drawn would expire before
+        `level` ends (see the module doc)."""
+        if self._expires < time.time() + level.warmup_s + level.seconds + _LEVEL_START_S:
+            self._draw()
+            self.say(f"citizens' assertions vouched for again before {level.rate:g}/s (they would expire within it)")
 
     def _warm(self) -> None:
         """Offer the plan's warm-up load once, unmeasured (see the module doc); nothing when warm_s is 0."""
@@ -205,6 +233,7 @@ class LiveBench:
         and its windows are reported in that window's time.
         """
         level = self.plan.level(rate, seed)
+        self._vouch_in_time(level)
         path = self._core_path()
         kept = self.out / "records.npy" if records else None  # read back at once: the next attempt writes it again
         audit_start = audit_size(self.state)
