@@ -264,3 +264,16 @@ def test_a_forward_s_round_trip_is_waited_by_each_exchange_that_makes_one() -> N
     # every host down: the consultations make no forward (FAILED at once), the notices none (QUEUED)
     down = _at(10, model, hosts_down=tuple((h, 0.0, 10.0) for h in range(4)))
     assert down.outcomes["DELIVERED"] == 0 and down.figures()["mean_ms"] == pytest.approx(3.4 - 0.2, rel=0.1)
+
+
+def test_every_world_of_one_seed_is_offered_the_same_requests() -> None:
+    # common random numbers: slow agencies draw no request's kind, destination or routability anew
+    model = _model(unroutable=0.1)
+    calm, slow = _at(200, model), _at(200, model, service_time_ms=10.0)
+    assert slow.outcomes["FAILED"] == calm.outcomes["FAILED"] > 0
+    assert slow.outcomes == calm.outcomes
+    # a host down: what it fails and queues is its own doing; after its window the requests are the same
+    down = _at(200, model, hosts_down=((1, 2.0, 3.0),))
+    assert sum(down.outcomes.values()) == sum(calm.outcomes.values())
+    late = (down.due_s > 6.0, calm.due_s > 6.0)  # the outage and its redeliveries long over
+    assert len(down.latencies_ms[late[0]]) == len(calm.latencies_ms[late[1]])
