@@ -29,7 +29,7 @@ from loadtests.speed_probe import SpeedProbe
 from testbed import processes
 from testbed.bench.goals import BenchError
 
-__all__ = ["Path_", "loadgen_figures", "run_level"]
+__all__ = ["Path_", "loadgen_figures", "longest_s", "run_level"]
 
 _MARGIN_S = 60.0  # beyond a level's own length, before the generator is called stuck
 
@@ -59,6 +59,12 @@ def loadgen_figures(args: list[str], log: Path, timeout_s: float, what: str = ""
     return figures
 
 
+def longest_s(level: Level) -> float:
+    """The longest `level` may take, from its generator's start to its last answer, before the
+    generator is called stuck."""
+    return level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
+
+
 def run_level(
     pki: Path, path: Path_, level: Level, log: Path, records: Path | None = None, start_file: Path | None = None
 ) -> dict[str, Any]:
@@ -66,7 +72,7 @@ def run_level(
     generator fails; its stderr goes to `log`. `records` and `start_file`: loadtests.loadgen's."""
     started = time.time()
     before = cpu.snapshot(path.watch)
-    timeout = level.warmup_s + level.seconds + level.timeout_s + _MARGIN_S
+    timeout = longest_s(level)
     args = level_args(pki, path.address, path.requests, level, records, start_file)
     with machine.Sampler() as sampler, SpeedProbe() as probe:
         figures = loadgen_figures(args, log, timeout, f" at {level.rate:g}/s on {path.name}")

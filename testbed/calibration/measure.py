@@ -58,12 +58,13 @@ from crossroads.citizen import MAX_LIFETIME, Fas
 from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
 from loadtests.cpu import cpu_seconds
 from loadtests.level import Level, read_records
+from loadtests.mix import Mix
 from loadtests.prepared import write_requests
 from loadtests.prepared_mix import Drawn, prepare_mix
 from loadtests.spec import Fault, load_loadtest_spec
 from network.testbed_model import Conditions
 from testbed.bench.goals import BenchError
-from testbed.bench.levels import Path_, run_level
+from testbed.bench.levels import Path_, longest_s, run_level
 from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
 from testbed.faults import FaultInjector
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
@@ -86,7 +87,6 @@ DEFAULT_WARM_S = 20.0  # a fresh network is offered this long before its first l
 DEFAULT_WARM_RATE = 250.0  # ... at this rate (5,000 requests; under every live knee measured here), unmeasured
 _TELEMETRY_EVERY_S = 0.5
 _START_POLL_S = 0.01  # how often the fault thread looks for the window's start
-_LEVEL_START_S = 60.0  # beyond its warm-up and window, how long a level may take to start sending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,7 +135,7 @@ class LiveBench:
         self._network: LiveNetwork | None = None
         self._injector: FaultInjector | None = None  # one for the network's life: the hosts it restarts stay up
         self._drawn: list[Drawn] = []
-        self._draws: tuple[World, int] | None = None  # the world and how many requests `prepare` draws
+        self._draws: tuple[World, Mix, int] | None = None  # what `prepare` draws from, and how many
         self._expires = 0  # UNIX second the citizens' assertions of the drawn requests expire
         self._requests = self.out / "requests.mix.jsonl"
         self.startup_cpu_s: dict[str, float] = {}  # each process's CPU seconds when the network was up
@@ -167,7 +167,8 @@ class LiveBench:
     def prepare(self, requests: int) -> list[Drawn]:
         """Draw `requests` exchanges of the scenario's mix (enough for every level: none is sent
         twice with its content, since an integration sent again is another request)."""
-        self._draws = (World.build(load_world_spec(self.plan.scenario)), requests)
+        scenario = self.plan.scenario
+        self._draws = (World.build(load_world_spec(scenario)), load_loadtest_spec(scenario).mix, requests)
         self._draw()
         self._warm()
         return self._drawn
@@ -177,8 +178,7 @@ class LiveBench:
         citizens' among them vouched for by the FAS now, for the plan's `assertion_ttl_s`."""
         if self._draws is None:
             raise BenchError("no requests drawn: prepare() first")
-        world, requests = self._draws
-        mix = load_loadtest_spec(self.plan.scenario).mix
+        world, mix, requests = self._draws
         fas, now, ttl = Fas.open(self.state / "pki"), time.time(), self.plan.assertion_ttl_s
         prepared, self._drawn = prepare_mix(world, mix, requests, np.random.default_rng(self.plan.seed),
                                             vouch=lambda env, sender: fas.vouch(env, sender, now, ttl))  # fmt: skip
@@ -188,7 +188,7 @@ class LiveBench:
     def _vouch_in_time(self, level: Level) -> None:
         """Draw the requests again, with fresh assertions, when the ones drawn would expire before
         `level` ends (see the module doc)."""
-        if self._expires < time.time() + level.warmup_s + level.seconds + _LEVEL_START_S:
+        if self._expires < time.time() + longest_s(level):
             self._draw()
             self.say(f"citizens' assertions vouched for again before {level.rate:g}/s (they would expire within it)")
 
