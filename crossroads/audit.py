@@ -40,7 +40,7 @@ from crossroads.audit_store import (
     transaction,
 )
 from crossroads.audit_verify import VerifyResult, verify_store
-from crossroads.audit_writer import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_COMMIT_LINGER, AuditWriter, CommitStats, Job
+from crossroads.audit_writer import DEFAULT_CHECKPOINT_INTERVAL, AuditWriter, CommitStats, Job
 from crossroads.checkpoint import PRIVATE_KEY_FILE, load_or_create_private_key
 from crossroads.journal import SCHEMA as JOURNAL_SCHEMA
 from crossroads.journal import JournalEntry
@@ -48,7 +48,6 @@ from crossroads.journal import JournalEntry
 __all__ = [
     "AUDIT_DB",
     "DEFAULT_CHECKPOINT_INTERVAL",
-    "DEFAULT_COMMIT_LINGER",
     "DEFAULT_ORIGIN",
     "KEYS_DIR",
     "TILE_HEIGHT",
@@ -86,7 +85,6 @@ class AuditLog(AuditReads):
         origin: str = DEFAULT_ORIGIN,
         read_only: bool = False,
         checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
-        commit_linger: float = DEFAULT_COMMIT_LINGER,
     ) -> AuditLog:
         """The audit log of `state_dir`, created with its signing key when absent.
 
@@ -95,8 +93,6 @@ class AuditLog(AuditReads):
         the last run stopped before signing one. `read_only=True` opens an existing log for
         reading only (AuditLogError if there is none) and uses the origin stored in it; a
         writable open with another `origin` than the stored one is an AuditLogError.
-        `commit_linger` (seconds, 0 = never) bounds how long the writer waits for announced appends
-        before it commits (see `append`).
         """
         path = state_dir / AUDIT_DB
         conn, signer = _open_existing(state_dir, origin) if read_only else _open_writable(state_dir, origin)
@@ -105,9 +101,7 @@ class AuditLog(AuditReads):
         try:
             tree = restore_tree(conn, repair=not read_only)
             if not read_only:
-                writer = AuditWriter(
-                    path, conn, tree, signer, checkpoint_interval=checkpoint_interval, commit_linger=commit_linger
-                )
+                writer = AuditWriter(path, conn, tree, signer, checkpoint_interval=checkpoint_interval)
                 writer.start()  # stores a checkpoint for the restored size if there is none
         except BaseException:
             reader.close()
@@ -150,10 +144,9 @@ class AuditLog(AuditReads):
         who-accessed rows are committed in SQLite with synchronous=FULL (the WAL is fsynced),
         so they survive a process crash or power loss; the index is final. Concurrent calls
         are batched into one transaction by the writer thread (group commit,
-        crossroads.audit_writer), which commits as soon as it is free, and waits (at most
-        `commit_linger` seconds) only while appends announced with `announce` are on their way
-        or appends stream in, so that many share one fsync (a lone append, or a light load, is
-        not held). Indices follow submission order. A checkpoint covering the record is stored
+        crossroads.audit_writer), which commits as soon as it is free: the appends that arrived
+        while its previous commit ran share the next fsync, and none is held waiting for more.
+        Indices follow submission order. A checkpoint covering the record is stored
         within about `checkpoint_interval` seconds, and at the latest by `close`; `head()` signs
         one for the current size at once. If the commit fails, every append in that batch raises and none
         of them gets an index. Cancelling the awaiting task does not withdraw the record: once
@@ -197,12 +190,6 @@ class AuditLog(AuditReads):
         """A copy of the group commit's figures so far (crossroads.audit_writer.CommitStats);
         all zero for a read-only log."""
         return self._writer.stats.copy() if self._writer is not None else CommitStats()
-
-    def announce(self, count: int) -> None:
-        """`count` appends are on their way (negative: made, or not coming after all), so that the
-        group commit may wait for them (crossroads.audit_writer). A read-only log ignores it."""
-        if self._writer is not None:
-            self._writer.announce(count)
 
     def _submit(self, job: Job) -> None:
         if self._writer is None:

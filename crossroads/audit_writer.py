@@ -7,16 +7,17 @@ that came with them (crossroads.journal) and, when due, a signed checkpoint. Onl
 waiter resolved with its first index, so an append is acknowledged once it is durable, and
 concurrent appends share one fsync.
 
-When to commit is decided in one place, `_run` with `_linger_for` and `_gather`. The writer
-commits as soon as it is free: the appends that arrived while the previous commit ran form the
-next batch. It waits only while more appends are measurably on their way: callers announce an
-append before they make it (`announce`: the core, when an exchange starts forwarding, since its
-audit record follows the answer), and when at least MIN_COMING are announced, or at least
-MIN_COMING arrived while the previous commit ran (appends stream in, announced or not), the
-writer waits in steps as long as the previous commit took, while each step brings new appends
-(MIN_COMING of them, unless more are announced), up to the commit linger. A lone append, or a
-light load, is never held; a busy core's commits carry many records, which saves the CPU a commit
-costs (~125 us, plus ~10 us a record).
+When to commit is decided in one place, `_run`: the writer commits as soon as it is free, and the
+appends that arrived while the previous commit ran form the next batch. It never waits for more:
+a lone append, or a light load, is never held, and a busy core's commits carry many records
+because many arrive during each commit (a commit costs ~125 us of CPU plus ~10 us a record).
+Until 2026-12-07 it also waited, in steps up to 8 ms, while the core announced exchanges whose
+records were on their way; measured, that wait made appends slower and saved little: on this
+machine an asyncio loop appending 645 records/s (Poisson) waited p90 2.65 and p99 7.17 ms for
+its commits with it, 1.34 and 2.09 ms without, for 2 % fewer commits; concurrent single appends
+(bench audit) came at the same rate either way; and in the live core (bench capacity, at 537 and
+645/s) an exchange waited 3.1-3.8 times a commit's own time for its record to be durable with
+it, 2.4 times without (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -45,21 +46,12 @@ from crossroads.write_gate import gate_for
 __all__ = [
     "BATCH_BUCKETS",
     "DEFAULT_CHECKPOINT_INTERVAL",
-    "DEFAULT_COMMIT_LINGER",
-    "MIN_COMING",
-    "MIN_STEP",
     "AuditWriter",
     "CommitStats",
     "Job",
-    "still_coming",
-    "worth_waiting",
 ]
 
 DEFAULT_CHECKPOINT_INTERVAL = 0.2  # seconds between stored checkpoints under load
-DEFAULT_COMMIT_LINGER = 0.008  # the longest the writer waits for announced appends before a commit
-MIN_COMING = 4  # announced appends that make a wait worth it (see the module doc)
-MIN_STEP = 0.0002  # seconds: the shortest step of a wait, whatever the last commit took
-_LINGER_RECORDS = 256  # a batch at least this big is committed at once
 BATCH_BUCKETS = 12  # batch-size buckets of CommitStats: 1, 2-3, 4-7, ..., 2048 and more
 
 _Waiter = asyncio.Future[int] | concurrent.futures.Future[int]
@@ -70,8 +62,8 @@ Job = tuple[Sequence[AuditRecord], _Waiter, JournalEntry | None]
 
 @dataclass
 class CommitStats:
-    """The writer's commits so far: how many, how many records, the time they took and the time
-    spent waiting for announced appends first, and how many commits carried 1, 2-3, 4-7, ...
+    """The writer's commits so far: how many, how many records, the time they took, and how many
+    commits carried 1, 2-3, 4-7, ...
     records (`batches[k]`: batches of 2**k to 2**(k+1) - 1), and of the time they took, how much
     went on taking the store from the process's other writer of the file (`store_wait_s`: its
     write gate, crossroads/write_gate.py, and BEGIN). Plain counters, updated by the writer thread
@@ -80,7 +72,6 @@ class CommitStats:
     commits: int = 0
     records: int = 0
     commit_s: float = 0.0
-    wait_s: float = 0.0
     batches: list[int] = field(default_factory=lambda: [0] * BATCH_BUCKETS)
     store_wait_s: float = 0.0
 
@@ -92,8 +83,7 @@ class CommitStats:
         self.batches[min(records.bit_length() - 1, BATCH_BUCKETS - 1)] += 1
 
     def copy(self) -> CommitStats:
-        return CommitStats(self.commits, self.records, self.commit_s, self.wait_s, list(self.batches),
-                           self.store_wait_s)  # fmt: skip
+        return CommitStats(self.commits, self.records, self.commit_s, list(self.batches), self.store_wait_s)
 
     def plus(self, other: CommitStats) -> CommitStats:
         """Both together."""
@@ -101,7 +91,6 @@ class CommitStats:
             self.commits + other.commits,
             self.records + other.records,
             self.commit_s + other.commit_s,
-            self.wait_s + other.wait_s,
             [a + b for a, b in zip(self.batches, other.batches, strict=True)],
             self.store_wait_s + other.store_wait_s,
         )
@@ -112,7 +101,6 @@ class CommitStats:
             self.commits - earlier.commits,
             self.records - earlier.records,
             self.commit_s - earlier.commit_s,
-            self.wait_s - earlier.wait_s,
             [a - b for a, b in zip(self.batches, earlier.batches, strict=True)],
             self.store_wait_s - earlier.store_wait_s,
         )
@@ -132,7 +120,6 @@ class AuditWriter:
         signer: LogSigner,
         *,
         checkpoint_interval: float,
-        commit_linger: float,
     ) -> None:
         self._path = path
         self._conn = conn
@@ -140,12 +127,8 @@ class AuditWriter:
         self._tree = tree
         self._signer = signer
         self._interval = checkpoint_interval
-        self._linger = commit_linger
         self._access_waiting = access_index.pending(conn)  # rows in access_recent; writer thread only
-        self.coming = 0  # appends announced and not yet made (`announce`); read racily by the writer
         self.stats = CommitStats()  # what the commits have been so far (writer thread writes, anyone reads)
-        self._last_commit_s = MIN_STEP  # how long the last commit took
-        self._queued_records = 0
         self._queue_lock = threading.Lock()  # taken directly on the append path: Condition's __enter__ is Python
         self._cond = threading.Condition(self._queue_lock)
         self._queue: list[Job] = []
@@ -168,7 +151,6 @@ class AuditWriter:
             if self._closing:
                 raise AuditLogError("the audit log is closed")
             self._queue.append(job)
-            self._queued_records += len(job[0])
             if self._writer_waiting:
                 self._cond.notify()
 
@@ -199,12 +181,7 @@ class AuditWriter:
                     self._writer_waiting = True
                     self._cond.wait(wait)
                     self._writer_waiting = False
-            if self._queue and self._linger_for():
-                waited = time.monotonic()
-                self._gather()
-                self.stats.wait_s += time.monotonic() - waited
-            with self._cond:
-                jobs, self._queue, self._queued_records = self._queue, [], 0
+                jobs, self._queue = self._queue, []
                 closing = self._closing
             if jobs:
                 self._commit(jobs)
@@ -214,30 +191,6 @@ class AuditWriter:
                 self._try_checkpoint()  # idle and the last batch has no checkpoint yet
         if self._tree.stored[0] != self._tree.size:
             self._try_checkpoint()
-
-    def announce(self, count: int) -> None:
-        """`count` appends are on their way (negative: made, or not coming after all).
-
-        Called from the appending thread (the core's event loop); the writer reads the count
-        without a lock: a stale value only makes one wait a step longer or shorter.
-        """
-        self.coming += count
-
-    def _linger_for(self) -> bool:
-        """Whether to wait before this commit (`worth_waiting`)."""
-        return bool(self._linger) and not self._closing and worth_waiting(self._queued_records, self.coming)
-
-    def _gather(self) -> None:
-        """Wait (without the lock) in steps as long as the last commit took, while each step brings
-        new appends (at least MIN_COMING of them unless more are announced), up to the commit linger."""
-        step = self._last_commit_s
-        seen, deadline = len(self._queue), time.monotonic() + self._linger
-        while time.monotonic() + step <= deadline:
-            time.sleep(step)
-            count = len(self._queue)  # a racy read is fine: it only decides whether to wait on
-            if self._closing or not still_coming(seen, count, self._queued_records, self.coming):
-                return
-            seen = count
 
     def _checkpoint_wait(self) -> float | None:
         """Seconds until the uncovered tail is due for a checkpoint; None when all is covered."""
@@ -263,7 +216,6 @@ class AuditWriter:
         except Exception as exc:  # every waiter of the batch learns of the failure
             first, error = 0, _full_store(self._path, exc)
         took = time.monotonic() - started
-        self._last_commit_s = max(took, MIN_STEP)
         self.stats.add(len(records), took, store_wait_s)
         _settle(jobs, first, error)
 
@@ -330,21 +282,6 @@ class AuditWriter:
         with tree.lock:
             tree.stored = tree.latest = (size, text)
             self._stored_at = time.monotonic()
-
-
-def worth_waiting(waiting: int, coming: int) -> bool:
-    """Whether the writer waits before a commit, with `waiting` records queued and `coming` appends
-    announced: only while at least MIN_COMING are announced, or at least MIN_COMING arrived while the
-    previous commit ran (they stream in), and fewer than _LINGER_RECORDS wait. The live writer's
-    rule, and the model's (network/testbed_model.py)."""
-    return waiting < _LINGER_RECORDS and (coming >= MIN_COMING or waiting >= MIN_COMING)
-
-
-def still_coming(seen: int, count: int, waiting: int, coming: int) -> bool:
-    """Whether the writer waits another step: the last step took the appends from `seen` to `count`,
-    at least MIN_COMING of them unless more are announced (`coming`), and fewer than _LINGER_RECORDS
-    records wait (`waiting`)."""
-    return count != seen and (count - seen >= MIN_COMING or coming > 0) and waiting < _LINGER_RECORDS
 
 
 def _settle(jobs: list[Job], first: int, error: Exception | None) -> None:

@@ -100,7 +100,6 @@ class DirectoryPort(Protocol):
 
 class AuditPort(Protocol):
     async def append(self, record: AuditRecord, journal: JournalEntry | None = None) -> int: ...
-    def announce(self, count: int) -> None: ...
     def answer_at(self, index: int) -> StoredAnswer | None: ...
     def recent_answers(self, limit: int) -> list[tuple[int, str, str]]: ...
 
@@ -310,7 +309,6 @@ class Exchange:
         deliberation = ",".join(decision.deliberations)
         destinations = decision.destinations
         queueable = request.kind is not Kind.CONSULTATION
-        self._audit.announce(1)  # its record follows the answers: the group commit may wait for it
         try:
             if len(destinations) == 1:  # the common case: no gather, no extra tasks
                 attempts = [await self._forward_one(raw, request.sender, destinations[0], queueable)]
@@ -325,8 +323,6 @@ class Exchange:
                 _record(now, env, request, agencies, decision.quality, deliberation, AuditOutcome.FAILED, detail)
             )
             raise
-        finally:
-            self._audit.announce(-1)
         message_id = env.message_id
         summary = _Summary(attempts, message_id)
         detail = _claimed(env, request.sender, summary.detail)

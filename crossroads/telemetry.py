@@ -8,12 +8,11 @@ Each line covers the interval since the previous one (`t`: UNIX time at its end)
 - "exchanges": how many routed exchanges ended in it, and per exchange, in milliseconds, the
   quantiles (p50/p90/p99) and mean of: "handle" (from the moment the core's handler took the
   call to its answer), "forward" (waiting for the agency hosts: the forward round trips),
-  "commit" (waiting for the audit record to be durable: the group commit's wait and fsync),
+  "commit" (waiting for the audit record to be durable: the commit before it, its own, and fsync),
   "own" (the rest: parsing, validation, routing, exactly-once, records, reply: the core's Python);
 - "commits": the audit writer's group commits (crossroads.audit_writer.CommitStats): count,
-  records, mean batch, the mean time a commit took and the time spent waiting for announced
-  appends, the histogram of batch sizes, and the time its commits spent taking the store from
-  the outbox's writer (`store_wait_s`, crossroads/write_gate.py).
+  records, mean batch, the mean time a commit took, the histogram of batch sizes, and the time
+  its commits spent taking the store from the outbox's writer (`store_wait_s`, crossroads/write_gate.py).
 What the handler cannot see is gRPC's: the transport and queueing before the handler runs and
 after it answers, which is the client's latency less "handle".
 
@@ -43,7 +42,8 @@ TELEMETRY_ENV = "CROSSROADS_TELEMETRY"
 EVERY_ENV = "CROSSROADS_TELEMETRY_EVERY"
 DEFAULT_EVERY_S = 1.0
 _STAGES = ("handle", "forward", "commit", "own")
-_COMMIT_FIELDS = ("commits", "records", "commit_s", "wait_s", "batches", "store_wait_s")
+# (a line written before 2026-12-07 also has "wait_s", the writer's wait for announced appends: ignored)
+_COMMIT_FIELDS = ("commits", "records", "commit_s", "batches", "store_wait_s")
 # the call being timed: [forward seconds, commit seconds], added to by the wrapped ports
 _CURRENT: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("crossroads_telemetry", default=None)
 

@@ -24,12 +24,9 @@ Each request follows the live path, one SimPy process per request:
    that has parcels waiting is QUEUED behind them without a forward (the outbox keeps each
    agency's order);
 6. the other half of the handler's CPU (lock and core);
-7. the group commit: the audit writer commits every record waiting when it is free (after
-   waiting, as the live writer does, while records are on their way: with at least MIN_COMING
-   exchanges forwarding or as many records come in during the last commit, in steps as long as
-   the last commit took while each step brings more, up to the model's linger: crossroads/
-   audit_writer.py's rule, its constants), in one commit of fixed + per_record * n milliseconds
-   uncontended, of which its CPU is spent under
+7. the group commit: the audit writer commits every record waiting as soon as it is free
+   (crossroads/audit_writer.py's rule: it never waits for more), in one commit of fixed +
+   per_record * n milliseconds uncontended, of which its CPU is spent under
    the core's interpreter lock and on a core and the rest is a wait (SQLite, the fsync), in
    `handoffs` turns: each turn takes the lock back behind the handler's work queued for it, which
    is how a busy handler slows the commits down (and so lets their batches grow);
@@ -82,7 +79,6 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
-from crossroads.audit_writer import MIN_STEP, still_coming, worth_waiting
 from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, backoff_after, look_again_in
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
@@ -242,8 +238,6 @@ class _Testbed:
         self.handler_ms, self.io_ms = model.core.cpu_ms * core, model.core.io_cpu_ms * io
         shares = np.asarray(model.host.shares, dtype=float)
         self.host_p = shares / shares.sum() if len(shares) else None  # each host's share of the forwards
-        self.coming = 0  # exchanges forwarding, whose records follow (the core's `announce`)
-        self.last_commit_s = MIN_STEP
         self.database = simpy.Resource(self.env, 1)  # one write transaction at a time (SQLite's lock)
         self.host_up = [True] * model.hosts
         # the outbox: its own draws (agencies, the loop's phase), so that the requests' draws are
@@ -357,9 +351,7 @@ class _Testbed:
         yield self.env.timeout(self.delay_s(drawn.delay_z))
         yield from self.work(None, self.io_ms, core=True)
         yield from self.handler(self.handler_ms / 2)
-        self.coming += 1
         outcome, parcels = (AuditOutcome.FAILED, []) if unroutable else (yield from self.forward(drawn))
-        self.coming -= 1
         yield from self.handler(self.handler_ms / 2)
         durable = self.env.event()
         self.records.put(durable)
@@ -490,14 +482,11 @@ class _Testbed:
         while True:
             yield from self.records.wait()
             yield from self.awake()
-            if self.lingers():
-                yield from self.gather()
             batch = yield from self.records.take()
             started = self.env.now
             yield from self.transaction(len(batch))
             if self.begin <= self.env.now < self.end:
                 self.tally.commits.append((len(batch), self.env.now - started))
-            self.last_commit_s = max(self.env.now - started, MIN_STEP)
             for durable in batch:
                 durable.succeed()
 
@@ -512,22 +501,6 @@ class _Testbed:
                 yield from self.work(self.core, commit.cpu_ms / commit.handoffs, core=True)
                 yield self.env.timeout(wait_s / commit.handoffs)
             yield from self.awake()
-
-    def lingers(self) -> bool:
-        """Whether the writer waits before this commit: records are on their way (the live rule)."""
-        return self.m.commit.linger_ms > 0 and worth_waiting(len(self.records.items), self.coming)
-
-    def gather(self) -> Steps:
-        """Wait in steps as long as the last commit took while each brings more records
-        (`still_coming`), up to the linger."""
-        step, seen = self.last_commit_s, len(self.records.items)
-        deadline = self.env.now + self.m.commit.linger_ms / 1000
-        while self.env.now + step <= deadline:
-            yield self.env.timeout(step)
-            count = len(self.records.items)
-            if not still_coming(seen, count, count, self.coming):
-                return
-            seen = count
 
     def background(self) -> Steps:
         share = self.m.core.background

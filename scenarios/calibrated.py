@@ -108,7 +108,8 @@ class Host(Section):
 
 
 class Commit(Section):
-    """The audit log's group commit: one writer commits all records waiting, in one transaction."""
+    """The audit log's group commit: one writer commits all records waiting, in one transaction,
+    as soon as it is free (crossroads/audit_writer.py)."""
 
     cpu_ms: Ms = 0.0
     """CPU milliseconds of a commit in the writer thread, under the core's interpreter lock."""
@@ -120,9 +121,6 @@ class Commit(Section):
     handoffs: Annotated[int, whole(1, 64)] = 1
     """Times a commit takes the core's interpreter lock back (after each SQLite call and the
     fsync, which release it): each time it waits for the handler's work queued before it."""
-    linger_ms: Annotated[float, number(high=1000.0)] = 0.0
-    """The longest the writer waits for more records before a commit, while they are on their
-    way (crossroads/audit_writer.py's rule); 0: it commits whatever waits as soon as it is free."""
 
 
 class Delay(Section):

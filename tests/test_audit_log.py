@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from crossroads.audit import AUDIT_DB, AuditIndexError, AuditLog, AuditLogError, verify_store
 from crossroads.audit_record import AuditRecord, AuditRecordError, audit_time
 from crossroads.audit_service import AuditServicer
-from crossroads.audit_writer import MIN_COMING
 from crossroads.checkpoint import (
     CheckpointError,
     key_id,
@@ -555,10 +554,10 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
     assert verify_store(tmp_path).ok
 
 
-def test_a_lone_append_is_never_held_and_streaming_appends_share_commits(tmp_path: Path) -> None:
-    """The group commit waits only while appends are on their way: never for one append alone,
-    and when thousands stream in unannounced, their commits carry many records each."""
-    with AuditLog.open(tmp_path, commit_linger=0.008) as log:
+def test_a_lone_append_is_never_held_and_concurrent_appends_share_commits(tmp_path: Path) -> None:
+    """The group commit never waits for more: one append at a time is one commit each, and the
+    appends that arrive while a commit runs share the next one."""
+    with AuditLog.open(tmp_path) as log:
 
         async def one_by_one() -> None:
             for i in range(20):
@@ -566,7 +565,7 @@ def test_a_lone_append_is_never_held_and_streaming_appends_share_commits(tmp_pat
 
         asyncio.run(one_by_one())
         alone = log.commit_stats()
-        assert alone.records == 20 and alone.wait_s == 0.0  # none of them waited for company
+        assert alone.records == 20 and alone.commits == 20  # none of them waited for company
 
         async def streaming() -> None:
             await asyncio.gather(*(log.append(record(20 + i)) for i in range(3000)))
@@ -574,4 +573,4 @@ def test_a_lone_append_is_never_held_and_streaming_appends_share_commits(tmp_pat
         asyncio.run(streaming())
         streamed = log.commit_stats().since(alone)
         assert streamed.records == 3000
-        assert streamed.records / streamed.commits >= 2 * MIN_COMING
+        assert streamed.records / streamed.commits >= 8  # the loop submits far faster than a commit

@@ -153,7 +153,7 @@ def test_appends_gathered_under_concurrent_load_keep_order_and_durability(tmp_pa
 
         return list(await asyncio.gather(*(one(k) for k in range(len(records)))))
 
-    with AuditLog.open(tmp_path, commit_linger=0.02) as log:
+    with AuditLog.open(tmp_path) as log:
         indices = asyncio.run(load(log))
     assert sorted(indices) == list(range(len(records)))
     with AuditLog.open(tmp_path, read_only=True) as reread:

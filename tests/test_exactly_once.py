@@ -204,9 +204,6 @@ def test_a_window_must_hold_at_least_one_message(tmp_path: Path) -> None:
         def answer_at(self, index: int) -> None:
             return None
 
-        def announce(self, count: int) -> None:
-            pass
-
         def recent_answers(self, limit: int) -> list[tuple[int, str, str]]:
             return []
 

@@ -90,9 +90,6 @@ class FakeAudit:
     def answer_at(self, index: int) -> journal.StoredAnswer | None:
         return journal.read_answer(self._conn, index)
 
-    def announce(self, count: int) -> None:
-        pass
-
     def recent_answers(self, limit: int) -> list[tuple[int, str, str]]:
         return journal.recent_answers(self._conn, limit)
 

@@ -396,9 +396,6 @@ class _Forgetful:
     def answer_at(self, index: int) -> StoredAnswer | None:
         return None
 
-    def announce(self, count: int) -> None:
-        pass
-
     def recent_answers(self, limit: int) -> list[tuple[int, str, str]]:
         return []
 

@@ -83,7 +83,7 @@ def test_lines_taken_together_weigh_each_stage_by_its_exchanges() -> None:
         stages = {f"{s}_ms": {"mean": handle if s == "handle" else 1.0} for s in ("handle", "forward", "commit", "own")}
         batches = [commits] + [0] * (BATCH_BUCKETS - 1)
         return {"t": t, "exchanges": {"count": count, **stages},
-                "commits": {"commits": commits, "records": commits, "commit_s": 0.001 * commits, "wait_s": 0.0,
+                "commits": {"commits": commits, "records": commits, "commit_s": 0.001 * commits,
                             "batches": batches, "mean_batch": 1.0, "mean_commit_ms": 1.0}}  # fmt: skip
 
     lines = [line(10.0, 1, 10.0, 1), line(11.0, 3, 2.0, 3), line(12.0, 100, 99.0, 5)]

@@ -96,20 +96,6 @@ def test_batches_grow_with_load_and_commit_times_with_contention() -> None:
     assert busy.mean_commit_ms > calm.mean_commit_ms >= 1.0
 
 
-def test_the_writer_lingers_only_while_records_are_on_their_way() -> None:
-    """The live writer's rule (crossroads/audit_writer.py): a lone record is never held; under load
-    the writer waits for the records of the exchanges forwarding, so its batches grow, its commits
-    fall in number and the records wait longer for them."""
-    lingering = _model(commit={**MODEL["commit"], "linger_ms": 8.0})
-    for rate in (5, 20):  # one exchange at a time: nothing on its way, the same as no linger
-        assert _at(rate, lingering).commits == _at(rate).commits
-    busy, eager = _at(1200, lingering), _at(1200)
-    batch = sum(n for n, _ in busy.commits) / len(busy.commits)
-    eager_batch = sum(n for n, _ in eager.commits) / len(eager.commits)
-    assert batch > 1.1 * eager_batch and len(busy.commits) < len(eager.commits)
-    assert busy.figures()["mean_ms"] > eager.figures()["mean_ms"]
-
-
 def test_a_host_down_fails_its_consultations_and_queues_its_notices() -> None:
     down = _at(200, hosts_down=((1, 5.0, 10.0),))
     share = 5.0 * 200  # requests in the outage

@@ -204,12 +204,7 @@ def _breakdown(bench: _Bench, pairs: Sequence[dict[str, dict[str, Any]]]) -> dic
         "proxy_client_ms": _median([p["proxy"]["mean_ms"] for p in pairs]),
         "mean_batch": _weighted([(c["mean_batch"], c["commits"]) for c in commits]),
         "mean_commit_ms": _weighted([(c["mean_commit_ms"], c["commits"]) for c in commits]),
-        "wait_per_commit_ms": _weighted([(_per(c["wait_s"] * 1000, c["commits"]), c["commits"]) for c in commits]),
     }
-
-
-def _per(total: float, count: int) -> float | None:
-    return total / count if count else None
 
 
 def _weighted(values: Sequence[tuple[float | None, int]]) -> float | None:
@@ -282,8 +277,7 @@ def _breakdown_line(b: dict[str, Any]) -> str:
 
     return (f"{'':14}core path, means: client {ms('client_ms')} ms = gRPC and transport {ms('outside_handler_ms')}"
             f" + forward {ms('forward_ms')} + audit commit {ms('commit_ms')} + the core's own {ms('own_ms')}; "
-            f"commits of {ms('mean_batch')} records, {ms('mean_commit_ms')} ms each "
-            f"after {ms('wait_per_commit_ms')} ms of waiting")  # fmt: skip
+            f"commits of {ms('mean_batch')} records, {ms('mean_commit_ms')} ms each")  # fmt: skip
 
 
 def capacity_text(result: dict[str, Any]) -> str:

@@ -15,8 +15,8 @@ measure.py), with the operational laws of network/calibration.py, and says where
   it, from the core's telemetry at the lowest level (its time in forwards per destination, less
   the host's CPU): a wait that an exchange whose host is down does not make;
 - commit.cpu_ms: the slope of the audit writer thread's CPU against the commits per second;
-  commit.fixed_ms and per_record_ms: a commit's mean time (with the wait for appends announced)
-  against its mean batch, from the core's telemetry, a line across the levels;
+  commit.fixed_ms and per_record_ms: a commit's mean time against its mean batch, from the
+  core's telemetry, a line across the levels;
 - commit.handoffs: the value whose simulated commit times come closest to the telemetry's;
 - load.curve: past the highest level that held (the lines are fitted up to it), at each level
   whose answers kept up with the offered rate, each line's CPU per request there over the line's
@@ -45,7 +45,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from crossroads.audit_writer import DEFAULT_COMMIT_LINGER
 from loadtests.level_figures import could_not_offer
 from loadtests.prepared_mix import Drawn
 from network.calibration import Estimate, demand, levels_text
@@ -284,7 +283,6 @@ def _stations(levels: Sequence[Level], fan_out: float, lines: Mapping[str, Estim
             "cpu_ms": _ms(writer),
             "fixed_ms": _ms(fixed),
             "per_record_ms": 0.0,
-            "linger_ms": DEFAULT_COMMIT_LINGER * 1000,
         },
     }
 
@@ -308,7 +306,7 @@ def _simulated(model: Calibrated, level: Level, seed: int, seconds: float) -> Pr
 
 def _measured_commit_ms(level: Level) -> float:
     c = level["telemetry"]["commits"]
-    return float((c["commit_s"] + c["wait_s"]) / c["commits"] * 1000)
+    return float(c["commit_s"] / c["commits"] * 1000)
 
 
 def _fit_handoffs(
@@ -403,7 +401,6 @@ def estimate_model(
     sources["cpus"] = "os.cpu_count() of the machine measured"
     sources["seed"] = "the seed of the drawn requests; the model's runs add their own"
     sources["core.switch_interval_ms"] = "CPython's default switch interval, which the core keeps"
-    sources["commit.linger_ms"] = "the core's commit linger (crossroads/audit_writer.py), which it keeps"
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
     model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
