@@ -26,14 +26,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import operator
 import resource
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from itertools import chain
 from pathlib import Path
 from sqlite3 import Connection
+from typing import Any
 
 from crossroads import access_index
 from crossroads.audit_record import AuditRecord
@@ -83,27 +85,22 @@ class CommitStats:
         self.batches[min(records.bit_length() - 1, BATCH_BUCKETS - 1)] += 1
 
     def copy(self) -> CommitStats:
-        return CommitStats(self.commits, self.records, self.commit_s, list(self.batches), self.store_wait_s)
+        return replace(self, batches=list(self.batches))
 
     def plus(self, other: CommitStats) -> CommitStats:
         """Both together."""
-        return CommitStats(
-            self.commits + other.commits,
-            self.records + other.records,
-            self.commit_s + other.commit_s,
-            [a + b for a, b in zip(self.batches, other.batches, strict=True)],
-            self.store_wait_s + other.store_wait_s,
-        )
+        return self._each(other, operator.add)
 
     def since(self, earlier: CommitStats) -> CommitStats:
         """What happened between `earlier` and this one."""
-        return CommitStats(
-            self.commits - earlier.commits,
-            self.records - earlier.records,
-            self.commit_s - earlier.commit_s,
-            [a - b for a, b in zip(self.batches, earlier.batches, strict=True)],
-            self.store_wait_s - earlier.store_wait_s,
-        )
+        return self._each(earlier, operator.sub)
+
+    def _each(self, other: CommitStats, op: Callable[[Any, Any], Any]) -> CommitStats:
+        """`op` of this and `other`, counter by counter (the batches bucket by bucket)."""
+        counters = {
+            f.name: op(getattr(self, f.name), getattr(other, f.name)) for f in fields(self) if f.name != "batches"
+        }
+        return CommitStats(**counters, batches=[op(a, b) for a, b in zip(self.batches, other.batches, strict=True)])
 
 
 class AuditWriter:

@@ -29,7 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ TELEMETRY_ENV = "CROSSROADS_TELEMETRY"
 EVERY_ENV = "CROSSROADS_TELEMETRY_EVERY"
 DEFAULT_EVERY_S = 1.0
 _STAGES = ("handle", "forward", "commit", "own")
-# (a line written before 2026-12-07 also has "wait_s", the writer's wait for announced appends: ignored)
-_COMMIT_FIELDS = ("commits", "records", "commit_s", "batches", "store_wait_s")
+# what a line's "commits" holds of CommitStats (a line written before 2026-12-07 also has "wait_s",
+# the writer's wait for announced appends, and every line the figures `_commits` adds: not read)
+_COMMIT_FIELDS = frozenset(f.name for f in fields(CommitStats))
 # the call being timed: [forward seconds, commit seconds], added to by the wrapped ports
 _CURRENT: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("crossroads_telemetry", default=None)
 

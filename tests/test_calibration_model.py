@@ -45,7 +45,7 @@ def _level(rate: float, batch: float, p99_ms: float = 12.0, load: float = 1.0, a
             **{f"host-{k}": {"utilisation": HOST * load * x * 1.5 / 4, "threads": {}} for k in range(4)},
         },
         "telemetry": {"commits": {"commits": commits, "records": rate * 10, "commit_s": commits * 1.1e-3,
-                                  "mean_batch": batch},
+                                  "mean_batch": batch, "mean_commit_ms": 1.1},
                       # the core's time in an exchange's forwards: 1.5 of them, each the host's CPU and the trip
                       "mean": {"forward_ms": 1.5 * (HOST + FORWARD) * 1000 * (1 + (rate - 100) / 1000)}},
     }  # fmt: skip

@@ -305,8 +305,7 @@ def _simulated(model: Calibrated, level: Level, seed: int, seconds: float) -> Pr
 
 
 def _measured_commit_ms(level: Level) -> float:
-    c = level["telemetry"]["commits"]
-    return float(c["commit_s"] / c["commits"] * 1000)
+    return float(level["telemetry"]["commits"]["mean_commit_ms"])  # crossroads/telemetry.py's figure
 
 
 def _fit_handoffs(
