@@ -68,20 +68,24 @@ class CommitStats:
     commits carried 1, 2-3, 4-7, ...
     records (`batches[k]`: batches of 2**k to 2**(k+1) - 1), and of the time they took, how much
     went on taking the store from the process's other writer of the file (`store_wait_s`: its
-    write gate, crossroads/write_gate.py, and BEGIN). Plain counters, updated by the writer thread
-    after each commit; a reader takes a copy (`copy`) and subtracts two."""
+    write gate, crossroads/write_gate.py, and BEGIN) and on the COMMIT statement (`sync_s`: SQLite
+    writes the transaction's pages to the WAL and fsyncs it; what is left of `commit_s` is the
+    Python and the INSERTs before it). Plain counters, updated by the writer thread after each
+    commit; a reader takes a copy (`copy`) and subtracts two."""
 
     commits: int = 0
     records: int = 0
     commit_s: float = 0.0
     batches: list[int] = field(default_factory=lambda: [0] * BATCH_BUCKETS)
     store_wait_s: float = 0.0
+    sync_s: float = 0.0
 
-    def add(self, records: int, seconds: float, store_wait_s: float = 0.0) -> None:
+    def add(self, records: int, seconds: float, store_wait_s: float = 0.0, sync_s: float = 0.0) -> None:
         self.commits += 1
         self.records += records
         self.commit_s += seconds
         self.store_wait_s += store_wait_s
+        self.sync_s += sync_s
         self.batches[min(records.bit_length() - 1, BATCH_BUCKETS - 1)] += 1
 
     def copy(self) -> CommitStats:
@@ -207,20 +211,22 @@ class AuditWriter:
             records.extend(job[0])
         started = time.monotonic()
         error: Exception | None = None
-        store_wait_s = 0.0  # a commit that failed counts none
+        store_wait_s = sync_s = 0.0  # a commit that failed counts neither
         try:
-            first, store_wait_s = self._write(records, journal)
+            first, store_wait_s, sync_s = self._write(records, journal)
         except Exception as exc:  # every waiter of the batch learns of the failure
             first, error = 0, _full_store(self._path, exc)
         took = time.monotonic() - started
-        self.stats.add(len(records), took, store_wait_s)
+        self.stats.add(len(records), took, store_wait_s, sync_s)
         _settle(jobs, first, error)
 
-    def _write(self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()) -> tuple[int, float]:
+    def _write(
+        self, records: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()
+    ) -> tuple[int, float, float]:
         """Commit `records` (and `journal`, offsets relative to the first record) as one transaction.
 
-        Returns the first index and the seconds spent taking the store (the write gate and BEGIN).
-        Writer thread only.
+        Returns the first index, the seconds spent taking the store (the write gate and BEGIN) and
+        those of the COMMIT statement (the WAL written and fsynced). Writer thread only.
         """
         tree = self._tree
         first = tree.size
@@ -252,6 +258,8 @@ class AuditWriter:
             if journal:
                 accepted = dt.datetime.now(dt.UTC).isoformat()
                 write_entries(conn, [(first + offset, entry) for offset, entry in journal], accepted)
+            written = time.monotonic()  # what is left is the COMMIT
+        sync_s = time.monotonic() - written
         self._access_waiting = waiting  # committed: the count may move on
         with tree.lock:
             tree.size, tree.tile_range, tree.tail, tree.root = size, tile_range, tail, root_hash
@@ -259,7 +267,7 @@ class AuditWriter:
             if text is not None:
                 tree.stored = tree.latest = (size, text)
                 self._stored_at = time.monotonic()
-        return first, store_wait_s
+        return first, store_wait_s, sync_s
 
     def _try_checkpoint(self) -> None:
         """Store a checkpoint; on failure keep the error for `close` and retry after the interval."""

@@ -11,8 +11,10 @@ Each line covers the interval since the previous one (`t`: UNIX time at its end)
   "commit" (waiting for the audit record to be durable: the commit before it, its own, and fsync),
   "own" (the rest: parsing, validation, routing, exactly-once, records, reply: the core's Python);
 - "commits": the audit writer's group commits (crossroads.audit_writer.CommitStats): count,
-  records, mean batch, the mean time a commit took, the histogram of batch sizes, and the time
-  its commits spent taking the store from the outbox's writer (`store_wait_s`, crossroads/write_gate.py).
+  records, mean batch, the mean time a commit took, the histogram of batch sizes, the time
+  its commits spent taking the store from the outbox's writer (`store_wait_s`, crossroads/write_gate.py)
+  and in their COMMIT statements, where SQLite writes the WAL and fsyncs it (`sync_s`; per commit,
+  `mean_sync_ms`).
 What the handler cannot see is gRPC's: the transport and queueing before the handler runs and
 after it answers, which is the client's latency less "handle".
 
@@ -122,6 +124,7 @@ def _commits(c: CommitStats) -> dict[str, Any]:
     figures = asdict(c)
     figures["mean_batch"] = round(c.records / c.commits, 3) if c.commits else None
     figures["mean_commit_ms"] = round(c.commit_s / c.commits * 1000, 4) if c.commits else None
+    figures["mean_sync_ms"] = round(c.sync_s / c.commits * 1000, 4) if c.commits else None
     return figures
 
 

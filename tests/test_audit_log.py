@@ -540,7 +540,7 @@ def test_a_failed_commit_fails_every_append_of_its_batch_and_the_log_goes_on(
 
         def failing_once(
             batch: list[AuditRecord], journal: Sequence[tuple[int, JournalEntry]] = ()
-        ) -> tuple[int, float]:
+        ) -> tuple[int, float, float]:
             calls.append(len(batch))
             if len(calls) == 1:
                 raise sqlite3.OperationalError("disk I/O error")

@@ -229,6 +229,7 @@ def test_bench_soak_measures_the_capacity_first_and_soaks_at_seventy_percent(soa
     assert all(set(p["added_ms"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms"} for p in capacity["points"])
     breakdown = capacity["points"][1]["breakdown"]  # where the core path's time went, from its telemetry
     assert breakdown["exchanges"] > 0 and breakdown["forward_ms"] > 0 and breakdown["commit_ms"] > 0
+    assert 0 < breakdown["mean_sync_ms"] <= breakdown["mean_commit_ms"]  # the COMMIT is part of a commit
     assert breakdown["handle_ms"] == pytest.approx(
         breakdown["forward_ms"] + breakdown["commit_ms"] + breakdown["own_ms"], abs=0.01
     )

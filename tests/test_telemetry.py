@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from crossroads.audit import AuditLog
 from crossroads.audit_writer import BATCH_BUCKETS, CommitStats
 from crossroads.pki import channel_credentials
 from crossroads.server import CoreConfig, start_core
-from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, Telemetry, over
+from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, Telemetry, _commits, over
 from protos import messages_pb2 as pb
+from tests.test_audit_log import record
 from tests.test_core_server import EXCHANGE, _Host, _hosts_json, _start_host, _state
 from tests.test_exchange import as_sent, consultation
 
@@ -31,6 +36,35 @@ def test_commit_stats_count_batches_by_powers_of_two_and_subtract() -> None:
     later = stats.since(earlier)
     assert (later.commits, later.records, later.batches[0]) == (1, 1, 1)
     assert later.commit_s == pytest.approx(0.002)
+
+
+def test_commit_stats_count_the_time_of_the_commit_statement_apart(tmp_path: Path) -> None:
+    """`sync_s` is the time of the COMMIT statements (the WAL written and fsynced), within `commit_s`."""
+    slow_s = 0.02
+
+    class SlowCommit:  # the writer's connection, its COMMIT made slow
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                time.sleep(slow_s)
+            return self._conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    with AuditLog.open(tmp_path) as log:
+        writer = log._writer
+        assert writer is not None
+        writer._conn = SlowCommit(writer._conn)  # type: ignore[assignment]
+        before = log.commit_stats()
+        log.append_batch_sync([record(i) for i in range(3)])
+        log.append_batch_sync([record(3)])
+        stats = log.commit_stats().since(before)
+    assert stats.commits == 2 and stats.sync_s >= 2 * slow_s
+    assert stats.commit_s >= stats.sync_s + stats.store_wait_s
+    assert _commits(stats)["mean_sync_ms"] == pytest.approx(stats.sync_s / 2 * 1000, rel=1e-3)
 
 
 def test_telemetry_is_off_unless_the_environment_asks(monkeypatch: pytest.MonkeyPatch) -> None:

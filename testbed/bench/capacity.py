@@ -204,6 +204,7 @@ def _breakdown(bench: _Bench, pairs: Sequence[dict[str, dict[str, Any]]]) -> dic
         "proxy_client_ms": _median([p["proxy"]["mean_ms"] for p in pairs]),
         "mean_batch": _weighted([(c["mean_batch"], c["commits"]) for c in commits]),
         "mean_commit_ms": _weighted([(c["mean_commit_ms"], c["commits"]) for c in commits]),
+        "mean_sync_ms": _weighted([(c["mean_sync_ms"], c["commits"]) for c in commits]),
     }
 
 
@@ -277,7 +278,8 @@ def _breakdown_line(b: dict[str, Any]) -> str:
 
     return (f"{'':14}core path, means: client {ms('client_ms')} ms = gRPC and transport {ms('outside_handler_ms')}"
             f" + forward {ms('forward_ms')} + audit commit {ms('commit_ms')} + the core's own {ms('own_ms')}; "
-            f"commits of {ms('mean_batch')} records, {ms('mean_commit_ms')} ms each")  # fmt: skip
+            f"commits of {ms('mean_batch')} records, {ms('mean_commit_ms')} ms each "
+            f"({ms('mean_sync_ms')} of it the COMMIT: the WAL written and fsynced)")  # fmt: skip
 
 
 def capacity_text(result: dict[str, Any]) -> str:
