@@ -38,7 +38,16 @@ from typing import Any
 from crossroads.audit_writer import CommitStats
 from crossroads.statistics import mean, percentiles
 
-__all__ = ["EVERY_ENV", "TELEMETRY_ENV", "Telemetry", "TimedAudit", "TimedForwarder", "over", "read_telemetry"]
+__all__ = [
+    "EVERY_ENV",
+    "PER_COMMIT_FIGURES",
+    "TELEMETRY_ENV",
+    "Telemetry",
+    "TimedAudit",
+    "TimedForwarder",
+    "over",
+    "read_telemetry",
+]
 
 TELEMETRY_ENV = "CROSSROADS_TELEMETRY"
 EVERY_ENV = "CROSSROADS_TELEMETRY_EVERY"
@@ -47,6 +56,13 @@ _STAGES = ("handle", "forward", "commit", "own")
 # what a line's "commits" holds of CommitStats (a line written before 2026-12-07 also has "wait_s",
 # the writer's wait for announced appends, and every line the figures `_commits` adds: not read)
 _COMMIT_FIELDS = frozenset(f.name for f in fields(CommitStats))
+# the means per commit a line's "commits" adds: name -> (CommitStats counter, scale, digits)
+_PER_COMMIT = {
+    "mean_batch": ("records", 1, 3),
+    "mean_commit_ms": ("commit_s", 1000, 4),
+    "mean_sync_ms": ("sync_s", 1000, 4),
+}
+PER_COMMIT_FIGURES = tuple(_PER_COMMIT)
 # the call being timed: [forward seconds, commit seconds], added to by the wrapped ports
 _CURRENT: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("crossroads_telemetry", default=None)
 
@@ -122,9 +138,8 @@ def _exchanges(rows: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
 
 def _commits(c: CommitStats) -> dict[str, Any]:
     figures = asdict(c)
-    figures["mean_batch"] = round(c.records / c.commits, 3) if c.commits else None
-    figures["mean_commit_ms"] = round(c.commit_s / c.commits * 1000, 4) if c.commits else None
-    figures["mean_sync_ms"] = round(c.sync_s / c.commits * 1000, 4) if c.commits else None
+    for name, (counter, scale, digits) in _PER_COMMIT.items():
+        figures[name] = round(getattr(c, counter) / c.commits * scale, digits) if c.commits else None
     return figures
 
 

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from crossroads.telemetry import TELEMETRY_ENV, over, read_telemetry
+from crossroads.telemetry import PER_COMMIT_FIGURES, TELEMETRY_ENV, over, read_telemetry
 from loadtests.level import Level
 from loadtests.level_figures import could_not_offer
 from scenarios.shipped import default_scenario
@@ -202,9 +202,7 @@ def _breakdown(bench: _Bench, pairs: Sequence[dict[str, dict[str, Any]]]) -> dic
         "outside_handler_ms": _minus(client, mean["handle_ms"]),
         **mean,
         "proxy_client_ms": _median([p["proxy"]["mean_ms"] for p in pairs]),
-        "mean_batch": _weighted([(c["mean_batch"], c["commits"]) for c in commits]),
-        "mean_commit_ms": _weighted([(c["mean_commit_ms"], c["commits"]) for c in commits]),
-        "mean_sync_ms": _weighted([(c["mean_sync_ms"], c["commits"]) for c in commits]),
+        **{name: _weighted([(c[name], c["commits"]) for c in commits]) for name in PER_COMMIT_FIGURES},
     }
 
 
