@@ -77,3 +77,25 @@ def test_settings_take_the_fields_the_arguments_hold_and_the_given_ones_win(tmp_
 def test_failed_says_it_in_one_line_and_returns_the_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert failed("demo", "no network", 3) == 3
     assert capsys.readouterr().err == "crossroads demo: no network\n"
+
+
+def _every_parser(parser: argparse.ArgumentParser, name: str = "crossroads") -> list[tuple[str, argparse.ArgumentParser]]:
+    """`parser` and each of its sub-commands' parsers, at every depth, with the words that call it."""
+    found = [(name, parser)]
+    for action in parser._actions:  # argparse keeps its sub-parsers nowhere public
+        if isinstance(action, argparse._SubParsersAction):
+            for word, child in action.choices.items():
+                found.extend(_every_parser(child, f"{name} {word}"))
+    return found
+
+
+def test_every_command_explains_itself_with_help() -> None:
+    """`crossroads ... --help` renders for every command (a bare % in a help text broke
+    `crossroads calibrate --help`: argparse formats help texts with %)."""
+    from testbed.cli import build_parser
+
+    parsers = _every_parser(build_parser())
+    assert len(parsers) > 20  # every command module registered its commands
+    for words, parser in parsers:
+        text = parser.format_help()
+        assert text.startswith(f"usage: {words}"), words

@@ -77,7 +77,7 @@ def _add_live(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stolen-limit", type=_percent, default=DEFAULT_STOLEN_LIMIT * 100, metavar="PERCENT",
                         help="measure a level again when the hypervisor took more than this share of the machine's "
                         "CPU during it (/proc/stat's steal: another tenant of a shared host ran instead; "
-                        f"default {DEFAULT_STOLEN_LIMIT:.0%}; 100 never measures again)")  # fmt: skip
+                        f"default {DEFAULT_STOLEN_LIMIT * 100:g}%%; 100 never measures again)")  # fmt: skip
     parser.add_argument(
         "--retries",
         type=_whole,
