@@ -79,7 +79,9 @@ def test_failed_says_it_in_one_line_and_returns_the_code(capsys: pytest.CaptureF
     assert capsys.readouterr().err == "crossroads demo: no network\n"
 
 
-def _every_parser(parser: argparse.ArgumentParser, name: str = "crossroads") -> list[tuple[str, argparse.ArgumentParser]]:
+def _every_parser(
+    parser: argparse.ArgumentParser, name: str = "crossroads"
+) -> list[tuple[str, argparse.ArgumentParser]]:
     """`parser` and each of its sub-commands' parsers, at every depth, with the words that call it."""
     found = [(name, parser)]
     for action in parser._actions:  # argparse keeps its sub-parsers nowhere public
