@@ -256,3 +256,24 @@ def test_bench_soak_reports_every_process_memory_slope_and_holds_the_guarantees(
     assert text.strip() == soak_text(soak) and "core " in text and "host-0" in text
     assert json.loads(lines[-1])["core_flat"] == soak["core_flat"]
     assert (out / "soak" / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_bench_capacity_given_the_proxys_capacity_measures_only_the_points(tmp_path: Path) -> None:
+    """`--proxy-capacity` skips the climbs: both paths at each of --fractions of it, nothing else."""
+    world = tmp_path / "tiny.yaml"
+    world.write_text(yaml.safe_dump(TINY_WORLD))
+    out, capture = tmp_path / "run", tmp_path / "stdout.txt"
+    argv = ["bench", "capacity", "--out", str(out), "--scenario", str(world), *STAIRS]
+    with capture.open("w") as sink, contextlib.redirect_stdout(sink):
+        assert main([*argv, "--proxy-capacity", "40", "--fractions", "0.5"]) == 0
+    capacity = json.loads((out / "capacity" / "capacity.json").read_text())
+    assert capacity["climbs"] == [] and capacity["core_rps"] is None and capacity["ratio"] is None
+    assert capacity["proxy_rps"] == 40 and capacity["proxy_rps_given"]
+    [point] = capacity["points"]
+    assert point["fraction"] == 0.5 and point["rate"] == 20
+    assert point["core"]["p50_ms"] > 0 and point["proxy"]["p50_ms"] > 0 and point["breakdown"]["exchanges"] > 0
+    lines = capture.read_text().splitlines()
+    assert lines[0].startswith("capacity not measured") and json.loads(lines[-1])["ratio"] is None
+    with pytest.raises(SystemExit):  # a capacity of 0 is refused by the parser, not met by a division
+        main([*argv, "--proxy-capacity", "0"])

@@ -24,6 +24,10 @@ per percentile; the median over `repeats` pairs), and where the core path's time
 runs with its telemetry on (crossroads/telemetry.py: a few clock reads per exchange), which
 splits each exchange into the forward round trip, the wait for the audit commit and the core's
 own work, and says what the group commits were.
+
+With `proxy_capacity` given (an earlier run's proxy_rps), nothing climbs: only the latency points
+are measured, at `fractions` of it, in a few minutes instead of a quarter of an hour; no knee and
+no ratio is reported then.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class CapacityPlan:
     point_s: float = 10.0  # seconds of each latency point
     requests: int = 2_000  # distinct prepared consultations, cycled
     seed: int = 0
+    proxy_capacity: float | None = None  # given: no climbs, only the points at its fractions (see the module doc)
 
     def rates(self) -> list[float]:
         return [round(self.start_rate * self.factor**k, 1) for k in range(self.max_steps)]
@@ -213,6 +218,10 @@ def _weighted(values: Sequence[tuple[float | None, int]]) -> float | None:
 
 
 def _summary(plan: CapacityPlan, climbs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if not climbs:  # the proxy's capacity given: the points only
+        return {"core_rps": None, "proxy_rps": plan.proxy_capacity, "proxy_rps_given": True, "ratio": None,
+                "ratio_each": [], "core_rps_each": [], "proxy_rps_each": [], "core_limits": [], "proxy_limits": [],
+                "p99_limit_ms": plan.p99_ms}  # fmt: skip
     knees = {name: [c["knees"][name] for c in climbs] for name in PATHS}
     rps = {name: [k["rps"] for k in knees[name]] for name in PATHS}
     ratios = [c["knees"]["core"]["rps"] / c["knees"]["proxy"]["rps"] for c in climbs if c["knees"]["proxy"]["rps"]]
@@ -257,7 +266,7 @@ def capacity_benchmark(
                 "proxy": Path_("proxy", proxy_address, requests["proxy"], {"proxy": proxy_pid, "host": host.pid}),
             }
             bench = _Bench(state / "pki", paths, out, plan)
-            climbs = [_climb(bench, k) for k in range(plan.repeats)]
+            climbs = [] if plan.proxy_capacity else [_climb(bench, k) for k in range(plan.repeats)]
             result = _summary(plan, climbs)
             result["points"] = _points(bench, float(result["proxy_rps"])) if result["proxy_rps"] else []
     result |= {"plan": asdict(plan), "machine": machine_info(),
@@ -283,12 +292,16 @@ def _breakdown_line(b: dict[str, Any]) -> str:
 def capacity_text(result: dict[str, Any]) -> str:
     """A few lines for people: both knees, their ratio, and the latency the core adds."""
     limit = result["p99_limit_ms"]
-    lines = [
-        f"capacity at p99 <= {limit:g} ms (open loop, median of {len(result['core_rps_each'])} climbs): "
-        f"core {result['core_rps']:g}/s ({', '.join(result['core_limits'])}), "
-        f"proxy {result['proxy_rps']:g}/s ({', '.join(result['proxy_limits'])}); ratio {result['ratio']}",
-        f"{'':28}{'p50':>8}{'p90':>8}{'p99':>8}  (ms)",
-    ]
+    if result.get("proxy_rps_given"):
+        head = (
+            f"capacity not measured: the points at fractions of the proxy's capacity given, {result['proxy_rps']:g}/s"
+        )
+    else:
+        climbs, core, proxy = len(result["core_rps_each"]), result["core_rps"], result["proxy_rps"]
+        head = (f"capacity at p99 <= {limit:g} ms (open loop, median of {climbs} climbs): "
+                f"core {core:g}/s ({', '.join(result['core_limits'])}), "
+                f"proxy {proxy:g}/s ({', '.join(result['proxy_limits'])}); ratio {result['ratio']}")  # fmt: skip
+    lines = [head, f"{'':28}{'p50':>8}{'p90':>8}{'p99':>8}  (ms)"]
     for p in result["points"]:
         for name in ("proxy", "core"):
             lines.append(f"{p['fraction']:>4.0%} {p['rate']:>8g}/s {name:>8}   " + _cells(p[name]))
@@ -300,7 +313,11 @@ def capacity_text(result: dict[str, Any]) -> str:
 def measure_capacity(out: Path, plan: CapacityPlan, *, scenario: Path | None = None) -> dict[str, Any]:
     """`capacity_benchmark` in OUT/capacity, with a summary for people in OUT/capacity/capacity.txt."""
     folder = out.resolve() / "capacity"
-    say(f"capacity: {plan.repeats} climb(s) of core and proxy from {plan.start_rate:g}/s, x{plan.factor:g} a step")
+    if plan.proxy_capacity:
+        shares = ", ".join(f"{f:.0%}" for f in plan.fractions)
+        say(f"capacity: no climbs; core and proxy at {shares} of the given {plan.proxy_capacity:g}/s")
+    else:
+        say(f"capacity: {plan.repeats} climb(s) of core and proxy from {plan.start_rate:g}/s, x{plan.factor:g} a step")
     result = capacity_benchmark(folder, plan, scenario=scenario)
     (folder / "capacity.txt").write_text(capacity_text(result) + "\n")
     return result

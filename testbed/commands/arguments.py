@@ -24,6 +24,7 @@ __all__ = [
     "add_state",
     "duration",
     "failed",
+    "positive_number",
     "settings",
 ]
 
@@ -81,6 +82,17 @@ def duration(where: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return seconds
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a number more than 0 (a rate, a share)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 def settings(kind: type[_T], args: argparse.Namespace, **given: Any) -> _T:

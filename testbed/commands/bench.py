@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -44,6 +45,7 @@ from testbed.bench.sim import DEFAULT_SIM_RUNS, sim_figures
 from testbed.bench.soak import DEFAULT_SOAK_MINUTES, SOAK_SHARE, SoakPlan, capacity_and_soak, measure_soak
 from testbed.bench.up import up_figures
 from testbed.bench.world import DEFAULT_WORLD_RUNS, world_figures
+from testbed.commands.arguments import positive_number
 
 DEFAULT_OUT = Path("runs/bench")
 _PLAN = CapacityPlan()
@@ -128,7 +130,9 @@ time). A climb offers --start-rate, then --factor x more each step (--step-s mea
 --warmup-s), to both paths in turn; a step holds when its p99 <= --p99-ms, <= 1 % failed and
 >= 95 % of it was answered in time. A path climbs until two steps in a row fail, or the generator
 cannot keep its schedule (its ceiling, reported as the limit). Then both paths at 25, 50 and 75 %
-of the proxy's capacity: p50/p90/p99 of each and the latency the core adds over the proxy.
+of the proxy's capacity (--fractions): p50/p90/p99 of each and the latency the core adds over the
+proxy, and where the core path's time went. To measure those points again without climbing, give
+the proxy's capacity of an earlier run: `--proxy-capacity 1290 --fractions 0.5` takes ~2 minutes.
 
 Figures (last line of stdout, JSON; everything in OUT/capacity/capacity.json, a summary in
 OUT/capacity/capacity.txt):
@@ -206,7 +210,13 @@ def register(sub: Any) -> None:
         ("audit", "durable audit appends/s and `audit verify` of 1 M records", _AUDIT_HELP, _audit_args, run_audit),
         ("world", "national world build time and peak memory", _WORLD_HELP, _world_args, run_world),
         ("up", "~3,000 agencies serving: start-up time and memory", _UP_HELP, _no_args, run_up),
-        ("capacity", "highest rate with p99 <= 50 ms, core vs raw proxy", _CAPACITY_HELP, _capacity_args, run_capacity),
+        (
+            "capacity",
+            "highest rate with p99 <= 50 ms, core vs raw proxy",
+            _CAPACITY_HELP,
+            _capacity_only_args,
+            run_capacity,
+        ),
         ("soak", "a steady rate for minutes: is memory flat?", _SOAK_HELP, _soak_args, run_soak),
         ("sim", "a simulated national day: wall time, ratio to bare SimPy", _SIM_HELP, _sim_args, run_sim),
         ("model", "the calibrated model's errors against the live testbed", _MODEL_HELP, _model_args, run_model),
@@ -264,6 +274,16 @@ def _capacity_args(p: argparse.ArgumentParser) -> None:
                    help="world (default: the shipped demo world; the soak's: the smoke load test's)")  # fmt: skip
     p.add_argument("--processes", type=int, default=_PLAN.processes, help="load generator (or Locust) processes")
     _staircase_args(p)
+
+
+def _capacity_only_args(p: argparse.ArgumentParser) -> None:
+    _capacity_args(p)
+    p.add_argument("--fractions", type=positive_number, nargs="+", default=list(_PLAN.fractions), metavar="F",
+                   help="the latency points, as fractions of the proxy's capacity (default: "
+                   f"{' '.join(f'{f:g}' for f in _PLAN.fractions)})")  # fmt: skip
+    p.add_argument("--proxy-capacity", type=positive_number, default=None, metavar="RPS",
+                   help="no climbs: take the proxy's capacity as RPS (an earlier run's proxy_rps) and measure only "
+                   "the latency points, in minutes rather than a quarter of an hour; no knee, no ratio")  # fmt: skip
 
 
 def _staircase_args(p: argparse.ArgumentParser) -> None:
@@ -328,7 +348,11 @@ def _core_config(args: argparse.Namespace, out: Path) -> bc.CoreBenchConfig:
 
 
 def _plan(args: argparse.Namespace) -> CapacityPlan:
-    return CapacityPlan(processes=args.processes, **{name: getattr(args, name) for name in _STAIRCASE})
+    """The capacity plan of the options; `bench soak` and `bench all` have no --fractions nor --proxy-capacity."""
+    plan = CapacityPlan(processes=args.processes, proxy_capacity=getattr(args, "proxy_capacity", None),
+                        **{name: getattr(args, name) for name in _STAIRCASE})  # fmt: skip
+    fractions = getattr(args, "fractions", None)
+    return replace(plan, fractions=tuple(fractions)) if fractions else plan
 
 
 def _soak_plan(args: argparse.Namespace) -> SoakPlan:
