@@ -45,6 +45,7 @@ __all__ = [
     "Telemetry",
     "TimedAudit",
     "TimedForwarder",
+    "commit_figures",
     "over",
     "read_telemetry",
 ]
@@ -54,7 +55,7 @@ EVERY_ENV = "CROSSROADS_TELEMETRY_EVERY"
 DEFAULT_EVERY_S = 1.0
 _STAGES = ("handle", "forward", "commit", "own")
 # what a line's "commits" holds of CommitStats (a line written before 2026-12-07 also has "wait_s",
-# the writer's wait for announced appends, and every line the figures `_commits` adds: not read)
+# the writer's wait for announced appends, and every line the figures `commit_figures` adds: not read)
 _COMMIT_FIELDS = frozenset(f.name for f in fields(CommitStats))
 # the means per commit a line's "commits" adds: name -> (CommitStats counter, scale, digits)
 _PER_COMMIT = {
@@ -118,7 +119,7 @@ class Telemetry:
         rows, self._rows = self._rows, []
         now = self._commits()
         commits, self._last = now.since(self._last), now
-        line = {"t": time.time(), "exchanges": _exchanges(rows), "commits": _commits(commits)}
+        line = {"t": time.time(), "exchanges": _exchanges(rows), "commits": commit_figures(commits)}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 
@@ -136,7 +137,8 @@ def _exchanges(rows: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
     return {"count": len(rows), **{f"{stage}_ms": _ms(values) for stage, values in columns.items()}}
 
 
-def _commits(c: CommitStats) -> dict[str, Any]:
+def commit_figures(c: CommitStats) -> dict[str, Any]:
+    """A telemetry line's "commits": the counters of `c`, and the means per commit (PER_COMMIT_FIGURES)."""
     figures = asdict(c)
     for name, (counter, scale, digits) in _PER_COMMIT.items():
         figures[name] = round(getattr(c, counter) / c.commits * scale, digits) if c.commits else None
@@ -202,4 +204,4 @@ def over(lines: Sequence[dict[str, Any]], start: float, end: float) -> dict[str,
     total = CommitStats()
     for line in chosen:
         total = total.plus(CommitStats(**{k: v for k, v in line["commits"].items() if k in _COMMIT_FIELDS}))
-    return {"exchanges": count, "mean": means, "commits": _commits(total)}
+    return {"exchanges": count, "mean": means, "commits": commit_figures(total)}

@@ -17,7 +17,7 @@ from crossroads.audit import AuditLog
 from crossroads.audit_writer import BATCH_BUCKETS, CommitStats
 from crossroads.pki import channel_credentials
 from crossroads.server import CoreConfig, start_core
-from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, Telemetry, _commits, over
+from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, Telemetry, commit_figures, over
 from protos import messages_pb2 as pb
 from tests.test_audit_log import record
 from tests.test_core_server import EXCHANGE, _Host, _hosts_json, _start_host, _state
@@ -64,7 +64,7 @@ def test_commit_stats_count_the_time_of_the_commit_statement_apart(tmp_path: Pat
         stats = log.commit_stats().since(before)
     assert stats.commits == 2 and stats.sync_s >= 2 * slow_s
     assert stats.commit_s >= stats.sync_s + stats.store_wait_s
-    assert _commits(stats)["mean_sync_ms"] == pytest.approx(stats.sync_s / 2 * 1000, rel=1e-3)
+    assert commit_figures(stats)["mean_sync_ms"] == pytest.approx(stats.sync_s / 2 * 1000, rel=1e-3)
 
 
 def test_telemetry_is_off_unless_the_environment_asks(monkeypatch: pytest.MonkeyPatch) -> None:
