@@ -74,6 +74,8 @@ def test_calibrate_writes_a_model_whose_every_number_says_where_it_came_from(cal
         assert shares["busy"] > 0 and shares["busy"] + shares["idle"] + shares["stolen"] == pytest.approx(1, abs=1e-3)
         assert shares["seconds"] >= 2.0 and level["stolen_attempts"] == []
         assert shares["probe_ms"] > 0  # how fast the machine ran the speed probe's work meanwhile
+        # the network was let go quiet before it (its processes watched for at least one window)
+        assert level["settled"]["waited_s"] >= 0.5 and set(level["settled"]) == {"waited_s", "quiet", "busiest"}
 
 
 def test_validate_writes_predictions_measurements_errors_and_the_report(calibrated: Path, tmp_path: Path) -> None:

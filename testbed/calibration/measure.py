@@ -16,6 +16,9 @@ telemetry on (crossroads/telemetry.py), draws that scenario's mix in advance
   measured window's start as the generator fixed it (its senders take seconds to start).
 - the shares of the machine's CPU over the measured window (loadtests/machine.py), and of
   them the share the hypervisor took for another tenant (stolen).
+Before each level (and each measurement of it again) the network is let go quiet: every watched
+process at most 5 % of a core over half a second, for at most 30 s (testbed/calibration/settle.py;
+how long it took is the level's "settled"), so that no level measures what the last one left.
 A level during which the hypervisor took more than the plan's `stolen_limit` of the machine is
 measured again, up to `retries` times, and the attempt it stole least from is kept; the others'
 headline figures are listed under "stolen_attempts". Why: this machine is a VM on a shared host,
@@ -66,6 +69,7 @@ from network.testbed_model import Conditions
 from testbed.bench.goals import BenchError
 from testbed.bench.levels import Path_, longest_s, run_level
 from testbed.bench.paths import audit_outcomes, audit_size, fresh_state
+from testbed.calibration.settle import settle
 from testbed.faults import FaultInjector
 from testbed.live import DEFAULT_HOSTS, LiveNetwork, bring_up
 
@@ -234,6 +238,7 @@ class LiveBench:
         """
         level = self.plan.level(rate, seed)
         self._vouch_in_time(level)
+        settled = self._settle()
         path = self._core_path()
         kept = self.out / "records.npy" if records else None  # read back at once: the next attempt writes it again
         audit_start = audit_size(self.state)
@@ -254,9 +259,27 @@ class LiveBench:
         figures["outcomes"] = audit_outcomes(self.state, audit_start)
         figures["faults"] = [w.as_json(start) for w in injector.windows[windows:]]
         figures["fault_errors"] = list(injector.errors[errors:])
+        figures["settled"] = settled
         if kept is not None:
             figures["records"] = read_records(kept)
         return figures
+
+    def _settle(self) -> dict[str, Any]:
+        """Wait for the network to go quiet after the last level (testbed/calibration/settle.py)."""
+        watched = self.watched()
+
+        def spent() -> dict[str, float]:
+            seconds = {}
+            for name, pid in watched.items():
+                with contextlib.suppress(OSError):  # a host a fault killed: not judged
+                    seconds[name] = cpu_seconds(pid)
+            return seconds
+
+        settled = settle(spent)
+        if not settled.quiet:
+            self.say(f"the network did not go quiet within {settled.waited_s:.0f} s (its busiest process at "
+                     f"{settled.busiest:.0%} of a core): measuring all the same")  # fmt: skip
+        return settled.as_dict()
 
     def _faults(self, faults: Sequence[Fault], start_file: Path) -> tuple[threading.Event, threading.Thread | None]:
         stop = threading.Event()
