@@ -1,5 +1,5 @@
 """Waiting for the live network to go quiet before a level (testbed/calibration/settle.py), on a
-simulated clock: CPU readings scripted window by window."""
+simulated clock: CPU snapshots (loadtests.cpu) scripted window by window."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
+from loadtests.cpu import ProcessTimes, Snapshot
 from testbed.calibration.settle import Settled, settle
 
 
@@ -19,9 +20,6 @@ class _Scripted:
         self._shares: Iterator[Mapping[str, float]] = iter(shares)
         self._spent: dict[str, float] = {}
         self._window = 0.0
-
-    def clock(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -36,8 +34,18 @@ class _Scripted:
             self._spent = {"core": 7.0, "host-0": 3.0}  # whatever they spent before
         return dict(self._spent)
 
+    def snapshot(self) -> Snapshot:
+        return _snapshot(self.now, self.cpu_seconds())
+
     def settle(self, **options: float) -> Settled:
-        return settle(self.cpu_seconds, clock=self.clock, sleep=self.sleep, **options)
+        return settle(self.snapshot, sleep=self.sleep, **options)
+
+
+def _snapshot(at: float, spent: Mapping[str, float]) -> Snapshot:
+    """Each process of `spent` (name -> CPU seconds) with a pid of its own; "host-0" is None when missing."""
+    pids = {"core": 10, "host-0": 11}
+    return Snapshot(at, {name: ProcessTimes(pid, spent[name], ()) if name in spent else None
+                         for name, pid in pids.items()})  # fmt: skip
 
 
 def test_a_busy_network_is_waited_for_until_every_process_is_quiet() -> None:
@@ -65,13 +73,12 @@ def test_a_network_that_never_goes_quiet_is_left_at_the_timeout_and_says_so() ->
 def test_a_process_that_restarted_is_not_judged_on_the_window_it_was_missing_from() -> None:
     script = _Scripted([{"core": 0.0}, {"core": 0.0, "host-0": 0.0}])
     # host-0 is missing from the first window's reading: the core alone is judged, and it is quiet
-    original = script.cpu_seconds
 
-    def without_host_once() -> dict[str, float]:
-        reading = original()
+    def without_host_once() -> Snapshot:
+        reading = script.cpu_seconds()
         if len(script.slept) == 1:
             reading.pop("host-0")
-        return reading
+        return _snapshot(script.now, reading)
 
-    settled = settle(without_host_once, clock=script.clock, sleep=script.sleep)
+    settled = settle(without_host_once, sleep=script.sleep)
     assert settled.quiet and len(script.slept) == 1

@@ -59,7 +59,7 @@ from agencies.spec import load_world_spec
 from agencies.world import World
 from crossroads.citizen import MAX_LIFETIME, Fas
 from crossroads.telemetry import EVERY_ENV, TELEMETRY_ENV, over, read_telemetry
-from loadtests.cpu import cpu_seconds
+from loadtests.cpu import cpu_seconds, snapshot
 from loadtests.level import Level, read_records
 from loadtests.mix import Mix
 from loadtests.prepared import write_requests
@@ -267,15 +267,7 @@ class LiveBench:
     def _settle(self) -> dict[str, Any]:
         """Wait for the network to go quiet after the last level (testbed/calibration/settle.py)."""
         watched = self.watched()
-
-        def spent() -> dict[str, float]:
-            seconds = {}
-            for name, pid in watched.items():
-                with contextlib.suppress(OSError):  # a host a fault killed: not judged
-                    seconds[name] = cpu_seconds(pid)
-            return seconds
-
-        settled = settle(spent)
+        settled = settle(lambda: snapshot(watched))
         if not settled.quiet:
             self.say(f"the network did not go quiet within {settled.waited_s:.0f} s (its busiest process at "
                      f"{settled.busiest:.0%} of a core): measuring all the same")  # fmt: skip

@@ -6,7 +6,8 @@ the outbox, redelivered seconds later. The next level, measured at once, measure
 `bench model` calibration (2026-12-07) the 100/s level right after 1,139/s had a p99 of 205 ms
 in one round and 12-13 ms in the two others. The model starts every level from an idle network,
 so the live one must too: before each level, `settle` waits until every watched process (the core,
-each host) spent at most `quiet_share` of a core over the last `window_s`, or `timeout_s` passed
+each host) spent at most `quiet_share` of a core over the last `window_s` (loadtests.cpu: a
+process gone or restarted is not judged), or `timeout_s` passed
 (then it says so and the level goes ahead: a network that never goes quiet is a finding, not a
 reason to stop the run).
 """
@@ -14,9 +15,11 @@ reason to stop the run).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from loadtests.cpu import Snapshot, usage
 
 __all__ = ["QUIET_SHARE", "TIMEOUT_S", "WINDOW_S", "Settled", "settle"]
 
@@ -39,24 +42,22 @@ class Settled:
 
 
 def settle(
-    cpu_seconds: Callable[[], Mapping[str, float]],
+    read: Callable[[], Snapshot],
     *,
     quiet_share: float = QUIET_SHARE,
     window_s: float = WINDOW_S,
     timeout_s: float = TIMEOUT_S,
-    clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Settled:
-    """Wait until each process of `cpu_seconds()` (name -> CPU seconds so far; a process missing
-    from a reading is not judged in that window) spent at most `quiet_share` of a core in the
-    last `window_s`, or until `timeout_s` have passed; see the module doc."""
-    start = at = clock()
-    before = cpu_seconds()
+    """Wait until each process `read()` snapshots (loadtests.cpu.snapshot of the watched pids)
+    spent at most `quiet_share` of a core in the last `window_s`, or until `timeout_s` have
+    passed; see the module doc."""
+    first = before = read()
     while True:
         sleep(window_s)
-        now, after = clock(), cpu_seconds()
-        seconds = max(now - at, 1e-9)
-        busiest = max(((after[name] - before[name]) / seconds for name in after if name in before), default=0.0)
-        if busiest <= quiet_share or now - start >= timeout_s:
-            return Settled(now - start, busiest <= quiet_share, busiest)
-        before, at = after, now
+        after = read()
+        shares = [u.utilisation for u in usage(before, after).values() if u is not None]
+        busiest, waited = max(shares, default=0.0), after.at - first.at
+        if busiest <= quiet_share or waited >= timeout_s:
+            return Settled(waited, busiest <= quiet_share, busiest)
+        before = after

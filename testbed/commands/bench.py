@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -349,10 +348,9 @@ def _core_config(args: argparse.Namespace, out: Path) -> bc.CoreBenchConfig:
 
 def _plan(args: argparse.Namespace) -> CapacityPlan:
     """The capacity plan of the options; `bench soak` and `bench all` have no --fractions nor --proxy-capacity."""
-    plan = CapacityPlan(processes=args.processes, proxy_capacity=getattr(args, "proxy_capacity", None),
-                        **{name: getattr(args, name) for name in _STAIRCASE})  # fmt: skip
-    fractions = getattr(args, "fractions", None)
-    return replace(plan, fractions=tuple(fractions)) if fractions else plan
+    fractions = getattr(args, "fractions", None) or _PLAN.fractions
+    return CapacityPlan(processes=args.processes, proxy_capacity=getattr(args, "proxy_capacity", None),
+                        fractions=tuple(fractions), **{name: getattr(args, name) for name in _STAIRCASE})  # fmt: skip
 
 
 def _soak_plan(args: argparse.Namespace) -> SoakPlan:
