@@ -124,4 +124,5 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert set(anchored["anchor"]["delay"]) == {"p50", "p90", "p99"} and set(anchored["goals"]) == set(saved["goals"])
     assert set(level["anchored"]["error"]) == ERRORS and level["anchored"]["predicted"]["throughput"] > 0
     assert all(rep["probe_ms"] > 0 for rep in level["repetitions"])  # the machine's speed in each round
+    assert all(rep["generator_us"] > 0 for rep in level["repetitions"])  # and the generator's CPU a request
     assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")

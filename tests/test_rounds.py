@@ -13,7 +13,7 @@ from testbed.calibration.rounds import combined, in_rounds
 def _level(rate: float, mean: float, *, p99: float = 10.0, cpu: float = 0.5, tag: str = "") -> dict[str, Any]:
     return {"rate": rate, "achieved_per_s": rate, "mean_ms": mean, "p50_ms": mean * 0.8, "p90_ms": mean * 1.5,
             "p99_ms": p99, "cpu": {"core": {"utilisation": cpu, "threads": {"main": {"utilisation": cpu / 2}}}},
-            "telemetry": {"tag": tag}, "window": [0.0, 1.0]}  # fmt: skip
+            "telemetry": {"tag": tag}, "window": [0.0, 1.0], "cpu_us_per_call": 100 * mean}  # fmt: skip
 
 
 def test_each_figure_is_the_median_and_the_median_repetition_is_kept_whole() -> None:
@@ -25,6 +25,7 @@ def test_each_figure_is_the_median_and_the_median_repetition_is_kept_whole() -> 
     assert level["telemetry"] == {"tag": "c"}  # the repetition whose mean is the median
     assert level["cpu"]["core"]["threads"] == {"main": {"utilisation": 0.45}}
     assert [r["mean_ms"] for r in level["repetitions"]] == [5.0, 9.0, 7.0]
+    assert [r["generator_us"] for r in level["repetitions"]] == [500.0, 900.0, 700.0]
     assert reps[2]["mean_ms"] == 7.0 and "repetitions" not in reps[2]  # the inputs are left as they were
 
 

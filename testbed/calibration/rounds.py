@@ -13,7 +13,8 @@ consistent with each other), with its headline figures (throughput, mean, p50/p9
 CPU, and the machine's speed: loadtests/speed_probe.py) replaced by each figure's median over the
 repetitions, and every repetition's figures listed under "repetitions" (with the share of the
 machine the hypervisor took during it, and how many times it was measured again for that:
-testbed/calibration/measure.py).
+testbed/calibration/measure.py) and the load generator's CPU per request sent (`generator_us`: the
+same work whatever the network does, so another reading of the machine's speed).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _core_cpu(level: dict[str, Any]) -> float | None:
 def _summary(level: dict[str, Any]) -> dict[str, Any]:
     return {**{name: level[name] for name in HEADLINE}, "core_cpu": _core_cpu(level), "window": level.get("window"),
             "stolen": level.get("machine", {}).get("stolen"), "probe_ms": level.get("machine", {}).get("probe_ms"),
+            "generator_us": level.get("cpu_us_per_call"),
             "measured_again": len(level.get("stolen_attempts", []))}  # fmt: skip
 
 
