@@ -19,7 +19,9 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
     anchored: {anchor: {rate, cpu, delay: {p50, p90, p99}}, knee: {predicted, error}, goals}
             (optional: a second model, the calibrated one anchored to the machine of now by that
             level, testbed/calibration/anchor.py; each level then has its own anchored:
-            {predicted, error}).
+            {predicted, error}),
+    at_speed (optional): how fast the machine ran each round, and the levels' latency moved to the
+            calibration's speed (reports/validation_speed.py; each level then has its own at_speed).
 Any number may be null, the knee may be absent and the what-ifs empty: the page shows "-" or
 "not measured" there and never fails on it. Signed errors are (model - measured) / measured,
 printed as "+4.2%"; core CPU (a fraction of one core, shown in percent) has its error in
@@ -34,6 +36,7 @@ from typing import Any
 
 from reports import validation_figures as vf
 from reports.html import figure, fmt, page, signed_percent, signed_points, table
+from reports.validation_speed import speed_section
 from reports.validation_whatifs import whatifs_section
 
 __all__ = ["build_validation_report", "signed_percent", "signed_points"]
@@ -304,6 +307,8 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         figure(vf.error_figure(validation), "error per figure", _WHY_ERROR),
         "<h2>The machine since calibrating</h2>",
         _drift(validation.get("drift"), anchored.get("anchor")),
+        "<h2>The machine's speed in each round</h2>",
+        speed_section(validation),
         "<h2>Each held-out level</h2>",
         _levels(levels),
         "<h2>The knee</h2>",

@@ -45,9 +45,8 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario.write_text(yaml.safe_dump(SCENARIO))
     said = io.StringIO()  # what went wrong, in the assertion: a module fixture's captured stderr may not be shown
     with contextlib.redirect_stderr(said):
-        code = main(
-            ["calibrate", "--scenario", str(scenario), "--out", str(folder / "cal"), "--rates", "30,60", *SHORT]
-        )
+        rates = ["--rates", "30,60", "--repeats", "2"]  # each rate in two rounds: the machine's speed read in each
+        code = main(["calibrate", "--scenario", str(scenario), "--out", str(folder / "cal"), *rates, *SHORT])
     assert code == 0, said.getvalue()
     return folder / "cal" / "calibrated.yaml"
 
@@ -125,4 +124,9 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert set(level["anchored"]["error"]) == ERRORS and level["anchored"]["predicted"]["throughput"] > 0
     assert all(rep["probe_ms"] > 0 for rep in level["repetitions"])  # the machine's speed in each round
     assert all(rep["generator_us"] > 0 for rep in level["repetitions"])  # and the generator's CPU a request
-    assert (tmp_path / "val" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    # the calibration measured each rate twice: the machine's speed in each round is read against it
+    at_speed = saved["at_speed"]
+    assert [r["rate"] for r in at_speed["reference"]] == [30, 60] and set(at_speed["goals"]) == {"mean_ms", "p99_ms"}
+    assert level["at_speed"]["ratio"] > 0 and set(level["at_speed"]["error"]) == {"mean_ms", "p50_ms", "p99_ms"}
+    page = (tmp_path / "val" / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "worst error at the calibration&#x27;s speed" in page

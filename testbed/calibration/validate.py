@@ -44,6 +44,7 @@ from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held, unti
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
 from testbed.calibration.rounds import in_rounds
+from testbed.calibration.speed import at_speed_goals, row_at_speed, speed_of
 from testbed.calibration.whatifs import WhatIfs, run_whatifs
 
 __all__ = [
@@ -218,6 +219,18 @@ def _anchored_json(anchor: Anchor, rows: Sequence[dict[str, Any]], knee: dict[st
             "goals": goals({"levels": levels, "knee": knee_json, "whatifs": whatifs})}  # fmt: skip
 
 
+def _at_speed(cal: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each row's latency at the calibration's speed, under its "at_speed" (testbed/calibration/speed.py),
+    and how the speed was read, with the latency goals judged against those (None: no speed to read)."""
+    speed = speed_of(_held_levels(cal))
+    if speed is None:
+        return None
+    for row in rows:
+        if (moved := row_at_speed(speed, row)) is not None:
+            row["at_speed"] = moved
+    return {**speed.as_json(), "goals": at_speed_goals(rows)}
+
+
 def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) -> dict[str, Any]:
     """Validate the model in `cal` (see the module doc); returns what validation.json holds."""
     model = load_calibrated(cal)
@@ -254,6 +267,7 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
               "calibration_levels": list(model.levels), "replications": plan.replications,
               "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
     result["goals"] = goals(result)
+    result["at_speed"] = _at_speed(cal, rows)
     if anchoring is not None:
         moved_knee = knee if math.isnan(knee) else knee_of(anchoring[0], plan.live.conditions, _knee_start(model))
         result["anchored"] = _anchored_json(anchoring[1], rows, knee_json, moved_knee, whatifs)
