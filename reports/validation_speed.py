@@ -1,7 +1,7 @@
 """The validation page's section on the machine's speed in each round (testbed/calibration/speed.py).
 
-Read from validation.json: `at_speed` {reference: [{rate, generator_us}], centre, elasticity:
-{figure: {at_centre, per_log_rate}}, goals: {mean_ms, p99_ms: {goal, worst, met}}} and each
+Read from validation.json: `at_speed` {reference: [{rate, generator_us}], elasticity: {figure:
+number}, goals: {mean_ms, p99_ms: {goal, worst, met}}} and each
 level's `at_speed` {ratio, measured: {mean_ms, p50_ms, p99_ms}, error: {same}}. Absent (an older
 validation, or a calibration measured once): the section says so. Any number may be null.
 """
@@ -30,14 +30,9 @@ error is the machine's speed rather than the model."""
 
 
 def _elasticities(at_speed: Json) -> str:
-    centre = vf.number(at_speed, "centre")
-    said = []
-    for figure, name in (("mean_ms", "mean"), ("p99_ms", "p99")):
-        line = (at_speed.get("elasticity") or {}).get(figure) or {}
-        at, slope = vf.number(line, "at_centre"), vf.number(line, "per_log_rate")
-        said.append(f"{name} {fmt(at)} ({'+' if (slope or 0) >= 0 else ''}{fmt(slope)} per unit of log rate)")
-    return (f"<p>Elasticity measured in the calibration's rounds, at {vf.rate_text(centre)} requests/s: "
-            f"{'; '.join(said)}.</p>")  # fmt: skip
+    elasticity = at_speed.get("elasticity") or {}
+    said = [f"{name} {fmt(vf.number(elasticity, figure))}" for figure, name in (("mean_ms", "mean"), ("p99_ms", "p99"))]
+    return f"<p>Elasticity measured in the calibration's rounds: {'; '.join(said)}.</p>"
 
 
 def _goal_rows(goals: Json) -> list[list[str]]:

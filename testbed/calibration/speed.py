@@ -17,10 +17,12 @@ round's speed ratio is its reading over the reference (above 1: a slower machine
 
 How far the testbed's latency moves with that ratio is measured by the calibration too, in its
 own rounds: within a rate they differ in speed and in latency. The elasticity (d log latency /
-d log ratio) grows toward the knee, where a slower machine queues more, so it is fitted as a
-line in log rate, `ELASTICITY_AT + ELASTICITY_SLOPE * log(rate / centre)`, by least squares over
-the rounds of every rate that held, each rate's rounds centred on their own means, and kept within
-ELASTICITY_LIMITS when used. With a single rate measured more than once only the constant is fitted.
+d log ratio, one per figure) is fitted by least squares over the rounds of every rate that held,
+each rate's rounds centred on their own means, and kept within ELASTICITY_LIMITS. One number, not
+a line in the rate: it does grow toward the knee, where a slower machine queues more, but the
+calibration's few rounds there cannot pin how fast (2026-12-07, `bench model` s18 run 2: a line
+fitted 2.77 per unit of log rate, from one round at 506/s whose mean doubled, and moved the level
+at 541.9/s from -1.9 % to -32.6 %; with one number, -12.4 % at worst over the levels).
 
 A validation level at the calibration's speed: each round's figure divided by its ratio to the
 power of the elasticity at its rate, and the median over the rounds. Shown beside what was
@@ -48,13 +50,12 @@ ELASTICITY_LIMITS = (0.0, 4.0)  # an elasticity outside these, read from a handf
 
 @dataclass(frozen=True)
 class Speed:
-    """The calibration's generator CPU a request by rate, and the latency's elasticity per figure
-    (its value at `centre` requests/s and its change per unit of log rate)."""
+    """The calibration's generator CPU a request by rate, and the latency's elasticity to the speed
+    ratio, per figure."""
 
     rates: tuple[float, ...]
     generator_us: tuple[float, ...]
-    centre: float
-    elasticity: Mapping[str, tuple[float, float]]
+    elasticity: Mapping[str, float]
 
     def reference(self, rate: float) -> float:
         """The calibration's generator CPU a request at `rate` (log-log interpolation, flat beyond)."""
@@ -65,54 +66,48 @@ class Speed:
         """How much slower than the calibration's the machine ran a round (above 1: slower)."""
         return generator_us / self.reference(rate)
 
-    def elasticity_at(self, figure: str, rate: float) -> float:
-        at, slope = self.elasticity[figure]
+    def elasticity_of(self, figure: str) -> float:
         low, high = ELASTICITY_LIMITS
-        return min(high, max(low, at + slope * math.log(rate / self.centre)))
+        return min(high, max(low, self.elasticity[figure]))
 
     def at_reference(self, rate: float, repetitions: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """A level's latency figures at the calibration's speed (see the module doc) and the
-        median ratio of its rounds; None when a round lacks the generator's reading."""
+        median ratio of its rounds; None when a round lacks the generator's reading (a figure
+        None when a round lacks it: nothing answered)."""
         ratios = [self.ratio(rate, float(r["generator_us"])) for r in repetitions if r.get("generator_us")]
         if not repetitions or len(ratios) < len(repetitions):
             return None
-        moved = {}
+        moved: dict[str, float | None] = {}
         for figure in FIGURES:
-            e = self.elasticity_at(figure, rate)
-            each = [float(r[figure]) / s**e for r, s in zip(repetitions, ratios, strict=True)]
-            moved[figure] = round(statistics.median(each), 4)
+            e = self.elasticity_of(figure)
+            each = [float(r[figure]) / s**e for r, s in zip(repetitions, ratios, strict=True) if r.get(figure)]
+            moved[figure] = round(statistics.median(each), 4) if len(each) == len(repetitions) else None
         return {"ratio": round(statistics.median(ratios), 4), "measured": moved}
 
     def as_json(self) -> dict[str, Any]:
         pairs = zip(self.rates, self.generator_us, strict=True)
         return {"reference": [{"rate": r, "generator_us": round(g, 1)} for r, g in pairs],
-                "centre": round(self.centre, 1),
-                "elasticity": {f: {"at_centre": round(a, 3), "per_log_rate": round(b, 3)}
-                               for f, (a, b) in self.elasticity.items()}}  # fmt: skip
+                "elasticity": {f: round(self.elasticity_of(f), 3) for f in self.elasticity}}  # fmt: skip
 
 
 def _readings(level: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [r for r in level.get("repetitions") or [] if r.get("generator_us")]
 
 
-def _fit(groups: Mapping[float, Sequence[tuple[float, Mapping[str, Any]]]], figure: str,
-         centre: float) -> tuple[float, float] | None:  # fmt: skip
-    """The elasticity line of `figure` over each rate's (log ratio, round) pairs, each rate centred."""
-    rows, ys = [], []
-    for rate, pairs in groups.items():
+def _fit(groups: Sequence[Sequence[tuple[float, Mapping[str, Any]]]], figure: str) -> float | None:
+    """The elasticity of `figure` over each rate's (log ratio, round) pairs, each rate centred
+    (None: no round faster or slower than another of its rate)."""
+    dx_all, dy_all = [], []
+    for pairs in groups:
         xs = np.array([x for x, _ in pairs])
         y = np.log([float(r[figure]) for _, r in pairs])
-        dx, dy = xs - xs.mean(), y - y.mean()
-        rows += [[d, d * math.log(rate / centre)] for d in dx]
-        ys += list(dy)
-    design = np.array(rows)
-    if not rows or not np.any(design[:, 0]):
+        dx_all.append(xs - xs.mean())
+        dy_all.append(y - y.mean())
+    if not dx_all:
         return None
-    if len(groups) < 2:  # one rate: its slope over the rate cannot be told
-        at = float(design[:, 0] @ np.array(ys) / (design[:, 0] @ design[:, 0]))
-        return at, 0.0
-    at, slope = np.linalg.lstsq(design, np.array(ys), rcond=None)[0]
-    return float(at), float(slope)
+    dx, dy = np.concatenate(dx_all), np.concatenate(dy_all)
+    spread = float(dx @ dx)
+    return float(dx @ dy) / spread if spread > 0 else None
 
 
 def speed_of(levels: Sequence[Mapping[str, Any]]) -> Speed | None:
@@ -124,21 +119,20 @@ def speed_of(levels: Sequence[Mapping[str, Any]]) -> Speed | None:
     held.sort(key=lambda lv: float(lv["rate"]))
     rates = tuple(float(lv["rate"]) for lv in held)
     medians = tuple(statistics.median(float(r["generator_us"]) for r in _readings(lv)) for lv in held)
-    centre = math.exp(statistics.fmean(math.log(r) for r in rates))
-    partial = Speed(rates, medians, centre, {})
-    groups = {}
+    partial = Speed(rates, medians, {})
+    groups = []
     for lv, rate in zip(held, rates, strict=True):
         pairs = [(math.log(partial.ratio(rate, float(r["generator_us"]))), r) for r in _readings(lv)]
         pairs = [(x, r) for x, r in pairs if all(float(r.get(f) or 0) > 0 for f in FIGURES)]
         if len(pairs) >= 2:
-            groups[rate] = pairs
+            groups.append(pairs)
     elasticity = {}
     for figure in FIGURES:
-        line = _fit(groups, figure, centre)
-        if line is None:
+        e = _fit(groups, figure)
+        if e is None:
             return None
-        elasticity[figure] = line
-    return Speed(rates, medians, centre, elasticity)
+        elasticity[figure] = e
+    return Speed(rates, medians, elasticity)
 
 
 def at_speed_goals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
