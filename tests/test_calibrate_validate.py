@@ -108,6 +108,7 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert [len(w["rounds"]) for w in saved["whatifs"]] == [2, 2, 2]  # each what-if in two rounds
     # the host killed in round 1 serves again in round 2's baseline: each round's kill fails requests of its own
     assert all(r["failed"] > 0 for r in killed["rounds"]), killed["rounds"]
+    assert all(r["generator_us"] > 0 and r["baseline_generator_us"] > 0 for r in killed["rounds"])  # the speed of each
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
     drift = saved["drift"]  # the calibration level nearest 45/s measured again first
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS

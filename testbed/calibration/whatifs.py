@@ -20,7 +20,9 @@ is the median of the rounds' effects (testbed/calibration/rounds.py says why); t
 network is measured as many times, each against one round's first baseline.
 The host killed and the core stopped are also read over time (testbed/calibration/phases.py):
 each one's effect before, during, just after and after the fault, and its timeline, in both
-worlds, from each request of the model's replications and of the live rounds.
+worlds, from each request of the model's replications and of the live rounds. Each round lists the
+generator's CPU a request in its baseline and its what-if (how fast the machine ran each:
+testbed/calibration/speed.py).
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
            "measured": {k: round(v, 3) for k, v in meas.items()},
            "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
+                       "baseline_generator_us": base.get("cpu_us_per_call"),
+                       "generator_us": level.get("cpu_us_per_call"),
                        **{k.lower(): v for k, v in c.items()}, "faults": level["faults"]}
                       for (base, level), c in zip(pairs, counts, strict=True)]}  # fmt: skip
     if out["faults"]:  # a fault with a window: both its levels were measured by `_timed_level`
