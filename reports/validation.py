@@ -129,8 +129,9 @@ by what that one level shows; it reads no held-out level. Where it does better t
 calibrated, the machine's drift explains that much of the error."""
 
 
-def _goals(goals: Json, anchored: Json | None = None) -> str:
-    """The goals' table; with `anchored` (the anchored model's goals), two columns more."""
+def _goals(goals: Json, anchored: Json | None = None, *, heads: tuple[str, str] = ("worst error", "met")) -> str:
+    """The goals' table, `heads` naming its worst error's and its verdict's columns; with
+    `anchored` (the anchored model's goals), two columns more."""
     if not goals:
         return "<p>No goals given.</p>"
     rows = []
@@ -144,7 +145,7 @@ def _goals(goals: Json, anchored: Json | None = None) -> str:
             row += [_error_text(key, vf.number(a, "worst")), _met(a.get("met"))]
         rows.append(row)
     if anchored is None:
-        return table(["figure", "goal", "worst error", "met"], rows)
+        return table(["figure", "goal", *heads], rows)
     columns = ["figure", "goal", "worst error", "met", "anchored model: worst error", "met"]
     return table(columns, rows) + f"<p>{_WHY_ANCHORED}</p>"
 
@@ -293,6 +294,8 @@ def build_validation_report(validation: dict[str, Any]) -> str:
     """The HTML page of one validation (validation.json as a dict): self-contained, no script."""
     levels = [level for level in validation.get("levels") or [] if isinstance(level, Mapping)]
     anchored = validation.get("anchored") or {}  # a second model's, when the validation made one
+    at_speed_goals = (validation.get("at_speed") or {}).get("goals") or {}
+    speed_goals = _goals(at_speed_goals, heads=("worst error at the calibration's speed", "would be met"))
     parts = [
         "<h1>Validation: the model against the live testbed</h1>",
         _about(validation),
@@ -308,7 +311,7 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>The machine since calibrating</h2>",
         _drift(validation.get("drift"), anchored.get("anchor")),
         "<h2>The machine's speed in each round</h2>",
-        speed_section(validation),
+        speed_section(validation, speed_goals),
         "<h2>Each held-out level</h2>",
         _levels(levels),
         "<h2>The knee</h2>",

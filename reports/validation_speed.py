@@ -1,7 +1,7 @@
 """The validation page's section on the machine's speed in each round (testbed/calibration/speed.py).
 
 Read from validation.json: `at_speed` {reference: [{rate, generator_us}], elasticity: {figure:
-number}, goals: {mean_ms, p99_ms: {goal, worst, met}}} and each
+number}, goals (drawn by the page's goals table: reports/validation.py)} and each
 level's `at_speed` {ratio, measured: {mean_ms, p50_ms, p99_ms}, error: {same}}. Absent (an older
 validation, or a calibration measured once): the section says so. Any number may be null.
 """
@@ -35,16 +35,6 @@ def _elasticities(at_speed: Json) -> str:
     return f"<p>Elasticity measured in the calibration's rounds: {'; '.join(said)}.</p>"
 
 
-def _goal_rows(goals: Json) -> list[list[str]]:
-    rows = []
-    for figure, name in (("mean_ms", "mean latency"), ("p99_ms", "p99 latency")):
-        goal = goals.get(figure) or {}
-        met = goal.get("met")
-        rows.append([name, str(goal.get("goal") or "-"), signed_percent(vf.number(goal, "worst")),
-                     "-" if met is None else ("yes" if met else "no")])  # fmt: skip
-    return rows
-
-
 def _level_rows(levels: Sequence[Json]) -> list[list[str]]:
     rows = []
     for level in levels:
@@ -62,8 +52,9 @@ def _level_rows(levels: Sequence[Json]) -> list[list[str]]:
     return rows
 
 
-def speed_section(validation: Json) -> str:
-    """The section's HTML: why, the elasticity, the latency goals at the calibration's speed, and per level."""
+def speed_section(validation: Json, goals_table: str) -> str:
+    """The section's HTML: why, the elasticity, `goals_table` (the latency goals at the
+    calibration's speed, as the page's goals table draws them), and per level."""
     at_speed = validation.get("at_speed")
     if not isinstance(at_speed, Mapping):
         return "<p>Not read: the calibration measured each level once, or it is older than this reading.</p>"
@@ -71,7 +62,4 @@ def speed_section(validation: Json) -> str:
     columns = ["level (requests/s)", "speed ratio", "mean measured (ms)", "at the calibration's speed",
                "model's error: as measured → at that speed", "p99 measured (ms)", "at the calibration's speed",
                "model's error: as measured → at that speed"]  # fmt: skip
-    return (f"<p>{_WHY}</p>" + _elasticities(at_speed)
-            + table(["figure", "goal", "worst error at the calibration's speed", "would be met"],
-                    _goal_rows(at_speed.get("goals") or {}))
-            + table(columns, _level_rows(levels)))  # fmt: skip
+    return f"<p>{_WHY}</p>" + _elasticities(at_speed) + goals_table + table(columns, _level_rows(levels))

@@ -13,7 +13,7 @@ from typing import Any
 
 from network.testbed_model import FIGURES
 
-__all__ = ["GOALS", "goals", "level_errors", "signed"]
+__all__ = ["GOALS", "goal_of", "goals", "level_errors", "signed"]
 
 # figure -> (what the goal says, the largest error allowed: a fraction, or points for the CPU)
 GOALS: dict[str, tuple[str, float]] = {
@@ -51,7 +51,8 @@ def _worst(values: Sequence[float | None]) -> float | None:
     return max(known, key=abs) if known else None
 
 
-def _goal(name: str, values: Sequence[float | None]) -> dict[str, Any]:
+def goal_of(name: str, values: Sequence[float | None]) -> dict[str, Any]:
+    """Goal `name` (GOALS) judged by the worst of `values` (None where an error could not be had)."""
     text, limit = GOALS[name]
     worst = _worst(values)
     return {"goal": text, "worst": worst, "met": worst is not None and abs(worst) <= limit}
@@ -61,9 +62,9 @@ def goals(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Each goal with the worst error of its figures and whether it is met (not met when there is
     nothing to judge it by)."""
     below = [row for row in result["levels"] if row["below_knee"]]
-    out = {name: _goal(name, [row["error"][name] for row in below]) for name in ("throughput", "mean_ms", "p99_ms",
+    out = {name: goal_of(name, [row["error"][name] for row in below]) for name in ("throughput", "mean_ms", "p99_ms",
                                                                                 "core_cpu_points")}  # fmt: skip
     knee = result.get("knee")
-    out["knee"] = _goal("knee", [knee["error"] if knee else None])
-    out["whatifs"] = _goal("whatifs", [e for w in result["whatifs"] for e in w["error"].values()])
+    out["knee"] = goal_of("knee", [knee["error"] if knee else None])
+    out["whatifs"] = goal_of("whatifs", [e for w in result["whatifs"] for e in w["error"].values()])
     return out

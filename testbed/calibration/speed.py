@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from testbed.calibration.errors import GOALS, signed
+from testbed.calibration.errors import goal_of, signed
 
 __all__ = ["ELASTICITY_LIMITS", "FIGURES", "Speed", "at_speed_goals", "row_at_speed", "speed_of"]
 
@@ -138,14 +138,8 @@ def speed_of(levels: Sequence[Mapping[str, Any]]) -> Speed | None:
 def at_speed_goals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The latency goals judged against the levels at the calibration's speed (rows below the
     knee that have them): each with the worst error and whether it would be met."""
-    out = {}
-    for figure in ("mean_ms", "p99_ms"):
-        text, limit = GOALS[figure]
-        errors = [e for row in rows if row.get("below_knee") and (at := row.get("at_speed"))
-                  and (e := at["error"].get(figure)) is not None]  # fmt: skip
-        worst = max(errors, key=abs) if errors else None
-        out[figure] = {"goal": text, "worst": worst, "met": worst is not None and abs(worst) <= limit}
-    return out
+    below = [at["error"] for row in rows if row.get("below_knee") and (at := row.get("at_speed"))]
+    return {figure: goal_of(figure, [error.get(figure) for error in below]) for figure in ("mean_ms", "p99_ms")}
 
 
 def row_at_speed(speed: Speed, row: Mapping[str, Any]) -> dict[str, Any] | None:
