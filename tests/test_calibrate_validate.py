@@ -17,6 +17,8 @@ import yaml
 
 from agencies.spec import SMALL_WORLD
 from scenarios.calibrated import load_calibrated
+from testbed.calibration.calibrate import read_levels
+from testbed.calibration.estimate import below_knee
 from testbed.calibration.measure import LivePlan
 from testbed.calibration.validate import ValidationPlan, validate
 from testbed.calibration.whatifs import WhatIfs
@@ -125,9 +127,12 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert set(level["anchored"]["error"]) == ERRORS and level["anchored"]["predicted"]["throughput"] > 0
     assert all(rep["probe_ms"] > 0 for rep in level["repetitions"])  # the machine's speed in each round
     assert all(rep["generator_us"] > 0 for rep in level["repetitions"])  # and the generator's CPU a request
-    # the calibration measured each rate twice: the machine's speed in each round is read against it
+    # the calibration measured each rate twice: the machine's speed in each round is read against the
+    # rates that held (on a busy machine a 2-second level of a tiny world can miss the p99 limit)
+    held = [lv["rate"] for lv in below_knee(read_levels(calibrated))]
     at_speed = saved["at_speed"]
-    assert [r["rate"] for r in at_speed["reference"]] == [30, 60] and set(at_speed["goals"]) == {"mean_ms", "p99_ms"}
+    assert held and [r["rate"] for r in at_speed["reference"]] == held
+    assert set(at_speed["goals"]) == {"mean_ms", "p99_ms"}
     assert level["at_speed"]["ratio"] > 0 and set(level["at_speed"]["error"]) == {"mean_ms", "p50_ms", "p99_ms"}
     page = (tmp_path / "val" / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "worst error at the calibration&#x27;s speed" in page
