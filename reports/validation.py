@@ -9,11 +9,15 @@ Built from validation.json alone (plain data, as `crossroads validate CAL --out 
               p50_ms, p99_ms, core_cpu_points}}]  (held-out levels, ascending rate),
     knee: {p99_limit_ms, predicted, measured, error, rates, predicted_p99_ms, measured_p99_ms},
     whatifs: [{name, what, rate, predicted/measured: {mean_ms, effect_mean_ms, failed, queued},
-               error: {effect_mean_ms, failed, queued}, faults: [{from_s, until_s, ...}],
+               error: {effect_mean_ms, failed, queued}, noise: {null_effects_ms, rms_ms,
+               standard_error_ms, rounds}, resolved (the measured effect stands out of the
+               noise: testbed/calibration/noise.py), faults: [{from_s, until_s, ...}],
                phases (a fault with a window): [{name, from_s, until_s, predicted/measured:
                {mean_ms, effect_ms}, error}], timeline: {step_s, predicted, measured,
                predicted_baseline, measured_baseline}}] (reports/validation_whatifs.py),
     goals: {figure: {goal ("within 5%"), worst, met}},
+    whatifs_resolved (optional, not a goal): {goal, worst, met, within_noise}: the what-ifs' goal
+            judged by the errors that stand out of the measurement's noise,
     drift: {rate, calibration: {figures}, now: {figures}, change: {as error}} (optional: a
            calibration level measured again before the held-out ones),
     anchored: {anchor: {rate, cpu, delay: {p50, p90, p99}}, knee: {predicted, error}, goals}
@@ -317,6 +321,6 @@ def build_validation_report(validation: dict[str, Any]) -> str:
         "<h2>The knee</h2>",
         _knee(validation.get("knee"), anchored.get("knee")),
         "<h2>What-ifs</h2>",
-        whatifs_section(validation.get("whatifs") or []),
+        whatifs_section(validation.get("whatifs") or [], validation.get("whatifs_resolved")),
     ]
     return page(f"Validation: {validation.get('calibrated') or 'model'}", "\n".join(parts))

@@ -44,17 +44,49 @@ _WHATIF_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
 )
 
 
+def _measured_effect(w: Json) -> str:
+    """The measured effect on mean latency, with its standard error and, when it does not stand
+    out of the noise, a mark saying so."""
+    shown = signed_value(vf.number(w.get("measured") or {}, "effect_mean_ms"))
+    error = vf.number(w.get("noise") or {}, "standard_error_ms")
+    if error is not None:
+        shown += f" &plusmn; {fmt(error)}"
+    return shown + (" <i>(within the noise)</i>" if w.get("resolved") is False else "")
+
+
 def _whatif(w: Json) -> list[list[str]]:
     """One what-if's rows: model, measurement and signed error of each of its figures."""
     predicted, measured, error = w.get("predicted") or {}, w.get("measured") or {}, w.get("error") or {}
     what = f"<b>{html.escape(str(w.get('name') or '-'))}</b>: {html.escape(str(w.get('what') or ''))}"
     rows = [
-        ["", "", html.escape(label), show(vf.number(predicted, key)), show(vf.number(measured, key)),
+        ["", "", html.escape(label),
+         show(vf.number(predicted, key)),
+         _measured_effect(w) if key == "effect_mean_ms" else show(vf.number(measured, key)),
          signed_percent(vf.number(error, key))]
         for key, label, show in _WHATIF_ROWS
     ]  # fmt: skip
     rows[0][:2] = [what, vf.rate_text(vf.number(w, "rate"))]
     return rows
+
+
+def _noise(whatifs: Sequence[Json], resolved: Json) -> str:
+    """What the measured effects' noise is (testbed/calibration/noise.py) and the what-ifs' goal
+    judged by the errors that stand out of it; "" when no what-if has its noise."""
+    noise = next((w["noise"] for w in whatifs if isinstance(w.get("noise"), Mapping)), None)
+    if noise is None:
+        return ""
+    nulls = ", ".join(signed_value(float(x)) for x in noise.get("null_effects_ms") or [] if isinstance(x, int | float))
+    worst = vf.number(resolved, "worst")
+    judged = (f"Judged only by the errors that stand out of it (every count's, and the effects at least two "
+              f"standard errors from 0), the what-ifs' worst error is {signed_percent(worst)}: not a goal, "
+              f"what the measurement can tell.") if resolved else ""  # fmt: skip
+    return (f"<p>The noise an effect on mean latency is measured with: each round measured two baselines at the "
+            f"same rate, one after the other, and they differed by {nulls} ms (root mean square "
+            f"{fmt(vf.number(noise, 'rms_ms'))} ms). A measured effect is the median of "
+            f"{noise.get('rounds', '-')} round(s) of such differences, so its standard error is about "
+            f"{fmt(vf.number(noise, 'standard_error_ms'))} ms (the &plusmn; above); an effect within two of them "
+            f"of 0 is marked <i>within the noise</i>, and its error says more about the noise than about the "
+            f"model. {judged}</p>")  # fmt: skip
 
 
 def _phase_rows(w: Json) -> list[list[str]]:
@@ -85,12 +117,13 @@ def _phases(w: Json) -> str:
     return title + shown + (table(head, rows) if rows else "")
 
 
-def whatifs_section(whatifs: Sequence[Json]) -> str:
-    """Each what-if (a fault applied at a rate): model, measurement and error of its effects, then
-    each one with a fault window over time."""
+def whatifs_section(whatifs: Sequence[Json], resolved: Json | None = None) -> str:
+    """Each what-if (a fault applied at a rate): model, measurement and error of its effects, the
+    noise of the measured effects (with `resolved`, validation.json's "whatifs_resolved": the goal
+    judged by the errors that stand out of it), then each one with a fault window over time."""
     if not whatifs:
         return "<p>What-ifs: not measured.</p>"
     shown = [w for w in whatifs if isinstance(w, Mapping)]
     rows = [row for w in shown for row in _whatif(w)]
     effects = table(["what-if", "rate (requests/s)", "figure", "model", "measured", "signed error"], rows)
-    return effects + "".join(_phases(w) for w in shown)
+    return effects + _noise(shown, resolved or {}) + "".join(_phases(w) for w in shown)

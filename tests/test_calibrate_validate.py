@@ -111,6 +111,15 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     # the host killed in round 1 serves again in round 2's baseline: each round's kill fails requests of its own
     assert all(r["failed"] > 0 for r in killed["rounds"]), killed["rounds"]
     assert all(r["generator_us"] > 0 and r["baseline_generator_us"] > 0 for r in killed["rounds"])  # the speed of each
+    # the noise an effect is measured with: each round's two baselines (before the stop, before the kill)
+    noise = killed["noise"]
+    stop_bases = [r["baseline_mean_ms"] for r in saved["whatifs"][1]["rounds"]]
+    kill_bases = [r["baseline_mean_ms"] for r in killed["rounds"]]
+    nulls = [pytest.approx(k - s, abs=1e-3) for s, k in zip(stop_bases, kill_bases, strict=True)]
+    assert noise["null_effects_ms"] == nulls
+    assert noise["rounds"] == 2
+    assert all(w["noise"] == noise and isinstance(w["resolved"], bool) for w in saved["whatifs"])
+    assert set(saved["whatifs_resolved"]) == {"goal", "worst", "met", "within_noise"}
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
     drift = saved["drift"]  # the calibration level nearest 45/s measured again first
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS

@@ -50,6 +50,10 @@ def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
         worst = {f: at_speed["goals"][f]["worst"] for f in ("mean_ms", "p99_ms")}
         say("model: at the calibration's machine speed (not goals), worst errors: "
             + ", ".join(f"{f} {'-' if w is None else f'{100 * w:+.1f} %'}" for f, w in worst.items()))  # fmt: skip
+    resolved = result["whatifs_resolved"]  # not a goal: the what-ifs' errors a measurement can tell from its noise
+    resolved_worst = "-" if resolved["worst"] is None else f"{100 * resolved['worst']:+.1f} %"
+    say(f"model: what-ifs whose effects stand out of the noise (not a goal), worst error {resolved_worst}; "
+        f"effects within the noise: {', '.join(resolved['within_noise']) or 'none'}")  # fmt: skip
     return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
             "knee": result["knee"], "whatifs": result["whatifs"], "drift": result["drift"], "at_speed": at_speed,
-            "goals": goals}  # fmt: skip
+            "whatifs_resolved": resolved, "goals": goals}  # fmt: skip

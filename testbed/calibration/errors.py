@@ -13,7 +13,7 @@ from typing import Any
 
 from network.testbed_model import FIGURES
 
-__all__ = ["GOALS", "goal_of", "goals", "level_errors", "signed"]
+__all__ = ["GOALS", "goal_of", "goals", "level_errors", "resolved_whatifs", "signed"]
 
 # figure -> (what the goal says, the largest error allowed: a fraction, or points for the CPU)
 GOALS: dict[str, tuple[str, float]] = {
@@ -68,3 +68,12 @@ def goals(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out["knee"] = goal_of("knee", [knee["error"] if knee else None])
     out["whatifs"] = goal_of("whatifs", [e for w in result["whatifs"] for e in w["error"].values()])
     return out
+
+
+def resolved_whatifs(whatifs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Not a goal: the what-ifs' goal judged only by the errors a measurement can tell from its
+    noise: every count's, and an effect on mean latency's where it stands out of the noise
+    (`resolved`: testbed/calibration/noise.py); under "within_noise", the what-ifs whose measured
+    effect did not."""
+    kept = [e for w in whatifs for k, e in w["error"].items() if k != "effect_mean_ms" or w.get("resolved")]
+    return {**goal_of("whatifs", kept), "within_noise": [w["name"] for w in whatifs if w.get("resolved") is False]}

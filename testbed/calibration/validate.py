@@ -39,7 +39,7 @@ from scenarios.calibrated import Calibrated, load_calibrated
 from testbed.bench.goals import machine_info
 from testbed.calibration.anchor import Anchor, anchored
 from testbed.calibration.calibrate import Progress, read_levels
-from testbed.calibration.errors import goals, level_errors, signed
+from testbed.calibration.errors import goals, level_errors, resolved_whatifs, signed
 from testbed.calibration.estimate import KNEE_P99_MS, below_knee, p99_held, until_past_knee
 from testbed.calibration.measure import LiveBench, LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates, knee_of, predicted
@@ -268,6 +268,7 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
               "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
     result["goals"] = goals(result)
     result["at_speed"] = _at_speed(cal, rows)
+    result["whatifs_resolved"] = resolved_whatifs(whatifs)
     if anchoring is not None:
         moved_knee = knee if math.isnan(knee) else knee_of(anchoring[0], plan.live.conditions, _knee_start(model))
         result["anchored"] = _anchored_json(anchoring[1], rows, knee_json, moved_knee, whatifs)

@@ -22,7 +22,9 @@ The host killed and the core stopped are also read over time (testbed/calibratio
 each one's effect before, during, just after and after the fault, and its timeline, in both
 worlds, from each request of the model's replications and of the live rounds. Each round lists the
 generator's CPU a request in its baseline and its what-if (how fast the machine ran each:
-testbed/calibration/speed.py).
+testbed/calibration/speed.py). Each round's two baselines (the stop's and the kill's) give the noise
+a measured effect on mean latency has, and each what-if says whether its effect stands out of it
+(testbed/calibration/noise.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.calibrate import Progress
 from testbed.calibration.errors import signed
 from testbed.calibration.measure import LiveBench
+from testbed.calibration.noise import Noise, noise_of, resolved
 from testbed.calibration.phases import compare_phases, live_timed, model_timed
 from testbed.calibration.predicted import Predicted, predicted
 
@@ -77,9 +80,12 @@ def _measured(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
 
 
 def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predicted],
-             pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:  # fmt: skip
-    """A what-if's figures in both worlds and their errors; with a fault window, its phases
-    (testbed/calibration/phases.py) over the model's replications and the live rounds."""
+             pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+             noise: Noise | None) -> dict[str, Any]:  # fmt: skip
+    """A what-if's figures in both worlds and their errors, with the noise its measured effect
+    on mean latency has and whether that effect stands out of it (testbed/calibration/noise.py);
+    with a fault window, its phases (testbed/calibration/phases.py) over the model's replications
+    and the live rounds."""
     guess_base, guess = guesses
     effect = guess.figures["mean_ms"] - guess_base.figures["mean_ms"]
     pred = {"mean_ms": guess.figures["mean_ms"], "effect_mean_ms": effect,
@@ -90,7 +96,8 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
     keys = ("effect_mean_ms", "failed", "queued") if name == "host killed" else ("effect_mean_ms",)
     out = {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
            "measured": {k: round(v, 3) for k, v in meas.items()},
-           "error": {k: signed(pred[k], meas[k]) for k in keys}, "faults": pairs[0][1]["faults"],
+           "error": {k: signed(pred[k], meas[k]) for k in keys}, "noise": noise,
+           "resolved": resolved(meas["effect_mean_ms"], noise), "faults": pairs[0][1]["faults"],
            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
                        "baseline_generator_us": base.get("cpu_us_per_call"),
                        "generator_us": level.get("cpu_us_per_call"),
@@ -138,6 +145,7 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
         if live.repeats > 1:
             say(f"what-ifs round {round_ + 1} of {live.repeats} at {rate:g}/s measured")
     stopped, killed = stops[0][1], kills[0][1]  # the model is given the first round's windows
+    noise = noise_of([(stop[0], kill[0]) for stop, kill in zip(stops, kills, strict=True)], live.repeats)
     down = _window(killed, "kill_host")
     guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
     guess_stop = predicted(
@@ -145,14 +153,14 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
     )
     say(f"what-ifs at {rate:g}/s: {host} killed {down[1] - down[0]:.1f} s, the core stopped, then slow agencies")
     out = [_compare("host killed", f"{host} killed for {plan.kill_s:g} s at {rate:g}/s", rate, (guess_base, guess_kill),
-                    kills),
+                    kills, noise),
            _compare("core stopped", f"the core stopped for {plan.stop_s:g} s at {rate:g}/s", rate,
-                    (guess_base, guess_stop), stops)]  # fmt: skip
+                    (guess_base, guess_stop), stops, noise)]  # fmt: skip
     slow_plan = dataclasses.replace(live, service_time_ms=plan.slow_ms)
     with LiveBench(bench.out.parent / "live_slow", slow_plan, say) as slow_bench:
         slow_bench.prepare(int(rate * (live.seconds + live.warmup_s)) + 1000)
         slows = [(base, slow_bench.level(rate)) for base, _ in stops]  # round r's against round r's baseline
     guess_slow = predicted(model, dataclasses.replace(when, service_time_ms=plan.slow_ms), replications)
     out.append(_compare("slow agencies", f"agencies answer in {plan.slow_ms:g} ms on average at {rate:g}/s", rate,
-                        (guess_base, guess_slow), slows))  # fmt: skip
+                        (guess_base, guess_slow), slows, noise))  # fmt: skip
     return out
