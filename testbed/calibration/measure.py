@@ -237,8 +237,9 @@ class LiveBench:
         and its windows are reported in that window's time.
         """
         level = self.plan.level(rate, seed)
-        self._vouch_in_time(level)
+        self._vouch_in_time(level)  # drawn before settling: the draw's CPU is spent before the level
         settled = self._settle()
+        self._vouch_in_time(level)  # settling may take up to 30 s: drawn again if they would now expire
         path = self._core_path()
         kept = self.out / "records.npy" if records else None  # read back at once: the next attempt writes it again
         audit_start = audit_size(self.state)
