@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reports.html import signed_percent
 from scenarios.shipped import default_loadtest
 from testbed.bench.goals import goal, machine_info, say
 from testbed.calibration.calibrate import CalibrationPlan, calibrate
@@ -49,10 +50,10 @@ def model_figures(out: Path, scenario: Path | None = None) -> dict[str, Any]:
     if at_speed:  # not goals: how much of the latency error is the machine's speed (testbed/calibration/speed.py)
         worst = {f: at_speed["goals"][f]["worst"] for f in ("mean_ms", "p99_ms")}
         say("model: at the calibration's machine speed (not goals), worst errors: "
-            + ", ".join(f"{f} {'-' if w is None else f'{100 * w:+.1f} %'}" for f, w in worst.items()))  # fmt: skip
+            + ", ".join(f"{f} {signed_percent(w)}" for f, w in worst.items()))  # fmt: skip
     resolved = result["whatifs_resolved"]  # not a goal: the what-ifs' errors a measurement can tell from its noise
-    resolved_worst = "-" if resolved["worst"] is None else f"{100 * resolved['worst']:+.1f} %"
-    say(f"model: what-ifs whose effects stand out of the noise (not a goal), worst error {resolved_worst}; "
+    say(f"model: what-ifs whose effects stand out of the noise (not a goal), worst error "
+        f"{signed_percent(resolved['worst'])}; "
         f"effects within the noise: {', '.join(resolved['within_noise']) or 'none'}")  # fmt: skip
     return {"machine": machine_info(), "calibrated": str(cal), "report": str(report), "levels": result["levels"],
             "knee": result["knee"], "whatifs": result["whatifs"], "drift": result["drift"], "at_speed": at_speed,

@@ -33,14 +33,15 @@ RESOLVED_AT = 2.0  # standard errors from 0 an effect must be to be judged
 Noise = dict[str, Any]
 
 
-def noise_of(baselines: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], rounds: int) -> Noise | None:
-    """The noise of a what-if's effect measured as the median over `rounds` rounds, from each
-    round's two baselines (`baselines`: (first, second) levels, each with a "mean_ms"); None
-    without any pair."""
+def noise_of(baselines: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> Noise | None:
+    """The noise of a what-if's effect measured as the median over its rounds, from each round's
+    two baselines (`baselines`: one (first, second) pair of levels a round, each with a
+    "mean_ms"); None without any pair."""
     nulls = [float(second["mean_ms"]) - float(first["mean_ms"]) for first, second in baselines]
-    if not nulls or rounds < 1:
+    if not nulls:
         return None
-    rms = math.sqrt(sum(x * x for x in nulls) / len(nulls))
+    rounds = len(nulls)
+    rms = math.sqrt(sum(x * x for x in nulls) / rounds)
     return {"null_effects_ms": [round(x, 3) for x in nulls], "rms_ms": round(rms, 3),
             "standard_error_ms": round(MEDIAN_LOSS * rms / math.sqrt(rounds), 3), "rounds": rounds}  # fmt: skip
 

@@ -59,8 +59,7 @@ class Speed:
 
     def reference(self, rate: float) -> float:
         """The calibration's generator CPU a request at `rate` (log-log interpolation, flat beyond)."""
-        logs = np.log(self.generator_us)
-        return float(np.exp(np.interp(math.log(rate), np.log(self.rates), logs)))
+        return _reference(self.rates, self.generator_us, rate)
 
     def ratio(self, rate: float, generator_us: float) -> float:
         """How much slower than the calibration's the machine ran a round (above 1: slower)."""
@@ -88,6 +87,11 @@ class Speed:
         pairs = zip(self.rates, self.generator_us, strict=True)
         return {"reference": [{"rate": r, "generator_us": round(g, 1)} for r, g in pairs],
                 "elasticity": {f: round(self.elasticity_of(f), 3) for f in self.elasticity}}  # fmt: skip
+
+
+def _reference(rates: Sequence[float], generator_us: Sequence[float], rate: float) -> float:
+    """The generator CPU a request at `rate` of the (rate, generator_us) reference, log against log."""
+    return float(np.exp(np.interp(math.log(rate), np.log(rates), np.log(generator_us))))
 
 
 def _readings(level: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -119,10 +123,10 @@ def speed_of(levels: Sequence[Mapping[str, Any]]) -> Speed | None:
     held.sort(key=lambda lv: float(lv["rate"]))
     rates = tuple(float(lv["rate"]) for lv in held)
     medians = tuple(statistics.median(float(r["generator_us"]) for r in _readings(lv)) for lv in held)
-    partial = Speed(rates, medians, {})
     groups = []
     for lv, rate in zip(held, rates, strict=True):
-        pairs = [(math.log(partial.ratio(rate, float(r["generator_us"]))), r) for r in _readings(lv)]
+        reference = _reference(rates, medians, rate)
+        pairs = [(math.log(float(r["generator_us"]) / reference), r) for r in _readings(lv)]
         pairs = [(x, r) for x, r in pairs if all(float(r.get(f) or 0) > 0 for f in FIGURES)]
         if len(pairs) >= 2:
             groups.append(pairs)

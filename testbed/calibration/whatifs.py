@@ -145,7 +145,7 @@ def run_whatifs(model: Calibrated, bench: LiveBench, plan: WhatIfs, knee: float,
         if live.repeats > 1:
             say(f"what-ifs round {round_ + 1} of {live.repeats} at {rate:g}/s measured")
     stopped, killed = stops[0][1], kills[0][1]  # the model is given the first round's windows
-    noise = noise_of([(stop[0], kill[0]) for stop, kill in zip(stops, kills, strict=True)], live.repeats)
+    noise = noise_of([(stop[0], kill[0]) for stop, kill in zip(stops, kills, strict=True)])
     down = _window(killed, "kill_host")
     guess_kill = predicted(model, dataclasses.replace(when, hosts_down=((plan.host, *down),)), replications)
     guess_stop = predicted(
