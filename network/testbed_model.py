@@ -8,9 +8,9 @@ Each request follows the live path, one SimPy process per request:
    rate; latency counts from there, as the generator counts it;
 2. the generator sends it: half the generator's CPU per request, on one of its processes (each
    one interpreter lock) and one of the machine's cores;
-3. the path's delay (a fixed part and a lognormal one: the kernel, sockets, TLS, what no
-   process's CPU shows), the model's constant one or its curve's at the offered rate
-   (network/path_delay.py);
+3. the path's delay (the kernel, sockets, TLS, what no process's CPU shows): its curve's at the
+   offered rate, through the curve's three quantiles there (network/path_delay.py's
+   PiecewiseDelay), or the model's constant one (a fixed part and a lognormal);
 4. the core: its transport threads' CPU (a core, no lock), then half its handler's CPU, run by
    the core's event loop: each turn of the loop runs every callback ready when it began, under
    the core's one interpreter lock (and a core), which it lets go between turns or, when the
@@ -82,7 +82,7 @@ from numpy.typing import NDArray
 from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, backoff_after, look_again_in
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
-from network.path_delay import quantiles_at, shifted_lognormal
+from network.path_delay import PiecewiseDelay, quantiles_at
 from scenarios.calibrated import Calibrated
 
 __all__ = ["FIGURES", "OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
@@ -152,11 +152,9 @@ def _distribution(shares: dict[int, float]) -> tuple[NDArray[np.int64], NDArray[
     return np.array(list(shares), dtype=np.int64), weights / weights.sum()
 
 
-def _delay(model: Calibrated, rate: float) -> tuple[float, float, float]:
-    """The path's delay at `rate` as (fixed ms, lognormal mean ms, cv): the model's curve there
-    (network/path_delay.py), else its constant delay."""
-    d = model.delay
-    return shifted_lognormal(*quantiles_at(d.curve, rate)) if d.curve else (d.fixed_ms, d.mean_ms, d.cv)
+def _curve_delay(model: Calibrated, rate: float) -> PiecewiseDelay | None:
+    """The path's delay at `rate` from the model's curve (network/path_delay.py); None without one."""
+    return PiecewiseDelay(*quantiles_at(model.delay.curve, rate)) if model.delay.curve else None
 
 
 class _Inbox:
@@ -225,7 +223,8 @@ class _Testbed:
         self.kinds = list(model.mix)
         self.kind_shares = np.array([model.mix[k].share for k in self.kinds])
         self.destinations = {kind: _distribution(mix.destinations) for kind, mix in model.mix.items()}
-        self.delay_fixed_ms, delay_mean_ms, cv = _delay(model, when.rate)
+        self.delay_curve = _curve_delay(model, when.rate)
+        self.delay_fixed_ms, delay_mean_ms, cv = model.delay.fixed_ms, model.delay.mean_ms, model.delay.cv
         sigma2 = math.log1p(cv**2)
         self.delay_mean_s, self.delay_sigma = delay_mean_ms / 1000, math.sqrt(sigma2)
         self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
@@ -510,7 +509,10 @@ class _Testbed:
             yield self.env.timeout(max(0.0, _BACKGROUND_TICK_S - ms / 1000))
 
     def delay_s(self, z: float) -> float:
-        """The path's delay of a request whose standard normal draw is `z` (lognormal around its mean)."""
+        """The path's delay of a request whose standard normal draw is `z`: the curve's at this rate's
+        quantile of z, else the constant delay's (a lognormal around its mean)."""
+        if self.delay_curve is not None:
+            return self.delay_curve.of_normal(z) / 1000
         if self.delay_mean_s <= 0 or self.delay_sigma == 0:
             return self.delay_fixed_ms / 1000 + self.delay_mean_s
         return self.delay_fixed_ms / 1000 + math.exp(self.delay_mu + self.delay_sigma * z)

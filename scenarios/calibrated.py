@@ -125,8 +125,8 @@ class Commit(Section):
 
 class Delay(Section):
     """What no station explains: the path's costs outside the processes' measured CPU (the
-    kernel, sockets, TLS, scheduling): a fixed part and a lognormal one, either the same at every
-    load (fixed_ms, mean_ms, cv) or through the quantiles measured at each rate (`curve`, see
+    kernel, sockets, TLS, scheduling): either the same at every load, a fixed part and a lognormal
+    one (fixed_ms, mean_ms, cv), or through the quantiles measured at each rate (`curve`, see
     network/path_delay.py), which then takes their place."""
 
     fixed_ms: Ms = 0.0

@@ -345,8 +345,8 @@ def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: f
     for _ in range(1 + DELAY_ROUNDS):
         for point, level in zip(curve, ordered, strict=True):
             figures = _simulated(trial, level, seed, seconds).figures()
-            for k, q in enumerate(_QUANTILES, 1):
-                point[k] = max(0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
+            for k, q in enumerate(_QUANTILES, 1):  # each quantile at least the one below it: as drawn
+                point[k] = max(point[k - 1] if k > 1 else 0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
         trial = bare.with_values("delay", curve=[tuple(point) for point in curve])
     sources["delay.curve"] = (f"[rate, p50, p90, p99] the stations leave unexplained at {_rates(ordered)} (the "
                               "levels that held, and past them those that kept up; measured less the model's own "
