@@ -53,6 +53,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.forwards import CONSULTATIONS, Forwards
 
 __all__ = [
+    "DELAY_FIT_REQUESTS",
     "FIT_SECONDS",
     "KNEE_P99_MS",
     "PAST_KNEE_STEPS",
@@ -74,6 +75,10 @@ _HANDOFFS = (1, 2, 3, 4, 6, 8, 12)
 _QUANTILES = ("p50", "p90", "p99")
 FIT_SECONDS = 6.0  # simulated window per level when fitting the commit's handoffs and the delay
 DELAY_ROUNDS = 2  # corrections of the delay curve by what the model with it still misses
+# requests simulated per level, at least, when fitting the delay: a p99 read from ~60 of them. With
+# FIT_SECONDS alone (600 requests at 100/s: a p99 from 6) each correction chased one short draw's
+# tail, and the model came out 8-14 % over its own levels' p99 (run s20, 100-225/s; 1-2 % with 6,000)
+DELAY_FIT_REQUESTS = 6000
 Level = dict[str, Any]
 UNROUTABLE = "FAILED_PRECONDITION"  # the core's answer to what it cannot route, as the generator names it
 _LOCKED = ("main", "grpc-poller")  # the core's Python threads on each call's path: they hold its lock
@@ -331,19 +336,23 @@ def _rates(levels: Sequence[Level]) -> str:
     return ", ".join(f"{lv['rate']:g}/s" for lv in levels)
 
 
-def _fit_delay(model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, sources: Sources) -> Calibrated:
+def _fit_delay(
+    model: Calibrated, levels: Sequence[Level], seed: int, window: tuple[float, int], sources: Sources
+) -> Calibrated:
     """The delay curve (network/path_delay.py): at each of `levels` (those that held, and past
     them those that kept up: the model's latency past the last level that held is measured,
     not extrapolated), the p50/p90/p99 latency the stations leave unexplained (measured less
     the model's own there, simulated without a delay), then corrected DELAY_ROUNDS times by
     what the model with the curve still misses there (a sum's quantiles are not the sums of
-    its parts' quantiles)."""
+    its parts' quantiles); each level simulated for `window`'s seconds, or long enough for its
+    requests."""
     bare = model.with_values("delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
     ordered = sorted(levels, key=lambda lv: lv["rate"])
     curve = [[lv["rate"], 0.0, 0.0, 0.0] for lv in ordered]
     trial = bare
     for _ in range(1 + DELAY_ROUNDS):
         for point, level in zip(curve, ordered, strict=True):
+            seconds = max(window[0], window[1] / level["rate"])
             figures = _simulated(trial, level, seed, seconds).figures()
             for k, q in enumerate(_QUANTILES, 1):  # each quantile at least the one below it: as drawn
                 point[k] = max(point[k - 1] if k > 1 else 0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
@@ -372,9 +381,15 @@ def _hosts_traffic(host: dict[str, Any], setup: Setup, sources: Sources) -> None
 
 
 def estimate_model(
-    levels: Sequence[Level], drawn: Sequence[Drawn], setup: Setup, *, fit_seconds: float = FIT_SECONDS
+    levels: Sequence[Level],
+    drawn: Sequence[Drawn],
+    setup: Setup,
+    *,
+    fit_seconds: float = FIT_SECONDS,
+    delay_requests: int = DELAY_FIT_REQUESTS,
 ) -> tuple[Calibrated, Sources]:
-    """The calibrated model of the measured `levels` (see the module doc) and where each number came from.
+    """The calibrated model of the measured `levels` (see the module doc) and where each number came from,
+    each fit simulating `fit_seconds` a level (the delay's at least `delay_requests` requests).
     ValueError when fewer than one level held below the knee."""
     held = below_knee(levels)
     if not held:
@@ -403,4 +418,4 @@ def estimate_model(
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
     model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
-    return _fit_delay(model, [*held, *past], setup.seed, fit_seconds, sources), sources
+    return _fit_delay(model, [*held, *past], setup.seed, (fit_seconds, delay_requests), sources), sources
