@@ -54,14 +54,27 @@ def _measured_effect(w: Json) -> str:
     return shown + (" <i>(within the noise)</i>" if w.get("resolved") is False else "")
 
 
+def _measured_count(w: Json, key: str) -> str:
+    """A measured count, with its standard error over the rounds where it has one."""
+    shown = _count(vf.number(w.get("measured") or {}, key))
+    error = vf.number((w.get("count_noise") or {}).get(key) or {}, "standard_error")
+    return shown if error is None else f"{shown} &plusmn; {error:,.1f}"
+
+
+def _measured_cell(w: Json, key: str, show: Callable[[float | None], str]) -> str:
+    if key == "effect_mean_ms":
+        return _measured_effect(w)
+    if key in ("failed", "queued"):
+        return _measured_count(w, key)
+    return show(vf.number(w.get("measured") or {}, key))
+
+
 def _whatif(w: Json) -> list[list[str]]:
     """One what-if's rows: model, measurement and signed error of each of its figures."""
-    predicted, measured, error = w.get("predicted") or {}, w.get("measured") or {}, w.get("error") or {}
+    predicted, error = w.get("predicted") or {}, w.get("error") or {}
     what = f"<b>{html.escape(str(w.get('name') or '-'))}</b>: {html.escape(str(w.get('what') or ''))}"
     rows = [
-        ["", "", html.escape(label),
-         show(vf.number(predicted, key)),
-         _measured_effect(w) if key == "effect_mean_ms" else show(vf.number(measured, key)),
+        ["", "", html.escape(label), show(vf.number(predicted, key)), _measured_cell(w, key, show),
          signed_percent(vf.number(error, key))]
         for key, label, show in _WHATIF_ROWS
     ]  # fmt: skip
@@ -70,8 +83,9 @@ def _whatif(w: Json) -> list[list[str]]:
 
 
 def _noise(whatifs: Sequence[Json], resolved: Json) -> str:
-    """What the measured effects' noise is (testbed/calibration/noise.py) and the what-ifs' goal
-    judged by the errors that stand out of it; "" when no what-if has its noise."""
+    """What the measured effects' noise is (testbed/calibration/noise.py), the counts' where they
+    have one, and the what-ifs' goal judged by the errors that stand out of it; "" when no what-if
+    has its noise."""
     noise = next((w["noise"] for w in whatifs if isinstance(w.get("noise"), Mapping)), None)
     if noise is None:
         return ""
@@ -86,7 +100,18 @@ def _noise(whatifs: Sequence[Json], resolved: Json) -> str:
             f"{noise.get('rounds', '-')} round(s) of such differences, so its standard error is about "
             f"{fmt(vf.number(noise, 'standard_error_ms'))} ms (the &plusmn; above); an effect within two of them "
             f"of 0 is marked <i>within the noise</i>, and its error says more about the noise than about the "
-            f"model. {judged}</p>")  # fmt: skip
+            f"model. {_counts_noise(whatifs)}{judged}</p>")  # fmt: skip
+
+
+def _counts_noise(whatifs: Sequence[Json]) -> str:
+    """What the counts' &plusmn; is, when a what-if has one; "" otherwise."""
+    if not any(isinstance(n, Mapping) for w in whatifs for n in (w.get("count_noise") or {}).values()):
+        return ""
+    return (
+        "A count's &plusmn; is its own standard error, from the spread of its rounds (their standard "
+        "deviation, times 1.25 for a median, over the square root of the rounds): an error smaller than "
+        "about twice it, over the count, is finer than the rounds can tell. "
+    )
 
 
 def _phase_rows(w: Json) -> list[list[str]]:

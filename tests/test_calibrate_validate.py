@@ -120,6 +120,11 @@ def test_validate_writes_predictions_measurements_errors_and_the_report(calibrat
     assert noise["rounds"] == 2
     assert all(w["noise"] == noise and isinstance(w["resolved"], bool) for w in saved["whatifs"])
     assert set(saved["whatifs_resolved"]) == {"goal", "worst", "met", "within_noise"}
+    # each judged count's own noise, from its rounds (the host kill's only: the others count none)
+    failed = killed["count_noise"]["failed"]
+    assert set(killed["count_noise"]) == {"failed", "queued"} and failed["rounds"] == 2
+    assert failed["counts"] == [pytest.approx(r["failed"], abs=0.05) for r in killed["rounds"]]
+    assert [w["count_noise"] for w in saved["whatifs"][1:]] == [{}, {}]
     assert saved["knee"] is None and not saved["goals"]["knee"]["met"]
     drift = saved["drift"]  # the calibration level nearest 45/s measured again first
     assert drift["rate"] in (30, 60) and drift["now"]["throughput"] > 0 and set(drift["change"]) == ERRORS

@@ -18,7 +18,7 @@ from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_mo
 from testbed.calibration.forwards import Forwards
 from testbed.calibration.measure import LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates
-from testbed.calibration.validate import _knee, _staircase, drift_of, stairs_from
+from testbed.calibration.validate import _knee, _staircase, drift_of, past_the_knee, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
 FORWARD = 1.2e-3  # seconds of a forward's round trip beyond the host's CPU
@@ -171,6 +171,27 @@ def test_the_staircase_stops_two_stairs_past_the_knee_then_reads_it_from_each_st
     assert knee["at_least"]  # every stair climbed held by its median: the live knee is higher still
     failed = (models, {"rate": 350.0, "p99_ms": 80.0, "limited_by": []})
     assert _knee([*climbed, failed], 250.0)["measured"] == 300.0 and not _knee([*climbed, failed], 250.0)["at_least"]
+
+
+def test_a_stair_that_held_past_the_knee_is_not_below_it() -> None:
+    """The goals are judged below the knee: a stair above the first that failed, which held again
+    on a jagged staircase, is past the knee; with no knee measured (the first stair failed), every
+    level from the first stair up is."""
+    rates = [122.5, 183.7, 270.0, 300.0, 330.0, 360.0]
+    held = {122.5: True, 183.7: True, 270.0: True, 300.0: True, 330.0: False, 360.0: True}
+
+    def rows() -> list[dict[str, Any]]:
+        return [{"rate": r, "below_knee": held[r]} for r in rates]
+
+    marked = rows()
+    past_the_knee(marked, {"measured": 300.0, "rates": [270.0, 300.0, 330.0, 360.0]})
+    assert [r["rate"] for r in marked if r["below_knee"]] == [122.5, 183.7, 270.0, 300.0]  # 360/s held, past it
+    first_failed = rows()
+    past_the_knee(first_failed, {"measured": None, "rates": [270.0, 300.0]})
+    assert [r["rate"] for r in first_failed if r["below_knee"]] == [122.5, 183.7]
+    unmarked = rows()
+    past_the_knee(unmarked, None)  # no staircase: each level's own p99 decides
+    assert unmarked == rows()
 
 
 class _Climb:

@@ -11,7 +11,7 @@ import pytest
 
 from reports.validation_whatifs import whatifs_section
 from testbed.calibration.errors import resolved_whatifs
-from testbed.calibration.noise import MEDIAN_LOSS, noise_of, resolved
+from testbed.calibration.noise import MEDIAN_LOSS, count_noise, noise_of, resolved
 
 
 def _pairs(*means: tuple[float, float]) -> list[tuple[dict[str, float], dict[str, float]]]:
@@ -33,6 +33,15 @@ def test_the_noise_is_what_two_baselines_at_one_rate_differ_by() -> None:
 
 def test_no_pair_no_noise() -> None:
     assert noise_of([]) is None
+
+
+def test_a_count_s_noise_is_the_spread_of_its_rounds() -> None:
+    noise = count_noise([82.0, 58.0, 63.0])  # run s19's QUEUED
+    assert noise is not None and noise["counts"] == [82.0, 58.0, 63.0] and noise["rounds"] == 3
+    assert noise["sd"] == pytest.approx(12.66, abs=0.01)  # the sample standard deviation (n - 1)
+    assert noise["standard_error"] == pytest.approx(MEDIAN_LOSS * 12.662 / math.sqrt(3), abs=0.01)
+    assert count_noise([5.0, 5.0])["standard_error"] == 0  # type: ignore[index]
+    assert count_noise([82.0]) is None and count_noise([]) is None  # one round: no spread to read
 
 
 def test_an_effect_is_resolved_two_standard_errors_from_zero() -> None:
@@ -73,6 +82,13 @@ def test_the_page_gives_each_effect_its_standard_error_and_says_what_the_noise_i
     assert cells.count("+0.700 &plusmn; 1.42") == 1  # the stop's: out of it, unmarked
     assert "differed by +1.66, +2.29, +1.91 ms (root mean square 1.96 ms)" in text
     assert "median of 3 round(s)" in text and "worst error is +8.1%" in text
+    # the judged counts with their own standard error, and what it is
+    counted = kill | {"count_noise": {"failed": count_noise([40.0, 38.0, 36.0]), "queued": count_noise([30.0, 20.0])}}
+    text = whatifs_section([counted])
+    cells = re.findall(r"<td>(.*?)</td>", text)
+    assert "38 &plusmn; 1.4" in cells and "28 &plusmn; 6.3" in cells
+    assert "A count's &plusmn; is its own standard error" in text
+    assert "38 &plusmn;" not in whatifs_section([stop]) and "A count's" not in whatifs_section([stop])
     # without noise (a validation of before 2026-12-08): the effect alone and no paragraph
     bare = {k: v for k, v in kill.items() if k not in ("noise", "resolved")}
     plain = whatifs_section([bare])

@@ -40,7 +40,7 @@ from scenarios.calibrated import Calibrated
 from testbed.calibration.calibrate import Progress
 from testbed.calibration.errors import signed
 from testbed.calibration.measure import LiveBench
-from testbed.calibration.noise import Noise, noise_of, resolved
+from testbed.calibration.noise import Noise, count_noise, noise_of, resolved
 from testbed.calibration.phases import compare_phases, live_timed, model_timed
 from testbed.calibration.predicted import Predicted, predicted
 
@@ -83,7 +83,8 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
              pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
              noise: Noise | None) -> dict[str, Any]:  # fmt: skip
     """A what-if's figures in both worlds and their errors, with the noise its measured effect
-    on mean latency has and whether that effect stands out of it (testbed/calibration/noise.py);
+    on mean latency has and whether that effect stands out of it, and each judged count's own
+    noise over the rounds (testbed/calibration/noise.py);
     with a fault window, its phases (testbed/calibration/phases.py) over the model's replications
     and the live rounds."""
     guess_base, guess = guesses
@@ -97,6 +98,7 @@ def _compare(name: str, what: str, rate: float, guesses: tuple[Predicted, Predic
     out = {"name": name, "what": what, "rate": rate, "predicted": {k: round(v, 3) for k, v in pred.items()},
            "measured": {k: round(v, 3) for k, v in meas.items()},
            "error": {k: signed(pred[k], meas[k]) for k in keys}, "noise": noise,
+           "count_noise": {k: count_noise([c[k.upper()] for c in counts]) for k in keys if k != "effect_mean_ms"},
            "resolved": resolved(meas["effect_mean_ms"], noise), "faults": pairs[0][1]["faults"],
            "rounds": [{"baseline_mean_ms": base["mean_ms"], "mean_ms": level["mean_ms"],
                        "baseline_generator_us": base.get("cpu_us_per_call"),
