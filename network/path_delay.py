@@ -27,9 +27,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scenarios.calibrated import at_rate
+from scenarios.calibrated import Delay, at_rate
 
-__all__ = ["PiecewiseDelay", "Quantiles", "quantiles_at"]
+__all__ = ["LognormalDelay", "PathDelay", "PiecewiseDelay", "Quantiles", "delay_at", "quantiles_at"]
 
 Quantiles = tuple[float, float, float]  # p50, p90, p99 in ms
 _T50, _T90, _T99 = math.log(2), math.log(10), math.log(100)  # -ln(1 - q) at q = 0.5, 0.9, 0.99
@@ -89,6 +89,33 @@ class PiecewiseDelay:
         if t <= _T90:
             return self.p50 + (self.p90 - self.p50) * (t - _T50) / (_T90 - _T50)
         return self.p90 + self._tail_slope * (t - _T90)
+
+
+class LognormalDelay:
+    """A delay the same at every load (a model without a curve): `fixed_ms` plus a lognormal of
+    mean `mean_ms` and coefficient of variation `cv` (0, or no mean: the mean, always)."""
+
+    def __init__(self, fixed_ms: float, mean_ms: float, cv: float) -> None:
+        self.fixed_ms, self.mean_ms = fixed_ms, mean_ms
+        sigma2 = math.log1p(cv**2)
+        self.sigma = math.sqrt(sigma2)
+        self.mu = math.log(max(mean_ms, 1e-9)) - sigma2 / 2
+
+    def of_normal(self, z: float) -> float:
+        """The delay of a request whose standard normal draw is z, ms."""
+        if self.mean_ms <= 0 or self.sigma == 0:
+            return self.fixed_ms + self.mean_ms
+        return self.fixed_ms + math.exp(self.mu + self.sigma * z)
+
+
+PathDelay = PiecewiseDelay | LognormalDelay
+
+
+def delay_at(delay: Delay, rate: float) -> PathDelay:
+    """A model's path delay at `rate`: through its curve's quantiles there, else its constant one."""
+    if delay.curve:
+        return PiecewiseDelay(*quantiles_at(delay.curve, rate))
+    return LognormalDelay(delay.fixed_ms, delay.mean_ms, delay.cv)
 
 
 def _quantiles(point: Sequence[float]) -> Quantiles:

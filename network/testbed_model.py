@@ -82,7 +82,7 @@ from numpy.typing import NDArray
 from crossroads.outbox import DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, backoff_after, look_again_in
 from crossroads.outcomes import AuditOutcome
 from crossroads.statistics import mean, percentiles
-from network.path_delay import PiecewiseDelay, quantiles_at
+from network.path_delay import delay_at
 from scenarios.calibrated import Calibrated
 
 __all__ = ["FIGURES", "OUTCOMES", "Conditions", "Prediction", "predict", "replicate"]
@@ -152,11 +152,6 @@ def _distribution(shares: dict[int, float]) -> tuple[NDArray[np.int64], NDArray[
     return np.array(list(shares), dtype=np.int64), weights / weights.sum()
 
 
-def _curve_delay(model: Calibrated, rate: float) -> PiecewiseDelay | None:
-    """The path's delay at `rate` from the model's curve (network/path_delay.py); None without one."""
-    return PiecewiseDelay(*quantiles_at(model.delay.curve, rate)) if model.delay.curve else None
-
-
 class _Inbox:
     """What a single worker (the event loop, the audit writer) has waiting: `put` adds and wakes
     it; `take` waits until something is there and takes all of it."""
@@ -223,11 +218,7 @@ class _Testbed:
         self.kinds = list(model.mix)
         self.kind_shares = np.array([model.mix[k].share for k in self.kinds])
         self.destinations = {kind: _distribution(mix.destinations) for kind, mix in model.mix.items()}
-        self.delay_curve = _curve_delay(model, when.rate)
-        self.delay_fixed_ms, delay_mean_ms, cv = model.delay.fixed_ms, model.delay.mean_ms, model.delay.cv
-        sigma2 = math.log1p(cv**2)
-        self.delay_mean_s, self.delay_sigma = delay_mean_ms / 1000, math.sqrt(sigma2)
-        self.delay_mu = math.log(max(delay_mean_ms, 1e-9) / 1000) - sigma2 / 2
+        self.delay = delay_at(model.delay, when.rate)  # the path's, at this rate (network/path_delay.py)
         service = model.host.service_time_ms if when.service_time_ms is None else when.service_time_ms
         self.service_s = service / 1000
         self.forward_half_s = model.host.forward_ms / 2000
@@ -509,13 +500,8 @@ class _Testbed:
             yield self.env.timeout(max(0.0, _BACKGROUND_TICK_S - ms / 1000))
 
     def delay_s(self, z: float) -> float:
-        """The path's delay of a request whose standard normal draw is `z`: the curve's at this rate's
-        quantile of z, else the constant delay's (a lognormal around its mean)."""
-        if self.delay_curve is not None:
-            return self.delay_curve.of_normal(z) / 1000
-        if self.delay_mean_s <= 0 or self.delay_sigma == 0:
-            return self.delay_fixed_ms / 1000 + self.delay_mean_s
-        return self.delay_fixed_ms / 1000 + math.exp(self.delay_mu + self.delay_sigma * z)
+        """The path's delay of a request whose standard normal draw is `z`."""
+        return self.delay.of_normal(z) / 1000
 
     def run(self) -> Prediction:
         for process in (self.arrivals(), self.event_loop(), self.writer(), self.background(), self.redelivery(),

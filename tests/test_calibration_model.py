@@ -18,7 +18,7 @@ from testbed.calibration.estimate import Setup, Sources, below_knee, estimate_mo
 from testbed.calibration.forwards import Forwards
 from testbed.calibration.measure import LivePlan
 from testbed.calibration.predicted import Predicted, held_out_rates
-from testbed.calibration.validate import _knee, _staircase, drift_of, past_the_knee, stairs_from
+from testbed.calibration.validate import _knee, _staircase, below_the_knee, drift_of, stairs_from
 
 GEN, MAIN, IO, WRITER, HOST = 0.25e-3, 0.4e-3, 0.1e-3, 0.2e-3, 0.3e-3  # seconds per request (per commit, per forward)
 FORWARD = 1.2e-3  # seconds of a forward's round trip beyond the host's CPU
@@ -180,18 +180,12 @@ def test_a_stair_that_held_past_the_knee_is_not_below_it() -> None:
     rates = [122.5, 183.7, 270.0, 300.0, 330.0, 360.0]
     held = {122.5: True, 183.7: True, 270.0: True, 300.0: True, 330.0: False, 360.0: True}
 
-    def rows() -> list[dict[str, Any]]:
-        return [{"rate": r, "below_knee": held[r]} for r in rates]
+    def below(knee: dict[str, Any] | None) -> list[float]:
+        return [r for r in rates if held[r] and below_the_knee(r, knee)]
 
-    marked = rows()
-    past_the_knee(marked, {"measured": 300.0, "rates": [270.0, 300.0, 330.0, 360.0]})
-    assert [r["rate"] for r in marked if r["below_knee"]] == [122.5, 183.7, 270.0, 300.0]  # 360/s held, past it
-    first_failed = rows()
-    past_the_knee(first_failed, {"measured": None, "rates": [270.0, 300.0]})
-    assert [r["rate"] for r in first_failed if r["below_knee"]] == [122.5, 183.7]
-    unmarked = rows()
-    past_the_knee(unmarked, None)  # no staircase: each level's own p99 decides
-    assert unmarked == rows()
+    assert below({"measured": 300.0, "rates": [270.0, 300.0, 330.0, 360.0]}) == [122.5, 183.7, 270.0, 300.0]
+    assert below({"measured": None, "rates": [270.0, 300.0]}) == [122.5, 183.7]
+    assert below(None) == [r for r in rates if held[r]]  # no staircase: each level's own p99 decides
 
 
 class _Climb:

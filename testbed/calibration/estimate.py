@@ -337,23 +337,21 @@ def _rates(levels: Sequence[Level]) -> str:
 
 
 def _fit_delay(
-    model: Calibrated, levels: Sequence[Level], seed: int, window: tuple[float, int], sources: Sources
+    model: Calibrated, levels: Sequence[Level], seed: int, seconds: float, requests: int, sources: Sources
 ) -> Calibrated:
     """The delay curve (network/path_delay.py): at each of `levels` (those that held, and past
     them those that kept up: the model's latency past the last level that held is measured,
     not extrapolated), the p50/p90/p99 latency the stations leave unexplained (measured less
     the model's own there, simulated without a delay), then corrected DELAY_ROUNDS times by
     what the model with the curve still misses there (a sum's quantiles are not the sums of
-    its parts' quantiles); each level simulated for `window`'s seconds, or long enough for its
-    requests."""
+    its parts' quantiles); each level simulated for `seconds`, or long enough for `requests`."""
     bare = model.with_values("delay", fixed_ms=0.0, mean_ms=0.0, cv=0.0, curve=[])
     ordered = sorted(levels, key=lambda lv: lv["rate"])
     curve = [[lv["rate"], 0.0, 0.0, 0.0] for lv in ordered]
     trial = bare
     for _ in range(1 + DELAY_ROUNDS):
         for point, level in zip(curve, ordered, strict=True):
-            seconds = max(window[0], window[1] / level["rate"])
-            figures = _simulated(trial, level, seed, seconds).figures()
+            figures = _simulated(trial, level, seed, max(seconds, requests / level["rate"])).figures()
             for k, q in enumerate(_QUANTILES, 1):  # each quantile at least the one below it: as drawn
                 point[k] = max(point[k - 1] if k > 1 else 0.0, point[k] + level[f"{q}_ms"] - figures[f"{q}_ms"])
         trial = bare.with_values("delay", curve=[tuple(point) for point in curve])
@@ -418,4 +416,4 @@ def estimate_model(
     sources["commit.per_record_ms"] = "none told apart at batches near 1 (a record's CPU is in cpu_ms)"
     sources["hosts"] = sources["generator.processes"] = sources["host.service_time_ms"] = "as the network was run"
     model = _fit_handoffs(Calibrated.model_validate(data), held, setup.seed, fit_seconds, sources)
-    return _fit_delay(model, [*held, *past], setup.seed, (fit_seconds, delay_requests), sources), sources
+    return _fit_delay(model, [*held, *past], setup.seed, fit_seconds, delay_requests, sources), sources

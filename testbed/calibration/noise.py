@@ -50,7 +50,7 @@ def noise_of(baselines: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     rounds = len(nulls)
     rms = math.sqrt(sum(x * x for x in nulls) / rounds)
     return {"null_effects_ms": [round(x, 3) for x in nulls], "rms_ms": round(rms, 3),
-            "standard_error_ms": round(MEDIAN_LOSS * rms / math.sqrt(rounds), 3), "rounds": rounds}  # fmt: skip
+            "standard_error_ms": round(_median_error(rms, rounds), 3), "rounds": rounds}  # fmt: skip
 
 
 def count_noise(counts: Sequence[float]) -> Noise | None:
@@ -61,7 +61,13 @@ def count_noise(counts: Sequence[float]) -> Noise | None:
         return None
     sd = statistics.stdev(counts)
     return {"counts": [round(c, 1) for c in counts], "sd": round(sd, 2),
-            "standard_error": round(MEDIAN_LOSS * sd / math.sqrt(rounds), 2), "rounds": rounds}  # fmt: skip
+            "standard_error": round(_median_error(sd, rounds), 2), "rounds": rounds}  # fmt: skip
+
+
+def _median_error(spread: float, rounds: int) -> float:
+    """The standard error of a median over `rounds` draws of this spread (one draw's): a mean's
+    times MEDIAN_LOSS."""
+    return MEDIAN_LOSS * spread / math.sqrt(rounds)
 
 
 def resolved(effect_ms: float | None, noise: Noise | None) -> bool | None:

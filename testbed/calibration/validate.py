@@ -52,10 +52,10 @@ __all__ = [
     "KNEE_STAIRS",
     "KNEE_STEP",
     "ValidationPlan",
+    "below_the_knee",
     "control_of",
     "drift_of",
     "measured_figures",
-    "past_the_knee",
     "stairs_from",
     "validate",
 ]
@@ -86,11 +86,14 @@ def measured_figures(level: dict[str, Any]) -> dict[str, float | None]:
             "core_cpu": level["cpu"]["core"]["utilisation"] if level["cpu"].get("core") else None}  # fmt: skip
 
 
-def _row(rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted | None) -> dict[str, Any]:
-    """A level's row: the model's prediction, the measurement, the errors, and (`moved`) the
-    anchored model's prediction and errors."""
+def _row(
+    rate: float, guess: Predicted, level: dict[str, Any], moved: Predicted | None, knee: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A level's row: the model's prediction, the measurement, the errors, whether it is below the
+    `knee` (its p99 held, and `below_the_knee`), and (`moved`) the anchored model's prediction and
+    errors."""
     measured = measured_figures(level)
-    row = {"rate": rate, "below_knee": p99_held(level),
+    row = {"rate": rate, "below_knee": p99_held(level) and below_the_knee(rate, knee),
            "predicted": guess.as_json(), "measured": measured,
            "error": level_errors(guess.figures, measured),
            "repetitions": level.get("repetitions", [])}  # fmt: skip
@@ -181,19 +184,18 @@ def _knee(climbed: Sequence[Stair], predicted_knee: float) -> dict[str, Any]:
             "measured_p99_ms": [lv["p99_ms"] for _, lv in climbed]}  # fmt: skip
 
 
-def past_the_knee(rows: Sequence[dict[str, Any]], knee: Mapping[str, Any] | None) -> None:
-    """Mark past the knee (`below_knee` False) each of `rows` above the measured `knee`'s rate, or
-    at and above the first stair's when the first stair failed already: a stair that held past
-    the first that failed is the machine's jagged staircase, not a level below the knee (run s20's
-    second: the knee at 483.5/s, and 543.3, 610.4, 647.1 and 727/s held again, and were judged as
-    below it). Without a staircase (`knee` None) each level's own p99 decides, as marked."""
+def below_the_knee(rate: float, knee: Mapping[str, Any] | None) -> bool:
+    """Whether `rate` is at or under the measured `knee`'s rate, or under the first stair's when
+    the first stair failed already: a stair that held past the first that failed is the machine's
+    jagged staircase, not a level below the knee (run s20's second: the knee at 483.5/s, and
+    543.3, 610.4, 647.1 and 727/s held again, and were judged as below it). Without a staircase
+    (`knee` None), every rate is."""
     if knee is None:
-        return
+        return True
     measured, rates = knee.get("measured"), knee.get("rates") or []
-    for row in rows:
-        above = row["rate"] > measured if measured is not None else bool(rates) and row["rate"] >= rates[0]
-        if above:
-            row["below_knee"] = False
+    if measured is not None:
+        return rate <= float(measured)
+    return not rates or rate < rates[0]
 
 
 def _knee_start(model: Calibrated) -> float:
@@ -275,12 +277,11 @@ def validate(cal: Path, out: Path, plan: ValidationPlan, say: Progress = print) 
                              plan.live.repeats, say)  # fmt: skip
         whatifs = run_whatifs(model, bench, plan.whatifs, knee, say, plan.replications)
 
-    # the anchored model's held-out guesses read the control, no held-out level
-    rows = [_row(r, guesses[r], levels[r], guess(moved, r) if moved else None) for r in held]
-    rows += [_row(lv["rate"], g, lv, g_moved) for (g, g_moved), lv in climbed]
-    rows.sort(key=lambda row: row["rate"])
     knee_json = _knee(climbed, knee) if stairs else None
-    past_the_knee(rows, knee_json)
+    # the anchored model's held-out guesses read the control, no held-out level
+    rows = [_row(r, guesses[r], levels[r], guess(moved, r) if moved else None, knee_json) for r in held]
+    rows += [_row(lv["rate"], g, lv, g_moved, knee_json) for (g, g_moved), lv in climbed]
+    rows.sort(key=lambda row: row["rate"])
     result = {"calibrated": str(cal), "description": model.description, "machine": machine_info(),
               "calibration_levels": list(model.levels), "replications": plan.replications,
               "levels": rows, "knee": knee_json, "whatifs": whatifs, "drift": drift}  # fmt: skip
